@@ -1,0 +1,20 @@
+package coordinator
+
+import "errors"
+
+// Errors returned by the coordinator. They are wrapped with the transaction
+// id; test them with errors.Is. Validation errors wrap the protocol package's
+// errors (protocol.ErrNoBranches, ...) as well as ErrInvalidRequest.
+var (
+	// ErrInvalidRequest: the request was refused before anything was written.
+	ErrInvalidRequest = errors.New("coordinator: invalid request")
+	// ErrNotFound: no record with that id (never begun, or deleted after
+	// the retention window).
+	ErrNotFound = errors.New("coordinator: transaction not found")
+	// ErrConflict: a transaction with that id exists with other branches.
+	ErrConflict = errors.New("coordinator: transaction id already used by another request")
+	// ErrAlreadyCommitted: abort was asked of a committed transaction.
+	ErrAlreadyCommitted = errors.New("coordinator: transaction already committed")
+	// ErrClosed: the Client or Replica was closed.
+	ErrClosed = errors.New("coordinator: closed")
+)

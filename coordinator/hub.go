@@ -1,0 +1,167 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// hub is a Client's one watch over every record, fanned out to the calls
+// waiting for a decision. One watch for all waiters keeps the cost of Wait
+// at zero etcd requests, where a watch per call would cost a create and a
+// cancel each.
+type hub struct {
+	cli    *clientv3.Client
+	keys   protocol.Keys
+	log    *zap.Logger
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu struct {
+		sync.Mutex
+		waiters map[string]map[*waiter]struct{}
+	}
+}
+
+// waiter receives the decided record of one transaction.
+type waiter struct{ ch chan protocol.Record }
+
+func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error) {
+	// The watch starts after this revision; every Wait registers and then
+	// reads, at a later revision, so nothing falls between the two.
+	resp, err := cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	if err != nil {
+		return nil, fmt.Errorf("coordinator: read current revision: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	h := &hub{cli: cli, keys: o.keys, log: o.logger, cancel: cancel, done: make(chan struct{})}
+	h.mu.waiters = make(map[string]map[*waiter]struct{})
+	go h.run(runCtx, resp.Header.Revision)
+	return h, nil
+}
+
+func (h *hub) close() {
+	h.cancel()
+	<-h.done
+}
+
+func (h *hub) register(id string) *waiter {
+	w := &waiter{ch: make(chan protocol.Record, 1)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ws := h.mu.waiters[id]
+	if ws == nil {
+		ws = make(map[*waiter]struct{})
+		h.mu.waiters[id] = ws
+	}
+	ws[w] = struct{}{}
+	return w
+}
+
+func (h *hub) unregister(id string, w *waiter) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.mu.waiters[id], w)
+	if len(h.mu.waiters[id]) == 0 {
+		delete(h.mu.waiters, id)
+	}
+}
+
+func (h *hub) wait(ctx context.Context, id string, w *waiter) (Outcome, error) {
+	select {
+	case rec := <-w.ch:
+		return outcomeOf(rec), nil
+	case <-ctx.Done():
+		return Outcome{}, fmt.Errorf("coordinator: wait %s: %w", id, ctx.Err())
+	case <-h.done:
+		return Outcome{}, fmt.Errorf("coordinator: wait %s: %w", id, ErrClosed)
+	}
+}
+
+// notify hands a decided record to every waiter of its transaction.
+func (h *hub) notify(rec protocol.Record) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for w := range h.mu.waiters[rec.ID] {
+		select {
+		case w.ch <- rec:
+		default: // already notified
+		}
+	}
+}
+
+func (h *hub) run(ctx context.Context, rev int64) {
+	defer close(h.done)
+	start, end := h.keys.Records()
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := h.cli.Watch(wctx, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+		for resp := range wch {
+			if resp.CompactRevision != 0 {
+				// Decisions between rev and the compaction are gone from
+				// history: read the waiters' records instead.
+				rev = h.resync(ctx)
+				break
+			}
+			if err := resp.Err(); err != nil {
+				h.log.Debug("record watch ended", zap.Error(err), zap.Int64("rev", rev))
+				break
+			}
+			for _, ev := range resp.Events {
+				rev = ev.Kv.ModRevision
+				if ev.Type != mvccpb.PUT || h.keys.Parse(string(ev.Kv.Key)).Kind != protocol.KindRecord {
+					continue
+				}
+				rec, err := protocol.DecodeRecord(ev.Kv.Value)
+				if err != nil {
+					h.log.Warn("undecodable record", zap.ByteString("key", ev.Kv.Key), zap.Error(err))
+					continue
+				}
+				if rec.State.Decided() {
+					h.notify(rec)
+				}
+			}
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// resync reads the record of every waiter and notifies those decided. It
+// returns the revision read at; 0 if it could not read, which restarts the
+// watch at the oldest revision etcd still has.
+func (h *hub) resync(ctx context.Context) int64 {
+	h.mu.Lock()
+	ids := make([]string, 0, len(h.mu.waiters))
+	for id := range h.mu.waiters {
+		ids = append(ids, id)
+	}
+	h.mu.Unlock()
+	resp, err := h.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	if err != nil {
+		return 0
+	}
+	rev := resp.Header.Revision
+	for _, id := range ids {
+		r, err := h.cli.Get(ctx, h.keys.Record(id), clientv3.WithRev(rev))
+		if err != nil {
+			return 0
+		}
+		if len(r.Kvs) == 0 {
+			continue
+		}
+		if rec, err := protocol.DecodeRecord(r.Kvs[0].Value); err == nil && rec.State.Decided() {
+			h.notify(rec)
+		}
+	}
+	return rev
+}

@@ -1,0 +1,148 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Transaction is a record with the state of each branch, as read at one
+// revision.
+type Transaction struct {
+	protocol.Record
+	Revision int64 // the record's ModRevision
+	Branches []BranchStatus
+}
+
+// BranchStatus is what one participant has done in a transaction.
+type BranchStatus struct {
+	Participant string
+	Vote        *protocol.Vote // nil: not voted
+	Acked       bool           // applied the decision
+}
+
+// Get reads transaction id with its votes and acknowledgements.
+func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
+	if err := protocol.ValidateID(id); err != nil {
+		return Transaction{}, fmt.Errorf("%w: id: %w", ErrInvalidRequest, err)
+	}
+	key := c.keys.Record(id)
+	resp, err := c.cli.Txn(ctx).Then(
+		clientv3.OpGet(key),
+		clientv3.OpGet(c.keys.TxPrefix(id), clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		c.opts.observer.EtcdError("txn", err)
+		return Transaction{}, fmt.Errorf("coordinator: get %s: %w", id, err)
+	}
+	recKVs := resp.Responses[0].GetResponseRange().Kvs
+	if len(recKVs) == 0 {
+		return Transaction{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	rec, err := protocol.DecodeRecord(recKVs[0].Value)
+	if err != nil {
+		return Transaction{}, fmt.Errorf("coordinator: get %s: %w", id, err)
+	}
+	votes := make(map[string]protocol.Vote)
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		k := c.keys.Parse(string(kv.Key))
+		if k.Kind != protocol.KindVote {
+			continue
+		}
+		if v, err := protocol.ParseVote(string(kv.Value)); err == nil {
+			votes[k.Participant] = v
+		}
+	}
+	// Acknowledged means the inbox key is gone after the decision.
+	inboxOps := make([]clientv3.Op, len(rec.Participants))
+	for i, p := range rec.Participants {
+		inboxOps[i] = clientv3.OpGet(c.keys.Inbox(p, id), clientv3.WithCountOnly(), clientv3.WithRev(resp.Header.Revision))
+	}
+	inboxes, err := c.cli.Txn(ctx).Then(inboxOps...).Commit()
+	if err != nil {
+		c.opts.observer.EtcdError("txn", err)
+		return Transaction{}, fmt.Errorf("coordinator: get %s: %w", id, err)
+	}
+	tx := Transaction{Record: rec, Revision: recKVs[0].ModRevision, Branches: make([]BranchStatus, len(rec.Participants))}
+	for i, p := range rec.Participants {
+		b := BranchStatus{Participant: p}
+		if v, ok := votes[p]; ok {
+			b.Vote = &v
+		}
+		b.Acked = rec.State.Terminal() || rec.State.Decided() && inboxes.Responses[i].GetResponseRange().Count == 0
+		tx.Branches[i] = b
+	}
+	return tx, nil
+}
+
+// ListOptions selects and pages records.
+type ListOptions struct {
+	State protocol.State // StateInvalid: every state
+	Limit int            // records per page; 0: 100
+	After string         // continuation: the Next of the previous page
+}
+
+// Page is one page of records, in id order.
+type Page struct {
+	Transactions []protocol.Record
+	Next         string // empty on the last page
+}
+
+// List returns records in id order, filtered by state, one page at a time.
+// It reads at one revision per call; pages of one listing may come from
+// different revisions.
+func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
+	if opt.Limit <= 0 {
+		opt.Limit = 100
+	}
+	if opt.State != protocol.StateInvalid && !opt.State.Valid() {
+		return Page{}, fmt.Errorf("%w: state %v", ErrInvalidRequest, opt.State)
+	}
+	start, end := c.keys.Records()
+	if opt.After != "" {
+		if err := protocol.ValidateID(opt.After); err != nil {
+			return Page{}, fmt.Errorf("%w: after: %w", ErrInvalidRequest, err)
+		}
+		// The first key after the record: ids sharing its prefix follow it.
+		start = c.keys.Record(opt.After) + "\x00"
+	}
+	var page Page
+	var rev int64
+	for {
+		const batch = 512
+		getOpts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(batch)}
+		if rev != 0 {
+			getOpts = append(getOpts, clientv3.WithRev(rev))
+		}
+		resp, err := c.cli.Get(ctx, start, getOpts...)
+		if err != nil {
+			c.opts.observer.EtcdError("get", err)
+			return Page{}, fmt.Errorf("coordinator: list: %w", err)
+		}
+		rev = resp.Header.Revision
+		for _, kv := range resp.Kvs {
+			k := c.keys.Parse(string(kv.Key))
+			if k.Kind != protocol.KindRecord {
+				continue
+			}
+			rec, err := protocol.DecodeRecord(kv.Value)
+			if err != nil {
+				return Page{}, fmt.Errorf("coordinator: list: %s: %w", kv.Key, err)
+			}
+			if opt.State != protocol.StateInvalid && rec.State != opt.State {
+				continue
+			}
+			page.Transactions = append(page.Transactions, rec)
+			if len(page.Transactions) == opt.Limit {
+				page.Next = rec.ID
+				return page, nil
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return page, nil
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}

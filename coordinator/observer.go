@@ -1,0 +1,33 @@
+package coordinator
+
+import (
+	"time"
+
+	"github.com/concord-tx/concord/protocol"
+)
+
+// Observer receives events for metrics. Methods are called synchronously
+// from the coordinator's goroutines and must not block.
+type Observer interface {
+	// Begun: a Client created a transaction.
+	Begun(id string)
+	// Decided: the leading replica saw the decision of a transaction;
+	// latency runs from the record's creation to the decision.
+	Decided(id string, state protocol.State, cause protocol.Cause, latency time.Duration)
+	// Active: the leading replica's count of transactions not yet terminal.
+	Active(n int)
+	// Recovery: the leading replica acted on a transaction (action is
+	// "abort_deadline", "abort_participant_lost", "finalize" or "gc").
+	Recovery(action string, n int)
+	// EtcdError: an etcd request failed (op names the request).
+	EtcdError(op string, err error)
+}
+
+// NopObserver ignores every event; embed it to implement only some methods.
+type NopObserver struct{}
+
+func (NopObserver) Begun(string)                                                  {}
+func (NopObserver) Decided(string, protocol.State, protocol.Cause, time.Duration) {}
+func (NopObserver) Active(int)                                                    {}
+func (NopObserver) Recovery(string, int)                                          {}
+func (NopObserver) EtcdError(string, error)                                       {}

@@ -1,0 +1,122 @@
+package coordinator
+
+import (
+	"time"
+
+	"github.com/concord-tx/concord/protocol"
+	"go.uber.org/zap"
+)
+
+// Default settings.
+const (
+	DefaultTimeout        = 30 * time.Second
+	DefaultLeaseTTL       = 10 * time.Second
+	DefaultRetention      = time.Hour
+	DefaultRequestTimeout = 5 * time.Second
+)
+
+// Option configures a Client or a Replica.
+type Option interface{ apply(*options) }
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+type options struct {
+	keys           protocol.Keys
+	prefixErr      error
+	logger         *zap.Logger
+	limits         protocol.Limits
+	timeout        time.Duration
+	leaseTTL       time.Duration
+	retention      time.Duration
+	requestTimeout time.Duration
+	observer       Observer
+	now            func() time.Time
+}
+
+func newOptions(opts []Option) (options, error) {
+	o := options{
+		keys:           protocol.MustKeys(protocol.DefaultPrefix),
+		logger:         zap.NewNop(),
+		limits:         protocol.DefaultLimits(),
+		timeout:        DefaultTimeout,
+		leaseTTL:       DefaultLeaseTTL,
+		retention:      DefaultRetention,
+		requestTimeout: DefaultRequestTimeout,
+		observer:       NopObserver{},
+		now:            time.Now,
+	}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	if o.prefixErr != nil {
+		return o, o.prefixErr
+	}
+	return o, nil
+}
+
+// WithPrefix sets the etcd key prefix (default "/tx"). Every client,
+// replica and participant of one deployment must use the same prefix.
+func WithPrefix(prefix string) Option {
+	return optionFunc(func(o *options) {
+		k, err := protocol.NewKeys(prefix)
+		if err != nil {
+			o.prefixErr = err
+			return
+		}
+		o.keys = k
+	})
+}
+
+// WithLogger sets the logger (default: no logging).
+func WithLogger(l *zap.Logger) Option {
+	return optionFunc(func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	})
+}
+
+// WithLimits sets the input limits (default protocol.DefaultLimits()).
+func WithLimits(l protocol.Limits) Option {
+	return optionFunc(func(o *options) { o.limits = l })
+}
+
+// WithDefaultTimeout sets the prepare timeout of transactions begun without
+// one (default 30s): a transaction not decided by then is aborted.
+func WithDefaultTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.timeout = d })
+}
+
+// WithLeaseTTL sets a replica's lease TTL (default 10s): how long a dead
+// replica's work waits before another replica takes it over.
+func WithLeaseTTL(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.leaseTTL = d })
+}
+
+// WithRetention sets how long terminal records are kept before a replica
+// deletes them (default 1h). Transaction ids are unique within this window.
+func WithRetention(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.retention = d })
+}
+
+// WithRequestTimeout bounds each etcd request (default 5s). A request that
+// times out has an unknown outcome and is re-read before acting again.
+func WithRequestTimeout(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.requestTimeout = d })
+}
+
+// WithObserver receives events for metrics (default: none).
+func WithObserver(obs Observer) Option {
+	return optionFunc(func(o *options) {
+		if obs != nil {
+			o.observer = obs
+		}
+	})
+}
+
+// withClock replaces time.Now, for tests.
+func withClock(now func() time.Time) Option {
+	return optionFunc(func(o *options) { o.now = now })
+}

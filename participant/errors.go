@@ -1,0 +1,14 @@
+package participant
+
+import "errors"
+
+// Errors returned by the participant. Test them with errors.Is.
+var (
+	// ErrInvalidConfig: New was given a bad name, handler or option.
+	ErrInvalidConfig = errors.New("participant: invalid configuration")
+	// ErrClosed: the participant was closed.
+	ErrClosed = errors.New("participant: closed")
+	// ErrFenced: this instance is no longer the registered one (its lease
+	// expired and another instance took over); it stops acting.
+	ErrFenced = errors.New("participant: registration lost")
+)

@@ -1,0 +1,296 @@
+package participant
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/concord-tx/concord/internal/retry"
+	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// inbox serves one instance's inbox for one term (one lease): it lists the
+// inbox, watches it from the revision listed, and hands each message to a
+// worker. Messages of one transaction always go to the same worker, so calls
+// for one transaction never overlap.
+type inbox struct {
+	p      *Participant
+	lease  clientv3.LeaseID
+	fence  clientv3.Cmp // LeaseValue(registration) == lease
+	policy retry.Policy
+	queues []chan message
+
+	mu struct {
+		sync.Mutex
+		// latest is the ModRevision of the newest message handed to a
+		// worker, per transaction: a message is handled once per term even
+		// when a re-list shows it again, and an older message still queued
+		// is skipped once a newer one (the decision) is known.
+		latest map[string]int64
+	}
+}
+
+// message is one inbox key as read from etcd.
+type message struct {
+	protocol.Message
+	id      string
+	created int64 // CreateRevision: the record's revision R
+	mod     int64 // ModRevision: R for prepare, the decision's revision otherwise
+	catchUp bool  // found by listing, not by the watch: maybe seen by a previous term
+}
+
+func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
+	in := &inbox{
+		p:     p,
+		lease: lease,
+		fence: clientv3.Compare(clientv3.LeaseValue(p.keys.Participant(p.name)), "=", lease),
+		policy: retry.Policy{
+			Timeout:    p.opts.requestTimeout,
+			MinBackoff: p.opts.minBackoff,
+			MaxBackoff: p.opts.maxBackoff,
+			OnError:    func(err error) { p.log.Debug("etcd request failed", zap.Error(err)) },
+		},
+		queues: make([]chan message, p.opts.workers),
+	}
+	in.mu.latest = make(map[string]int64)
+	return in
+}
+
+func (in *inbox) serve(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for i := range in.queues {
+		in.queues[i] = make(chan message, 64)
+		wg.Add(1)
+		go func(q chan message) {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case m := <-q:
+					in.handle(ctx, m)
+				}
+			}
+		}(in.queues[i])
+	}
+	rev, err := in.list(ctx)
+	if err != nil {
+		return err
+	}
+	in.p.setActive(true)
+	resync := time.NewTicker(in.p.opts.resync)
+	defer resync.Stop()
+	prefix := in.p.keys.InboxPrefix(in.p.name)
+	for ctx.Err() == nil {
+		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		wch := in.p.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		rev, err = in.follow(ctx, wch, resync.C, rev)
+		wcancel()
+		if err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// follow consumes one watch until it ends, returning the revision to resume
+// from.
+func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-chan time.Time, rev int64) (int64, error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return rev, nil
+		case <-resync:
+			// Safety net: anything the watch missed is in the inbox.
+			if _, err := in.list(ctx); err != nil && ctx.Err() == nil {
+				in.p.log.Warn("inbox resync failed", zap.Error(err))
+			}
+		case resp, ok := <-wch:
+			if !ok {
+				return rev, nil
+			}
+			if resp.CompactRevision != 0 {
+				in.p.log.Info("inbox watch compacted, listing again", zap.Int64("rev", rev), zap.Int64("compacted", resp.CompactRevision))
+				return in.list(ctx)
+			}
+			if err := resp.Err(); err != nil {
+				in.p.log.Debug("inbox watch ended", zap.Error(err), zap.Int64("rev", rev))
+				select {
+				case <-ctx.Done():
+				case <-time.After(in.p.opts.minBackoff):
+				}
+				return rev, nil
+			}
+			for _, ev := range resp.Events {
+				rev = ev.Kv.ModRevision
+				if ev.Type == mvccpb.DELETE {
+					in.forget(in.p.keys.Parse(string(ev.Kv.Key)).ID, ev.Kv.ModRevision)
+					continue
+				}
+				in.dispatch(ctx, ev.Kv, false)
+			}
+		}
+	}
+}
+
+// list reads the whole inbox and dispatches what is new; it returns the
+// revision it read at.
+func (in *inbox) list(ctx context.Context) (int64, error) {
+	resp, err := retry.Do(ctx, in.policy, func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return in.p.cli.Get(ctx, in.p.keys.InboxPrefix(in.p.name), clientv3.WithPrefix())
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list inbox: %w", err)
+	}
+	present := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		present[in.p.keys.Parse(string(kv.Key)).ID] = true
+		in.dispatch(ctx, kv, true)
+	}
+	// Forget transactions acknowledged while the watch was not looking.
+	in.mu.Lock()
+	for id, mod := range in.mu.latest {
+		if !present[id] && mod <= resp.Header.Revision {
+			delete(in.mu.latest, id)
+		}
+	}
+	in.mu.Unlock()
+	return resp.Header.Revision, nil
+}
+
+func (in *inbox) forget(id string, rev int64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.mu.latest[id] < rev {
+		delete(in.mu.latest, id)
+	}
+}
+
+// dispatch queues a message unless it, or a newer one, was queued already.
+func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool) {
+	k := in.p.keys.Parse(string(kv.Key))
+	if k.Kind != protocol.KindInbox {
+		return
+	}
+	msg, err := protocol.DecodeMessage(kv.Value)
+	if err != nil {
+		in.p.log.Error("undecodable inbox message, skipped", zap.String("txid", k.ID), zap.Error(err))
+		return
+	}
+	in.mu.Lock()
+	if in.mu.latest[k.ID] >= kv.ModRevision {
+		in.mu.Unlock()
+		return
+	}
+	in.mu.latest[k.ID] = kv.ModRevision
+	in.mu.Unlock()
+	m := message{Message: msg, id: k.ID, created: kv.CreateRevision, mod: kv.ModRevision, catchUp: catchUp}
+	h := fnv.New32a()
+	h.Write([]byte(k.ID))
+	select {
+	case in.queues[h.Sum32()%uint32(len(in.queues))] <- m:
+	case <-ctx.Done():
+	}
+}
+
+// stale reports whether a newer message for the transaction was queued.
+func (in *inbox) stale(m message) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.mu.latest[m.id] > m.mod
+}
+
+func (in *inbox) handle(ctx context.Context, m message) {
+	if in.stale(m) {
+		return
+	}
+	log := in.p.log.With(zap.String("txid", m.id), zap.String("op", string(m.Op)))
+	var err error
+	switch m.Op {
+	case protocol.OpPrepare:
+		err = in.prepare(ctx, m, log)
+	default:
+		err = in.apply(ctx, m, log)
+	}
+	if err != nil && ctx.Err() == nil {
+		log.Warn("message not handled; it stays in the inbox", zap.Error(err))
+	}
+}
+
+func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error {
+	rec := m.Record
+	if !time.Now().Before(rec.Deadline) {
+		log.Debug("prepare after the deadline: waiting for the abort")
+		return nil
+	}
+	if m.catchUp {
+		// A previous term may have voted already.
+		resp, err := retry.Do(ctx, in.policy, func(ctx context.Context) (*clientv3.GetResponse, error) {
+			return in.p.cli.Get(ctx, in.p.keys.Vote(m.id, in.p.name), clientv3.WithCountOnly())
+		})
+		if err != nil {
+			return err
+		}
+		if resp.Count > 0 {
+			return nil
+		}
+	}
+	pctx, cancel := context.WithDeadline(ctx, rec.Deadline)
+	herr := in.p.h.Prepare(pctx, Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Payload: m.Payload})
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	v := protocol.Vote{Yes: herr == nil}
+	if herr != nil {
+		v.Reason = herr.Error()
+	}
+	outcome, err := in.vote(ctx, m, v)
+	if err != nil {
+		return err
+	}
+	log.Debug("voted", zap.Stringer("vote", v), zap.String("outcome", outcome))
+	return nil
+}
+
+func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
+	rec := m.Record
+	tx := Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Reason: rec.Reason}
+	f := in.p.h.Commit
+	if m.Op == protocol.OpAbort {
+		f = in.p.h.Abort
+	}
+	backoff := in.p.opts.minBackoff
+	for {
+		err := f(ctx, tx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Warn("handler failed, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, in.p.opts.maxBackoff)
+	}
+	finished, err := in.ack(ctx, m)
+	if err != nil {
+		return err
+	}
+	log.Debug("acknowledged", zap.Bool("finalised", finished))
+	return nil
+}

@@ -1,0 +1,252 @@
+package participant
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/concord-tx/concord/protocol"
+	"github.com/google/uuid"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+)
+
+// Participant is one instance of a named participant. It registers under
+// its name with its own lease, or waits as a standby while another instance
+// holds the name, and then handles the transactions in its inbox.
+type Participant struct {
+	cli      *clientv3.Client
+	name     string
+	instance string
+	h        Handler
+	opts     options
+	keys     protocol.Keys
+	log      *zap.Logger
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	mu struct {
+		sync.Mutex
+		active   bool
+		activeCh chan struct{} // closed while active, replaced when not
+	}
+}
+
+// New validates its arguments and starts the participant in the
+// background. cli is not closed by the participant.
+func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Participant, error) {
+	if err := protocol.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("%w: name: %w", ErrInvalidConfig, err)
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
+	}
+	o := options{
+		keys:           protocol.MustKeys(protocol.DefaultPrefix),
+		logger:         zap.NewNop(),
+		leaseTTL:       DefaultLeaseTTL,
+		workers:        DefaultWorkers,
+		resync:         DefaultResyncInterval,
+		requestTimeout: DefaultRequestTimeout,
+		minBackoff:     DefaultMinBackoff,
+		maxBackoff:     DefaultMaxBackoff,
+	}
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	switch {
+	case o.prefixErr != nil:
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, o.prefixErr)
+	case o.leaseTTL < time.Second:
+		return nil, fmt.Errorf("%w: lease TTL %v, expected at least 1s", ErrInvalidConfig, o.leaseTTL)
+	case o.workers < 1:
+		return nil, fmt.Errorf("%w: workers %d, expected at least 1", ErrInvalidConfig, o.workers)
+	case o.resync <= 0 || o.requestTimeout <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff:
+		return nil, fmt.Errorf("%w: resync interval, request timeout and backoff must be positive", ErrInvalidConfig)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Participant{
+		cli:      cli,
+		name:     name,
+		instance: uuid.NewString(),
+		h:        h,
+		opts:     o,
+		keys:     o.keys,
+		log:      o.logger.With(zap.String("participant", name)),
+		cancel:   cancel,
+		done:     make(chan struct{}),
+	}
+	p.mu.activeCh = make(chan struct{})
+	go p.run(ctx)
+	return p, nil
+}
+
+// Name returns the participant's name.
+func (p *Participant) Name() string { return p.name }
+
+// Done is closed when the participant has stopped.
+func (p *Participant) Done() <-chan struct{} { return p.done }
+
+// IsActive reports whether this instance holds the registration now.
+func (p *Participant) IsActive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.active
+}
+
+// WaitActive blocks until this instance holds the registration and has
+// caught up with its inbox, or ctx ends, or the participant is closed.
+func (p *Participant) WaitActive(ctx context.Context) error {
+	p.mu.Lock()
+	ch := p.mu.activeCh
+	p.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.done:
+		return ErrClosed
+	}
+}
+
+// Close stops handling transactions, waits for handlers in flight (their
+// ctx is cancelled) and revokes the lease, so that a standby takes over at
+// once and unvoted transactions are aborted without waiting for the TTL.
+func (p *Participant) Close() error {
+	p.cancel()
+	<-p.done
+	return nil
+}
+
+func (p *Participant) setActive(active bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if active == p.mu.active {
+		return
+	}
+	p.mu.active = active
+	if active {
+		close(p.mu.activeCh)
+	} else {
+		p.mu.activeCh = make(chan struct{})
+	}
+}
+
+func (p *Participant) run(ctx context.Context) {
+	defer close(p.done)
+	backoff := p.opts.minBackoff
+	for ctx.Err() == nil {
+		err := p.term(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		p.log.Warn("participant lost its session, registering again", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, p.opts.maxBackoff)
+	}
+}
+
+// term is one lease of this instance: register (waiting as a standby if
+// need be), then serve the inbox until the lease is lost or ctx ends.
+func (p *Participant) term(ctx context.Context) error {
+	ttl := int((p.opts.leaseTTL + time.Second - 1) / time.Second)
+	session, err := concurrency.NewSession(p.cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	defer func() {
+		if ctx.Err() != nil {
+			// Closing: hand over now rather than after the TTL.
+			rctx, cancel := context.WithTimeout(context.Background(), p.opts.requestTimeout)
+			defer cancel()
+			if _, err := p.cli.Revoke(rctx, session.Lease()); err != nil {
+				p.log.Debug("revoke lease", zap.Error(err))
+			}
+		}
+		session.Orphan()
+	}()
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-session.Done():
+			cancel()
+		case <-tctx.Done():
+		}
+	}()
+	if err := p.register(tctx, session.Lease()); err != nil {
+		return err
+	}
+	defer p.setActive(false)
+	err = newInbox(p, session.Lease()).serve(tctx)
+	select {
+	case <-session.Done():
+		return fmt.Errorf("lease %x expired: %w", session.Lease(), ErrFenced)
+	default:
+		return err
+	}
+}
+
+// register creates the registration key with this instance's lease, or
+// waits for the instance holding it to go away.
+func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) error {
+	key := p.keys.Participant(p.name)
+	for {
+		resp, err := p.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+			Then(clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))).
+			Else(clientv3.OpGet(key)).
+			Commit()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Outcome unknown: the next attempt tells.
+			p.log.Debug("register", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(p.opts.minBackoff):
+			}
+			continue
+		}
+		if resp.Succeeded {
+			p.log.Info("registered", zap.String("instance", p.instance), zap.Int64("lease", int64(lease)))
+			return nil
+		}
+		kv := resp.Responses[0].GetResponseRange().Kvs[0]
+		if clientv3.LeaseID(kv.Lease) == lease {
+			return nil // our own earlier attempt
+		}
+		p.log.Info("standby: another instance holds the name", zap.String("holder", string(kv.Value)))
+		if err := p.waitDeleted(ctx, key, resp.Header.Revision); err != nil {
+			return err
+		}
+	}
+}
+
+// waitDeleted returns once key is deleted after revision rev.
+func (p *Participant) waitDeleted(ctx context.Context, key string, rev int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	for resp := range p.cli.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+		if err := resp.Err(); err != nil {
+			return nil // try to register again; that read tells the truth
+		}
+		if len(resp.Events) > 0 {
+			return nil
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New("registration watch closed")
+}

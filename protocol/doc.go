@@ -1,0 +1,78 @@
+// Package protocol is the contract between Concord's coordinator and its
+// participants: the etcd key layout, the transaction states and the
+// transitions allowed between them, the encoding of every value written, and
+// the input limits. It makes no etcd calls and starts no goroutines; a
+// participant in another language can be written from this page alone.
+//
+// # Keys
+//
+// Every key lives under a prefix P (default "/tx"). Transaction ids and
+// participant names never contain "/" or "~", so no id is a prefix of
+// another's keys and the reserved namespaces under "P/~" never collide with a
+// transaction.
+//
+//	P/<id>                          record (JSON, see Record)
+//	P/<id>/vote/<participant>       "yes" or "no:<reason>", written once
+//	P/~inbox/<participant>/<id>     message to one participant (JSON, see Message)
+//	P/~participants/<participant>   instance id, attached to the instance's lease
+//	P/~coordinators/leader/         election among coordinator replicas
+//
+// Records and votes are exactly the range [P/, P/~); a participant watches
+// only the range P/~inbox/<participant>/.
+//
+// # Life of a transaction
+//
+// Begin is one etcd Txn at revision R: it creates the record in state
+// preparing and one inbox key per participant holding a prepare message
+// (op "prepare", the record, the branch payload). It compares
+// CreateRevision(record) == 0, so a repeated begin with the same id creates
+// nothing. R is the CreateRevision of every key that Txn wrote, so a
+// participant learns R from its inbox key.
+//
+// A participant calls its Prepare handler and votes with one Txn:
+//
+//	If   ModRevision(record) == R                 // still undecided, same record
+//	     CreateRevision(vote) == 0                 // votes are write-once
+//	     LeaseValue(P/~participants/<me>) == lease // fencing, see below
+//	Then Txn If   Value(vote of every other participant) == "yes"
+//	         Then put vote "yes"; put record (committing); put every inbox (commit)
+//	         Else put vote "yes"
+//	Else read record, vote, registration
+//
+// A "no" vote puts the vote, the record (aborting, cause "vote_no") and
+// every inbox (abort) in the same guarded Txn. The decision — the record
+// leaving preparing — is the commit point: whoever wins the compare on
+// ModRevision(record) == R decides, and every later vote or decision fails
+// its compare. A coordinator decides only aborts: at the deadline, when a
+// participant that has not voted is not registered (compare
+// CreateRevision(registration) == 0 and CreateRevision(vote) == 0), or on an
+// operator's request.
+//
+// The decision reaches each participant by a rewrite of its inbox key in the
+// decision Txn (op "commit" or "abort", with the decided record). Having
+// applied it, the participant acknowledges by deleting its inbox key, in one
+// Txn comparing ModRevision(inbox) to the decision's revision and fenced by
+// its lease; nested in the same Txn, if every other inbox key of the
+// transaction is gone (CreateRevision == 0), it also writes the terminal
+// record (committed or aborted). So the last acknowledgement finalises the
+// transaction and no separate write is needed. Terminal records are deleted,
+// with their votes, after a retention window.
+//
+// A transaction is therefore active exactly while it has at least one inbox
+// key, and a participant's pending work is exactly its inbox.
+//
+// # Participants and fencing
+//
+// A participant instance holds one lease and registers by creating
+// P/~participants/<name> with it (compare CreateRevision == 0). A second
+// instance under the same name waits until that key is deleted and then
+// registers itself. Every vote and acknowledgement compares
+// LeaseValue(registration) to the instance's own lease, so an instance that
+// was paused past its lease cannot act after another has taken over.
+//
+// # Outcome unknown
+//
+// Any etcd request may time out after it was applied. Every Txn above is
+// harmless to run twice (its compares fail the second time), and a caller
+// that did not see the answer re-reads before it acts again.
+package protocol

@@ -1,0 +1,115 @@
+package protocol
+
+import (
+	"fmt"
+	"time"
+)
+
+// Branch is one participant's part of a transaction: who, and the opaque
+// payload its Prepare handler receives.
+type Branch struct {
+	Participant string
+	Payload     []byte
+}
+
+// Limits bounds what a transaction may hold. The defaults keep a begin Txn
+// inside etcd's default --max-request-bytes (1.5 MiB) and --max-txn-ops
+// (128).
+type Limits struct {
+	MaxBranches     int           // branches per transaction
+	MaxPayload      int           // bytes per branch payload
+	MaxTotalPayload int           // bytes of all payloads of one transaction
+	MinTimeout      time.Duration // shortest prepare timeout accepted
+	MaxTimeout      time.Duration // longest prepare timeout accepted
+}
+
+// Limit values used by DefaultLimits.
+const (
+	DefaultMaxBranches     = 100
+	DefaultMaxPayload      = 64 << 10
+	DefaultMaxTotalPayload = 1 << 20
+	DefaultMinTimeout      = 100 * time.Millisecond
+	DefaultMaxTimeout      = 24 * time.Hour
+	MaxIDLength            = 128
+	MaxNameLength          = 64
+	MaxReasonLength        = 512
+)
+
+// DefaultLimits returns the limits in force when none are configured.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxBranches:     DefaultMaxBranches,
+		MaxPayload:      DefaultMaxPayload,
+		MaxTotalPayload: DefaultMaxTotalPayload,
+		MinTimeout:      DefaultMinTimeout,
+		MaxTimeout:      DefaultMaxTimeout,
+	}
+}
+
+// ValidateBranches checks the branches of one transaction: at least one, at
+// most MaxBranches, valid and distinct participant names, payload sizes.
+func (l Limits) ValidateBranches(branches []Branch) error {
+	if len(branches) == 0 {
+		return fmt.Errorf("%w: branches: expected 1 to %d, got 0", ErrNoBranches, l.MaxBranches)
+	}
+	if len(branches) > l.MaxBranches {
+		return fmt.Errorf("%w: branches: expected at most %d, got %d", ErrTooManyBranches, l.MaxBranches, len(branches))
+	}
+	seen := make(map[string]struct{}, len(branches))
+	total := 0
+	for i, b := range branches {
+		if err := ValidateName(b.Participant); err != nil {
+			return fmt.Errorf("branches[%d].participant: %w", i, err)
+		}
+		if _, dup := seen[b.Participant]; dup {
+			return fmt.Errorf("%w: branches[%d].participant: %q is already in branches", ErrDuplicateParticipant, i, b.Participant)
+		}
+		seen[b.Participant] = struct{}{}
+		if len(b.Payload) > l.MaxPayload {
+			return fmt.Errorf("%w: branches[%d].payload: %d bytes, expected at most %d", ErrPayloadTooLarge, i, len(b.Payload), l.MaxPayload)
+		}
+		total += len(b.Payload)
+	}
+	if total > l.MaxTotalPayload {
+		return fmt.Errorf("%w: branches: %d payload bytes in all, expected at most %d", ErrPayloadTooLarge, total, l.MaxTotalPayload)
+	}
+	return nil
+}
+
+// ValidateTimeout checks a prepare timeout against the bounds.
+func (l Limits) ValidateTimeout(d time.Duration) error {
+	if d < l.MinTimeout || d > l.MaxTimeout {
+		return fmt.Errorf("%w: timeout: %v, expected between %v and %v", ErrInvalidTimeout, d, l.MinTimeout, l.MaxTimeout)
+	}
+	return nil
+}
+
+// ValidateName checks a participant name: 1 to 64 characters from
+// [a-z0-9._-].
+func ValidateName(name string) error {
+	if len(name) == 0 || len(name) > MaxNameLength {
+		return fmt.Errorf("%w: %q: expected 1 to %d characters, got %d", ErrInvalidName, name, MaxNameLength, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("%w: %q: character %q at %d, expected [a-z0-9._-]", ErrInvalidName, name, c, i)
+		}
+	}
+	return nil
+}
+
+// ValidateID checks a transaction id: 1 to 128 characters from
+// [A-Za-z0-9._:-]. Generated ids are UUIDs, which fit.
+func ValidateID(id string) error {
+	if len(id) == 0 || len(id) > MaxIDLength {
+		return fmt.Errorf("%w: %q: expected 1 to %d characters, got %d", ErrInvalidID, id, MaxIDLength, len(id))
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
+			return fmt.Errorf("%w: %q: character %q at %d, expected [A-Za-z0-9._:-]", ErrInvalidID, id, c, i)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,77 @@
+package protocol
+
+import (
+	"fmt"
+	"time"
+)
+
+// KeyValue is one write to etcd. The package returns writes as plain pairs
+// so that it needs no etcd client; callers wrap them in their own Txn with
+// the compares this package's doc prescribes.
+type KeyValue struct {
+	Key   string
+	Value string
+}
+
+// BeginWrites returns the writes of the begin Txn: the record, then one
+// prepare message per branch, in branch order.
+func (k Keys) BeginWrites(rec Record, branches []Branch) ([]KeyValue, error) {
+	if rec.State != StatePreparing {
+		return nil, fmt.Errorf("%w: transaction %s begins in %v, expected preparing", ErrInvalidState, rec.ID, rec.State)
+	}
+	rv, err := EncodeRecord(rec)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyValue, 0, len(branches)+1)
+	out = append(out, KeyValue{Key: k.Record(rec.ID), Value: string(rv)})
+	for _, b := range branches {
+		mv, err := EncodeMessage(Message{Op: OpPrepare, Record: rec, Payload: b.Payload})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, KeyValue{Key: k.Inbox(b.Participant, rec.ID), Value: string(mv)})
+	}
+	return out, nil
+}
+
+// DecisionWrites returns the writes of a decision on the undecided record
+// rec: the record moved to state to (committing or aborting), then every
+// participant's inbox rewritten with the decision. It also returns the
+// decided record.
+func (k Keys) DecisionWrites(rec Record, to State, at time.Time, cause Cause, reason string) (Record, []KeyValue, error) {
+	if to != StateCommitting && to != StateAborting {
+		return Record{}, nil, fmt.Errorf("%w: transaction %s: decision %v, expected committing or aborting", ErrInvalidState, rec.ID, to)
+	}
+	decided, err := rec.Transition(to, at, cause, reason)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	rv, err := EncodeRecord(decided)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	mv, err := EncodeMessage(Message{Op: DecisionOp(to), Record: decided})
+	if err != nil {
+		return Record{}, nil, err
+	}
+	out := make([]KeyValue, 0, len(decided.Participants)+1)
+	out = append(out, KeyValue{Key: k.Record(rec.ID), Value: string(rv)})
+	for _, p := range decided.Participants {
+		out = append(out, KeyValue{Key: k.Inbox(p, rec.ID), Value: string(mv)})
+	}
+	return decided, out, nil
+}
+
+// FinishWrite returns the write that makes the decided record rec terminal.
+func (k Keys) FinishWrite(rec Record, at time.Time) (Record, KeyValue, error) {
+	done, err := rec.Transition(rec.State.Outcome(), at, rec.Cause, rec.Reason)
+	if err != nil {
+		return Record{}, KeyValue{}, err
+	}
+	v, err := EncodeRecord(done)
+	if err != nil {
+		return Record{}, KeyValue{}, err
+	}
+	return done, KeyValue{Key: k.Record(rec.ID), Value: string(v)}, nil
+}
