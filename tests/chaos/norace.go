@@ -1,0 +1,6 @@
+//go:build !race
+
+package chaos
+
+// raceEnabled: the suite was built with -race.
+const raceEnabled = false
