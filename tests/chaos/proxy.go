@@ -317,8 +317,8 @@ func (l *link) read(c net.Conn, out chan<- frame, fromClient bool) {
 		fr := frame{b: b}
 		const (
 			typeData, typeHeaders, typeRST, typeContinuation = 0x0, 0x1, 0x3, 0x9
-			flagEndStream, flagEndHeaders                   = 0x1, 0x4
-			flagPadded, flagPriority                        = 0x8, 0x20
+			flagEndStream, flagEndHeaders                    = 0x1, 0x4
+			flagPadded, flagPriority                         = 0x8, 0x20
 		)
 		switch {
 		case fromClient && dec != nil && (typ == typeHeaders || typ == typeContinuation):
@@ -436,4 +436,6 @@ func (l *link) write(c net.Conn, in <-chan frame) {
 // String describes the proxy for logs.
 func (p *Proxy) String() string { return fmt.Sprintf("%s(%s→%s)", p.Name, p.Addr(), p.target) }
 
-func be32(b []byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b []byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
