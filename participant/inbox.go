@@ -32,6 +32,9 @@ type inbox struct {
 		// when a re-list shows it again, and an older message still queued
 		// is skipped once a newer one (the decision) is known.
 		latest map[string]int64
+		// preparing cancels the Prepare call in flight per transaction, for
+		// when its decision arrives first: the vote would be refused anyway.
+		preparing map[string]context.CancelFunc
 	}
 }
 
@@ -58,6 +61,7 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 		queues: make([]chan message, p.opts.workers),
 	}
 	in.mu.latest = make(map[string]int64)
+	in.mu.preparing = make(map[string]context.CancelFunc)
 	return in
 }
 
@@ -193,6 +197,9 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 		return
 	}
 	in.mu.latest[k.ID] = kv.ModRevision
+	if cancel := in.mu.preparing[k.ID]; cancel != nil && msg.Op != protocol.OpPrepare {
+		cancel()
+	}
 	in.mu.Unlock()
 	m := message{Message: msg, id: k.ID, created: kv.CreateRevision, mod: kv.ModRevision, catchUp: catchUp}
 	h := fnv.New32a()
@@ -245,11 +252,18 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 			return nil
 		}
 	}
-	pctx, cancel := context.WithDeadline(ctx, rec.Deadline)
-	herr := in.p.h.Prepare(pctx, Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Payload: m.Payload})
-	cancel()
+	herr := in.callPrepare(ctx, m)
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if in.stale(m) {
+		log.Debug("decided while preparing: not voting")
+		return nil
+	}
+	if herr != nil && !time.Now().Before(m.Record.Deadline) {
+		// Too late to vote: the coordinator aborts at the deadline.
+		log.Info("prepare did not finish before the deadline: not voting", zap.Error(herr))
+		return nil
 	}
 	v := protocol.Vote{Yes: herr == nil}
 	if herr != nil {
@@ -261,6 +275,26 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 	}
 	log.Debug("voted", zap.Stringer("vote", v), zap.String("outcome", outcome))
 	return nil
+}
+
+// callPrepare calls the Prepare handler with a ctx that ends at the
+// transaction's deadline or when its decision arrives.
+func (in *inbox) callPrepare(ctx context.Context, m message) error {
+	pctx, cancel := context.WithDeadline(ctx, m.Record.Deadline)
+	defer cancel()
+	in.mu.Lock()
+	in.mu.preparing[m.id] = cancel
+	in.mu.Unlock()
+	defer func() {
+		in.mu.Lock()
+		delete(in.mu.preparing, m.id)
+		in.mu.Unlock()
+	}()
+	if in.stale(m) {
+		return context.Canceled
+	}
+	rec := m.Record
+	return in.p.h.Prepare(pctx, Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Payload: m.Payload})
 }
 
 func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {

@@ -1,0 +1,234 @@
+package integration
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/protocol"
+)
+
+func TestCommit(t *testing.T) {
+	for _, n := range []int{2, 5} {
+		t.Run(fmt.Sprintf("%d participants", n), func(t *testing.T) {
+			e := newEnv(t)
+			names := make([]string, n)
+			recs := make([]*recorder, n)
+			for i := range names {
+				names[i] = fmt.Sprintf("p%d", i)
+				recs[i] = newRecorder(names[i])
+				e.participant(names[i], recs[i], false)
+			}
+			out, err := e.c.Do(e.ctx, coordinator.Request{Branches: branches(names...)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !out.Committed() || out.Cause != protocol.CauseNone {
+				t.Fatalf("outcome %+v, want committed", out)
+			}
+			tx := e.terminal(out.ID, 10*time.Second)
+			if tx.State != protocol.StateCommitted || tx.Finished.IsZero() || tx.Decided.IsZero() {
+				t.Fatalf("record %+v", tx.Record)
+			}
+			for i, b := range tx.Branches {
+				if b.Participant != names[i] || b.Vote == nil || !b.Vote.Yes || !b.Acked {
+					t.Errorf("branch %d: %+v", i, b)
+				}
+				if got := recs[i].phases(out.ID); !equal(got, "prepare", "commit") {
+					t.Errorf("%s saw %v, want [prepare commit]", names[i], got)
+				}
+			}
+			if n := e.inboxCount(); n != 0 {
+				t.Errorf("%d inbox keys left after commit", n)
+			}
+		})
+	}
+}
+
+func TestNoVoteAbortsAll(t *testing.T) {
+	e := newEnv(t)
+	a, b, c := newRecorder("a"), newRecorder("b"), newRecorder("c")
+	c.refuse["*"] = errors.New("insufficient funds")
+	for _, r := range []*recorder{a, b, c} {
+		e.participant(r.name, r, false)
+	}
+	out, err := e.c.Do(e.ctx, coordinator.Request{Branches: branches("a", "b", "c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Committed() || out.Cause != protocol.CauseVoteNo || !strings.Contains(out.Reason, "c: insufficient funds") {
+		t.Fatalf("outcome %+v, want aborted by c's no vote", out)
+	}
+	tx := e.terminal(out.ID, 10*time.Second)
+	if tx.State != protocol.StateAborted {
+		t.Fatalf("state %v", tx.State)
+	}
+	if v := tx.Branches[2].Vote; v == nil || v.Yes || v.Reason != "insufficient funds" {
+		t.Errorf("c's vote %+v", v)
+	}
+	for _, r := range []*recorder{a, b, c} {
+		got := r.phases(out.ID)
+		if r.count(out.ID, "commit") != 0 || r.count(out.ID, "abort") != 1 {
+			t.Errorf("%s saw %v, want one abort and no commit", r.name, got)
+		}
+	}
+	if !equal(c.phases(out.ID), "prepare", "abort") {
+		t.Errorf("c saw %v", c.phases(out.ID))
+	}
+}
+
+// A participant that was down while the others decided gets Abort with no
+// Prepare before it, and its acknowledgement finalises the transaction.
+func TestAbortWithoutPrepare(t *testing.T) {
+	e := newEnv(t)
+	a, late := newRecorder("a"), newRecorder("late")
+	a.refuse["*"] = errors.New("account closed")
+	e.participant("a", a, false)
+	out, err := e.c.Do(e.ctx, coordinator.Request{Branches: branches("a", "late")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Committed() {
+		t.Fatalf("committed without late's vote: %+v", out)
+	}
+	tx, err := e.c.Get(e.ctx, out.ID)
+	if err != nil || tx.State != protocol.StateAborting || tx.Branches[1].Acked {
+		t.Fatalf("before late starts: %+v, %v", tx, err)
+	}
+	e.participant("late", late, false)
+	tx = e.terminal(out.ID, 10*time.Second)
+	if tx.State != protocol.StateAborted {
+		t.Fatalf("state %v", tx.State)
+	}
+	if got := late.phases(out.ID); !equal(got, "abort") {
+		t.Errorf("late saw %v, want [abort]", got)
+	}
+}
+
+func TestBeginIdempotent(t *testing.T) {
+	e := newEnv(t)
+	req := coordinator.Request{ID: "order-42", Branches: branches("a", "b")}
+	first, err := e.c.Begin(e.ctx, req)
+	if err != nil || !first.Created || first.ID != "order-42" {
+		t.Fatalf("first begin: %+v, %v", first, err)
+	}
+	again, err := e.c.Begin(e.ctx, req)
+	if err != nil || again.Created || again.Revision != first.Revision {
+		t.Fatalf("second begin: %+v, %v (first %+v)", again, err, first)
+	}
+	other := coordinator.Request{ID: "order-42", Branches: branches("a", "c")}
+	if _, err := e.c.Begin(e.ctx, other); !errors.Is(err, coordinator.ErrConflict) {
+		t.Fatalf("begin with other branches: %v, want ErrConflict", err)
+	}
+	keys := e.keys()
+	records := 0
+	for k := range keys {
+		if protocol.MustKeys("/tx").Parse(k).Kind == protocol.KindRecord {
+			records++
+		}
+	}
+	if records != 1 || len(keys) != 3 {
+		t.Errorf("keys after three begins: %v", keys)
+	}
+	// Nobody votes; the participants start later and commit it.
+	a, b := newRecorder("a"), newRecorder("b")
+	e.participant("a", a, false)
+	e.participant("b", b, false)
+	out, err := e.c.Wait(e.ctx, "order-42")
+	if err != nil || !out.Committed() {
+		t.Fatalf("wait: %+v, %v", out, err)
+	}
+	if a.count("order-42", "prepare") != 1 || b.count("order-42", "prepare") != 1 {
+		t.Errorf("prepares: a %v, b %v", a.phases("order-42"), b.phases("order-42"))
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	e := newEnv(t)
+	big := make([]byte, protocol.DefaultMaxPayload+1)
+	tests := []struct {
+		name string
+		req  coordinator.Request
+		want error
+	}{
+		{"empty branches", coordinator.Request{}, protocol.ErrNoBranches},
+		{"duplicate participant", coordinator.Request{Branches: branches("a", "a")}, protocol.ErrDuplicateParticipant},
+		{"oversized payload", coordinator.Request{Branches: []protocol.Branch{{Participant: "a", Payload: big}}}, protocol.ErrPayloadTooLarge},
+		{"bad name", coordinator.Request{Branches: branches("Bank A")}, protocol.ErrInvalidName},
+		{"bad id", coordinator.Request{ID: "a/b", Branches: branches("a")}, protocol.ErrInvalidID},
+		{"timeout too short", coordinator.Request{Branches: branches("a"), Timeout: time.Millisecond}, protocol.ErrInvalidTimeout},
+	}
+	for _, tt := range tests {
+		_, err := e.c.Begin(e.ctx, tt.req)
+		if !errors.Is(err, coordinator.ErrInvalidRequest) || !errors.Is(err, tt.want) {
+			t.Errorf("%s: %v, want ErrInvalidRequest and %v", tt.name, err, tt.want)
+		}
+	}
+	if _, err := protocol.ParseState("finished"); !errors.Is(err, protocol.ErrInvalidState) {
+		t.Errorf("unknown state: %v", err)
+	}
+	if _, err := e.c.List(e.ctx, coordinator.ListOptions{State: protocol.State(42)}); !errors.Is(err, coordinator.ErrInvalidRequest) {
+		t.Errorf("list with unknown state: %v", err)
+	}
+	if _, err := e.c.Get(e.ctx, "nope"); !errors.Is(err, coordinator.ErrNotFound) {
+		t.Errorf("get unknown: %v", err)
+	}
+	if _, err := e.c.Abort(e.ctx, "nope", ""); !errors.Is(err, coordinator.ErrNotFound) {
+		t.Errorf("abort unknown: %v", err)
+	}
+	if keys := e.keys(); len(keys) != 0 {
+		t.Errorf("bad input wrote %v", keys)
+	}
+}
+
+func TestListAndOperatorAbort(t *testing.T) {
+	e := newEnv(t)
+	a := newRecorder("a")
+	a.block["*"] = make(chan struct{}) // never votes
+	e.participant("a", a, false)
+	e.participant("b", newRecorder("b"), false)
+	var ids []string
+	for i := range 5 {
+		b, err := e.c.Begin(e.ctx, coordinator.Request{ID: fmt.Sprintf("t%d", i), Branches: branches("a", "b")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID)
+	}
+	page, err := e.c.List(e.ctx, coordinator.ListOptions{State: protocol.StatePreparing, Limit: 3})
+	if err != nil || len(page.Transactions) != 3 || page.Next != "t2" {
+		t.Fatalf("first page: %+v, %v", page, err)
+	}
+	page, err = e.c.List(e.ctx, coordinator.ListOptions{State: protocol.StatePreparing, Limit: 3, After: page.Next})
+	if err != nil || len(page.Transactions) != 2 || page.Transactions[0].ID != "t3" || page.Next != "" {
+		t.Fatalf("second page: %+v, %v", page, err)
+	}
+	rec, err := e.c.Abort(e.ctx, "t0", "")
+	if err != nil || rec.State != protocol.StateAborting || rec.Cause != protocol.CauseOperator {
+		t.Fatalf("abort: %+v, %v", rec, err)
+	}
+	// Aborting again returns the same decision.
+	if rec, err := e.c.Abort(e.ctx, "t0", ""); err != nil || !rec.State.Decided() || rec.Cause != protocol.CauseOperator {
+		t.Fatalf("second abort: %+v, %v", rec, err)
+	}
+	tx := e.terminal("t0", 10*time.Second)
+	if tx.State != protocol.StateAborted || a.count("t0", "abort") != 1 {
+		t.Fatalf("t0: %+v, a saw %v", tx, a.phases("t0"))
+	}
+	page, err = e.c.List(e.ctx, coordinator.ListOptions{State: protocol.StateAborted})
+	if err != nil || len(page.Transactions) != 1 || page.Transactions[0].ID != "t0" {
+		t.Fatalf("aborted list: %+v, %v", page, err)
+	}
+	// A committed transaction refuses abort.
+	close(a.block["*"])
+	out, err := e.c.Wait(e.ctx, "t1")
+	if err != nil || !out.Committed() {
+		t.Fatalf("t1: %+v %v", out, err)
+	}
+	if _, err := e.c.Abort(e.ctx, "t1", ""); !errors.Is(err, coordinator.ErrAlreadyCommitted) {
+		t.Fatalf("abort of committed: %v", err)
+	}
+}

@@ -1,0 +1,177 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/protocol"
+)
+
+// A participant that never answers: the replica aborts at the deadline.
+func TestDeadline(t *testing.T) {
+	e := newEnv(t)
+	e.replica("replica")
+	a, silent := newRecorder("a"), newRecorder("silent")
+	silent.block["*"] = make(chan struct{})
+	e.participant("a", a, false)
+	e.participant("silent", silent, false)
+	start := time.Now()
+	out, err := e.c.Do(e.ctx, coordinator.Request{Branches: branches("a", "silent"), Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if out.Committed() || out.Cause != protocol.CauseDeadline || !strings.Contains(out.Reason, "deadline") {
+		t.Fatalf("outcome %+v, want aborted at the deadline", out)
+	}
+	if took < time.Second || took > 5*time.Second {
+		t.Errorf("decided after %v, want about 1s", took)
+	}
+	tx := e.terminal(out.ID, 10*time.Second)
+	if tx.State != protocol.StateAborted || silent.count(out.ID, "abort") != 1 || a.count(out.ID, "abort") != 1 {
+		t.Fatalf("%+v; a %v silent %v", tx, a.phases(out.ID), silent.phases(out.ID))
+	}
+}
+
+// A participant process dies before voting: once its lease expires the
+// replica aborts, well before the deadline.
+func TestParticipantDiesBeforeVoting(t *testing.T) {
+	e := newEnv(t)
+	e.replica("replica")
+	a, doomed := newRecorder("a"), newRecorder("doomed")
+	doomed.block["*"] = make(chan struct{})
+	e.participant("a", a, false)
+	_, doomedCli := e.participant("doomed", doomed, false)
+	b, err := e.c.Begin(e.ctx, coordinator.Request{Branches: branches("a", "doomed"), Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "doomed is preparing", func() (bool, string) {
+		return doomed.count(b.ID, "prepare") == 1, strings.Join(doomed.phases(b.ID), ",")
+	})
+	killed := time.Now()
+	kill(doomedCli)
+	out, err := e.c.Wait(e.ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Committed() || out.Cause != protocol.CauseParticipantLost || !strings.Contains(out.Reason, "doomed") {
+		t.Fatalf("outcome %+v, want aborted for the lost participant", out)
+	}
+	if took := time.Since(killed); took > ttl+3*time.Second {
+		t.Errorf("aborted %v after the kill, want about one lease TTL (%v)", took, ttl)
+	}
+	tx, err := e.c.Get(e.ctx, b.ID)
+	if err != nil || tx.Branches[1].Vote != nil {
+		t.Fatalf("doomed voted? %+v %v", tx, err)
+	}
+	// Its replacement applies the abort.
+	e.participant("doomed", doomed, false)
+	e.terminal(b.ID, 10*time.Second)
+	if doomed.count(b.ID, "abort") != 1 || doomed.count(b.ID, "commit") != 0 {
+		t.Errorf("doomed saw %v", doomed.phases(b.ID))
+	}
+}
+
+// A participant dies after voting yes: it is prepared, so the transaction
+// still commits, and the participant applies the commit when it returns.
+func TestParticipantDiesAfterVotingYes(t *testing.T) {
+	e := newEnv(t)
+	e.replica("replica")
+	a, b := newRecorder("a"), newRecorder("b")
+	release := make(chan struct{})
+	a.block["*"] = release
+	e.participant("a", a, false)
+	_, bCli := e.participant("b", b, false)
+	begun, err := e.c.Begin(e.ctx, coordinator.Request{Branches: branches("a", "b"), Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "b voted", func() (bool, string) {
+		tx, err := e.c.Get(e.ctx, begun.ID)
+		return err == nil && tx.Branches[1].Vote != nil, ""
+	})
+	kill(bCli)
+	// Wait until b's registration is gone, then let a vote: its yes
+	// commits, and b is not there to apply it.
+	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	eventually(t, ttl+5*time.Second, "b's registration expired", func() (bool, string) {
+		resp, err := e.cli.Get(e.ctx, keys.Participant("b"))
+		return err == nil && len(resp.Kvs) == 0, ""
+	})
+	close(release)
+	out, err := e.c.Wait(e.ctx, begun.ID)
+	if err != nil || !out.Committed() {
+		t.Fatalf("outcome %+v, %v: want committed", out, err)
+	}
+	var tx coordinator.Transaction
+	eventually(t, 5*time.Second, "a acknowledged", func() (bool, string) {
+		tx, err = e.c.Get(e.ctx, begun.ID)
+		return err == nil && tx.Branches[0].Acked, ""
+	})
+	if tx.State != protocol.StateCommitting || tx.Branches[1].Acked {
+		t.Fatalf("before b returns: %+v", tx)
+	}
+	e.participant("b", b, false)
+	tx = e.terminal(begun.ID, 10*time.Second)
+	if tx.State != protocol.StateCommitted {
+		t.Fatalf("state %v", tx.State)
+	}
+	if got := b.phases(begun.ID); !equal(got, "prepare", "commit") {
+		t.Errorf("b saw %v, want [prepare commit]: no second prepare after the restart", got)
+	}
+}
+
+// Commit handlers are retried until they succeed.
+func TestCommitRetried(t *testing.T) {
+	e := newEnv(t)
+	a := newRecorder("a")
+	a.failCommits = 3
+	e.participant("a", a, false)
+	out, err := e.c.Do(e.ctx, coordinator.Request{Branches: branches("a")})
+	if err != nil || !out.Committed() {
+		t.Fatalf("%+v %v", out, err)
+	}
+	e.terminal(out.ID, 10*time.Second)
+	if got := a.phases(out.ID); !equal(got, "prepare", "commit-failed", "commit-failed", "commit-failed", "commit") {
+		t.Errorf("a saw %v", got)
+	}
+}
+
+// A standby instance takes over when the active one dies, and finishes
+// what it left.
+func TestStandbyTakesOver(t *testing.T) {
+	e := newEnv(t)
+	first, second := newRecorder("a"), newRecorder("a")
+	release := make(chan struct{})
+	first.block["*"] = release
+	_, firstCli := e.participant("a", first, false)
+	standby, _ := e.participant("a", second, true)
+	if standby.IsActive() {
+		t.Fatal("second instance active while the first holds the name")
+	}
+	begun, err := e.c.Begin(e.ctx, coordinator.Request{Branches: branches("a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "first instance preparing", func() (bool, string) {
+		return first.count(begun.ID, "prepare") == 1, ""
+	})
+	kill(firstCli)
+	ctx, cancel := context.WithTimeout(e.ctx, ttl+5*time.Second)
+	defer cancel()
+	if err := standby.WaitActive(ctx); err != nil {
+		t.Fatalf("standby did not take over: %v", err)
+	}
+	out, err := e.c.Wait(e.ctx, begun.ID)
+	if err != nil || !out.Committed() {
+		t.Fatalf("%+v %v", out, err)
+	}
+	e.terminal(begun.ID, 10*time.Second)
+	if got := second.phases(begun.ID); !equal(got, "prepare", "commit") {
+		t.Errorf("standby saw %v", got)
+	}
+}

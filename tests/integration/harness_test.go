@@ -1,0 +1,260 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/participant"
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"go.uber.org/zap/zaptest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// etcd's embedded server and gRPC keep a few process-wide goroutines.
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+		goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
+	)
+}
+
+const ttl = 2 * time.Second // participant and replica leases in tests
+
+// env is one etcd with the pieces of a deployment around it.
+type env struct {
+	t   *testing.T
+	srv *etcdtest.Server
+	cli *clientv3.Client
+	c   *coordinator.Client
+	ctx context.Context
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	c, err := coordinator.NewClient(ctx, cli, coordinator.WithLogger(zaptest.NewLogger(t).Named("client")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &env{t: t, srv: srv, cli: cli, c: c, ctx: ctx}
+}
+
+// replica starts a coordinator replica on its own etcd client, so that
+// closing that client simulates the replica's process dying (its lease
+// then expires instead of being revoked).
+func (e *env) replica(name string) (*coordinator.Replica, *clientv3.Client) {
+	e.t.Helper()
+	cli := e.srv.Client(e.t)
+	r, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Hour),
+		coordinator.WithLogger(zaptest.NewLogger(e.t).Named(name)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { r.Close() })
+	return r, cli
+}
+
+// recorder is a participant's handler that records every call and can be
+// told to vote no, block or fail.
+type recorder struct {
+	name string
+	mu   sync.Mutex
+	// calls[txid] lists the phases called, in order.
+	calls map[string][]string
+	// refuse: Prepare fails with this error for these ids ("*": all).
+	refuse map[string]error
+	// block: Prepare waits for the channel (or its ctx) for these ids.
+	block map[string]chan struct{}
+	// failCommits: Commit fails this many times before succeeding.
+	failCommits int
+	changed     chan struct{} // poked on every call
+}
+
+func newRecorder(name string) *recorder {
+	return &recorder{name: name, calls: map[string][]string{}, refuse: map[string]error{}, block: map[string]chan struct{}{}, changed: make(chan struct{}, 1)}
+}
+
+func (r *recorder) note(id, phase string) {
+	r.mu.Lock()
+	r.calls[id] = append(r.calls[id], phase)
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) Prepare(ctx context.Context, tx participant.Tx) error {
+	r.mu.Lock()
+	err, refused := r.refuse[tx.ID]
+	if !refused {
+		err, refused = r.refuse["*"]
+	}
+	ch := r.block[tx.ID]
+	if ch == nil {
+		ch = r.block["*"]
+	}
+	r.mu.Unlock()
+	r.note(tx.ID, "prepare")
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if refused {
+		return err
+	}
+	return nil
+}
+
+func (r *recorder) Commit(ctx context.Context, tx participant.Tx) error {
+	r.mu.Lock()
+	fail := r.failCommits > 0
+	if fail {
+		r.failCommits--
+	}
+	r.mu.Unlock()
+	if fail {
+		r.note(tx.ID, "commit-failed")
+		return errors.New("disk busy")
+	}
+	r.note(tx.ID, "commit")
+	return nil
+}
+
+func (r *recorder) Abort(ctx context.Context, tx participant.Tx) error {
+	r.note(tx.ID, "abort")
+	return nil
+}
+
+func (r *recorder) phases(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.calls[id]...)
+}
+
+func (r *recorder) count(id, phase string) int {
+	n := 0
+	for _, p := range r.phases(id) {
+		if p == phase {
+			n++
+		}
+	}
+	return n
+}
+
+// participant starts an instance of a participant with handler h on its own
+// etcd client and waits until it is active (unless standby is true).
+func (e *env) participant(name string, h participant.Handler, standby bool) (*participant.Participant, *clientv3.Client) {
+	e.t.Helper()
+	cli := e.srv.Client(e.t)
+	p, err := participant.New(cli, name, h, participant.WithLeaseTTL(ttl),
+		participant.WithRetryBackoff(10*time.Millisecond, 200*time.Millisecond),
+		participant.WithLogger(zaptest.NewLogger(e.t).Named(name)))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { p.Close() })
+	if !standby {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		if err := p.WaitActive(ctx); err != nil {
+			e.t.Fatalf("participant %s not active: %v", name, err)
+		}
+	}
+	return p, cli
+}
+
+// kill simulates a crash: the process's etcd client goes away without
+// revoking its lease, which then expires after its TTL.
+func kill(cli *clientv3.Client) { cli.Close() }
+
+func branches(names ...string) []protocol.Branch {
+	bs := make([]protocol.Branch, len(names))
+	for i, n := range names {
+		bs[i] = protocol.Branch{Participant: n, Payload: []byte(fmt.Sprintf(`{"to":%q}`, n))}
+	}
+	return bs
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	backoff := 5 * time.Millisecond
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %s: %s", within, what, state)
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
+}
+
+// terminal waits until transaction id is terminal and returns it.
+func (e *env) terminal(id string, within time.Duration) coordinator.Transaction {
+	e.t.Helper()
+	var tx coordinator.Transaction
+	eventually(e.t, within, "transaction "+id+" terminal", func() (bool, string) {
+		var err error
+		tx, err = e.c.Get(e.ctx, id)
+		if err != nil {
+			return false, err.Error()
+		}
+		return tx.State.Terminal(), fmt.Sprintf("%+v", tx)
+	})
+	return tx
+}
+
+// keys returns every key under the prefix with its value.
+func (e *env) keys() map[string]string {
+	e.t.Helper()
+	resp, err := e.cli.Get(e.ctx, "/tx/", clientv3.WithPrefix())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	out := make(map[string]string, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		out[string(kv.Key)] = string(kv.Value)
+	}
+	return out
+}
+
+// inboxCount counts the inbox keys left, for any participant.
+func (e *env) inboxCount() int {
+	resp, err := e.cli.Get(e.ctx, protocol.MustKeys(protocol.DefaultPrefix).Inboxes(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return int(resp.Count)
+}
+
+func equal(a []string, b ...string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,292 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/participant"
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap/zaptest"
+)
+
+// The leading replica dies mid-transaction; the other one takes over within
+// a lease TTL and aborts at the deadline.
+func TestReplicaFailover(t *testing.T) {
+	e := newEnv(t)
+	r1, r1Cli := e.replica("r1")
+	eventually(t, 5*time.Second, "r1 leads", func() (bool, string) { return r1.IsLeader(), "" })
+	r2, _ := e.replica("r2")
+	silent := newRecorder("silent")
+	silent.block["*"] = make(chan struct{})
+	e.participant("silent", silent, false)
+	begun, err := e.c.Begin(e.ctx, coordinator.Request{Branches: branches("silent"), Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.IsLeader() {
+		t.Fatal("two leaders")
+	}
+	kill(r1Cli) // r1's lease now expires; it cannot revoke it
+	eventually(t, ttl+5*time.Second, "r2 leads", func() (bool, string) { return r2.IsLeader(), "" })
+	out, err := e.c.Wait(e.ctx, begun.ID)
+	if err != nil || out.Committed() || out.Cause != protocol.CauseDeadline {
+		t.Fatalf("outcome %+v, %v: want aborted at the deadline by r2", out, err)
+	}
+	e.terminal(begun.ID, 10*time.Second)
+}
+
+// Terminal records are deleted, with their votes, after the retention window.
+func TestRetention(t *testing.T) {
+	e := newEnv(t)
+	cli := e.srv.Client(t)
+	r, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(500*time.Millisecond),
+		coordinator.WithLogger(zaptest.NewLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	e.participant("a", newRecorder("a"), false)
+	out, err := e.c.Do(e.ctx, coordinator.Request{Branches: branches("a")})
+	if err != nil || !out.Committed() {
+		t.Fatalf("%+v %v", out, err)
+	}
+	e.terminal(out.ID, 5*time.Second)
+	eventually(t, 10*time.Second, "record deleted", func() (bool, string) {
+		keys := e.keys()
+		for k := range keys {
+			if protocol.MustKeys("/tx").Parse(k).Kind != protocol.KindParticipant && protocol.MustKeys("/tx").Parse(k).Kind != protocol.KindElection {
+				return false, fmt.Sprint(keys)
+			}
+		}
+		return true, ""
+	})
+	if _, err := e.c.Get(e.ctx, out.ID); !errors.Is(err, coordinator.ErrNotFound) {
+		t.Errorf("get after retention: %v", err)
+	}
+}
+
+// Deciders race on the same transactions: the last yes vote against two
+// operators aborting at once. Each transaction has exactly one outcome, and
+// every participant applied that one.
+func TestRacingDeciders(t *testing.T) {
+	e := newEnv(t)
+	a, b := newRecorder("a"), newRecorder("b")
+	e.participant("a", a, false)
+	e.participant("b", b, false)
+	other, err := coordinator.NewClient(e.ctx, e.srv.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	const n = 40
+	type result struct {
+		out      coordinator.Outcome
+		aborts   [2]error
+		abortRec [2]protocol.Record
+	}
+	results := make([]result, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		id := fmt.Sprintf("race-%d", i)
+		wg.Add(3)
+		go func() {
+			defer wg.Done()
+			out, err := e.c.Do(e.ctx, coordinator.Request{ID: id, Branches: branches("a", "b")})
+			if err != nil {
+				t.Errorf("%s: %v", id, err)
+			}
+			results[i].out = out
+		}()
+		for j, c := range []*coordinator.Client{e.c, other} {
+			go func() {
+				defer wg.Done()
+				for {
+					rec, err := c.Abort(e.ctx, id, "")
+					if errors.Is(err, coordinator.ErrNotFound) {
+						continue // not begun yet
+					}
+					results[i].abortRec[j], results[i].aborts[j] = rec, err
+					return
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	committed := 0
+	for i, res := range results {
+		id := fmt.Sprintf("race-%d", i)
+		tx := e.terminal(id, 10*time.Second)
+		if tx.State.Outcome() != res.out.State {
+			t.Errorf("%s: record %v, Do said %v", id, tx.State, res.out.State)
+		}
+		for j, err := range res.aborts {
+			switch {
+			case tx.State == protocol.StateCommitted && !errors.Is(err, coordinator.ErrAlreadyCommitted):
+				t.Errorf("%s committed but abort %d returned %v", id, j, err)
+			case tx.State == protocol.StateAborted && (err != nil || !res.abortRec[j].State.Decided()):
+				t.Errorf("%s aborted but abort %d returned %+v, %v", id, j, res.abortRec[j], err)
+			}
+		}
+		want := "abort"
+		if tx.State == protocol.StateCommitted {
+			want = "commit"
+			committed++
+		}
+		for _, r := range []*recorder{a, b} {
+			if r.count(id, want) != 1 || r.count(id, "commit")+r.count(id, "abort") != 1 {
+				t.Errorf("%s is %v but %s saw %v", id, tx.State, r.name, r.phases(id))
+			}
+		}
+	}
+	t.Logf("%d of %d committed", committed, n)
+}
+
+// A participant falls behind a compaction while partitioned from etcd: its
+// watch cannot resume, so it lists its inbox again, and misses nothing and
+// applies nothing twice.
+func TestCompactionCatchUp(t *testing.T) {
+	e := newEnv(t)
+	a := newRecorder("a")
+	e.participant("a", a, false)
+	px := newProxy(t, e.srv.Endpoints[0][len("http://"):])
+	bCli, err := clientv3.New(clientv3.Config{Endpoints: []string{px.endpoint()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bCli.Close()
+	b := newRecorder("b")
+	// A long lease: b must stay registered while partitioned.
+	bp, err := participant.New(bCli, "b", b, participant.WithLeaseTTL(time.Minute), participant.WithResyncInterval(time.Hour),
+		participant.WithLogger(zaptest.NewLogger(t).Named("b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bp.Close()
+	if err := bp.WaitActive(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.c.Do(e.ctx, coordinator.Request{ID: "before", Branches: branches("a", "b")})
+	if err != nil || !before.Committed() {
+		t.Fatalf("%+v %v", before, err)
+	}
+	e.terminal("before", 5*time.Second)
+
+	px.partition()
+	var ids []string
+	for i := range 10 {
+		bg, err := e.c.Begin(e.ctx, coordinator.Request{ID: fmt.Sprintf("behind-%d", i), Branches: branches("a", "b"), Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, bg.ID)
+	}
+	eventually(t, 5*time.Second, "a voted on all", func() (bool, string) {
+		for _, id := range ids {
+			if a.count(id, "prepare") != 1 {
+				return false, id
+			}
+		}
+		return true, ""
+	})
+	rev, err := e.srv.Compact(e.ctx, e.cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("compacted at %d while b was partitioned", rev)
+	px.heal()
+	for _, id := range append(ids, "before") {
+		tx := e.terminal(id, 20*time.Second)
+		if tx.State != protocol.StateCommitted {
+			t.Errorf("%s: %v", id, tx.State)
+		}
+		if got := b.phases(id); !equal(got, "prepare", "commit") {
+			t.Errorf("b saw %v for %s, want [prepare commit]", got, id)
+		}
+	}
+}
+
+// 1,000 concurrent transactions across 3 participants, a tenth refused by
+// one of them: every one terminal, every participant applied its outcome
+// exactly once, and nothing left in any inbox.
+func TestManyConcurrent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("load test")
+	}
+	e := newEnv(t)
+	e.replica("replica")
+	names := []string{"a", "b", "c"}
+	recs := make([]*recorder, len(names))
+	for i, n := range names {
+		recs[i] = newRecorder(n)
+		e.participant(n, recs[i], false)
+	}
+	const total, concurrency = 1000, 64
+	for i := 0; i < total; i += 10 {
+		recs[i%3].refuse[fmt.Sprintf("load-%d", i)] = errors.New("refused by test")
+	}
+	outcomes := make([]coordinator.Outcome, total)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+				out, err := e.c.Do(ctx, coordinator.Request{ID: fmt.Sprintf("load-%d", i), Branches: branches(names...)})
+				cancel()
+				if err != nil {
+					t.Errorf("load-%d: %v", i, err)
+				}
+				outcomes[i] = out
+			}
+		}()
+	}
+	for i := range total {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	t.Logf("%d transactions decided in %v", total, time.Since(start))
+	eventually(t, 30*time.Second, "inboxes empty", func() (bool, string) {
+		n := e.inboxCount()
+		return n == 0, fmt.Sprintf("%d inbox keys", n)
+	})
+	committed := 0
+	for i, out := range outcomes {
+		id := fmt.Sprintf("load-%d", i)
+		wantCommit := i%10 != 0
+		if out.Committed() != wantCommit {
+			t.Errorf("%s: %+v, want committed=%v", id, out, wantCommit)
+		}
+		if out.Committed() {
+			committed++
+		}
+		phase := map[bool]string{true: "commit", false: "abort"}[out.Committed()]
+		for _, r := range recs {
+			if r.count(id, phase) != 1 || r.count(id, "commit")+r.count(id, "abort") != 1 {
+				t.Errorf("%s %v: %s saw %v", id, out.State, r.name, r.phases(id))
+			}
+		}
+	}
+	page, err := e.c.List(e.ctx, coordinator.ListOptions{Limit: 2 * total})
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminal := 0
+	for _, rec := range page.Transactions {
+		if rec.State.Terminal() {
+			terminal++
+		}
+	}
+	if terminal != total || committed != 900 {
+		t.Errorf("%d terminal records, %d committed; want %d and 900", terminal, committed, total)
+	}
+}
