@@ -1,0 +1,115 @@
+package bank
+
+import (
+	"context"
+	"errors"
+	"os"
+	"time"
+
+	"github.com/concord-tx/concord/participant"
+	"go.uber.org/zap"
+)
+
+// Handler is the bank's participant.Handler: each call is one Store
+// transaction, logged with the transaction id.
+type Handler struct {
+	store *Store
+	log   *zap.Logger
+	gate  string
+}
+
+var _ participant.Handler = (*Handler)(nil)
+
+// HandlerOption configures a Handler.
+type HandlerOption interface{ apply(*Handler) }
+
+type handlerOptionFunc func(*Handler)
+
+func (f handlerOptionFunc) apply(h *Handler) { f(h) }
+
+// WithLogger sets the logger (default: no logging).
+func WithLogger(l *zap.Logger) HandlerOption {
+	return handlerOptionFunc(func(h *Handler) {
+		if l != nil {
+			h.log = l
+		}
+	})
+}
+
+// WithCommitGate is for tests of crash recovery: Commit waits, before it
+// touches the store, until the file at path exists. A test can then kill
+// the bank at a known point: prepared, commit decided, not applied.
+func WithCommitGate(path string) HandlerOption {
+	return handlerOptionFunc(func(h *Handler) { h.gate = path })
+}
+
+// NewHandler returns the handler of store.
+func NewHandler(store *Store, opts ...HandlerOption) *Handler {
+	h := &Handler{store: store, log: zap.NewNop()}
+	for _, o := range opts {
+		o.apply(h)
+	}
+	return h
+}
+
+// Prepare reserves the branch's moves, or refuses them; see Store.Prepare.
+func (h *Handler) Prepare(ctx context.Context, tx participant.Tx) error {
+	log := h.log.With(zap.String("txid", tx.ID))
+	res, err := h.store.Prepare(tx.ID, tx.Payload)
+	var refused *RefusedError
+	switch {
+	case errors.As(err, &refused):
+		log.Info("prepare refused", zap.String("reason", refused.Reason), zap.Bool("repeat", res.Repeat))
+	case err != nil:
+		log.Error("prepare failed", zap.Error(err))
+	default:
+		log.Info("prepared", zap.ByteString("payload", tx.Payload), zap.Bool("repeat", res.Repeat))
+	}
+	return err
+}
+
+// Commit applies the prepared moves; see Store.Commit.
+func (h *Handler) Commit(ctx context.Context, tx participant.Tx) error {
+	log := h.log.With(zap.String("txid", tx.ID))
+	if h.gate != "" {
+		log.Info("commit waiting for the test gate", zap.String("gate", h.gate))
+		if err := waitFile(ctx, h.gate); err != nil {
+			return err
+		}
+	}
+	res, err := h.store.Commit(tx.ID)
+	if err != nil {
+		log.Error("commit failed", zap.Error(err))
+		return err
+	}
+	log.Info("committed", zap.Bool("repeat", res.Repeat))
+	return nil
+}
+
+// Abort releases what Prepare held and records the abort; see Store.Abort.
+func (h *Handler) Abort(ctx context.Context, tx participant.Tx) error {
+	log := h.log.With(zap.String("txid", tx.ID))
+	res, err := h.store.Abort(tx.ID, tx.Reason)
+	if err != nil {
+		log.Error("abort failed", zap.Error(err))
+		return err
+	}
+	log.Info("aborted", zap.String("reason", tx.Reason), zap.Stringer("phase", res.Phase), zap.Bool("repeat", res.Repeat))
+	return nil
+}
+
+// waitFile polls for path until it exists or ctx ends.
+func waitFile(ctx context.Context, path string) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}

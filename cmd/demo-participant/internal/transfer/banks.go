@@ -1,0 +1,120 @@
+package transfer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/protocol"
+)
+
+// Banks reads the banks' accounts over their HTTP APIs.
+type Banks struct {
+	addrs map[string]string // participant name -> base URL
+	hc    *http.Client
+}
+
+// ParseBanks parses "bank-a=http://127.0.0.1:8081,bank-b=http://...".
+func ParseBanks(s string, hc *http.Client) (*Banks, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	b := &Banks{addrs: make(map[string]string), hc: hc}
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, addr, ok := strings.Cut(item, "=")
+		if !ok {
+			return nil, fmt.Errorf("%w: bank %q: expected name=http://host:port", ErrInvalidArgument, item)
+		}
+		if err := protocol.ValidateName(name); err != nil {
+			return nil, fmt.Errorf("%w: bank %q: %w", ErrInvalidArgument, item, err)
+		}
+		if !strings.HasPrefix(addr, "http://") && !strings.HasPrefix(addr, "https://") {
+			return nil, fmt.Errorf("%w: bank %s: address %q, expected http://host:port", ErrInvalidArgument, name, addr)
+		}
+		if _, dup := b.addrs[name]; dup {
+			return nil, fmt.Errorf("%w: bank %s is listed twice", ErrInvalidArgument, name)
+		}
+		b.addrs[name] = strings.TrimRight(addr, "/")
+	}
+	return b, nil
+}
+
+// Names returns the banks' names, sorted.
+func (b *Banks) Names() []string {
+	out := make([]string, 0, len(b.addrs))
+	for n := range b.addrs {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Has reports whether bank name has an address.
+func (b *Banks) Has(name string) bool { _, ok := b.addrs[name]; return ok }
+
+// Snapshot is every account of every bank, read one bank at a time.
+type Snapshot map[string]map[string]bank.Account // bank -> account -> money
+
+// Sum returns the total balance and total held over every account.
+func (s Snapshot) Sum() (balance, held int64) {
+	for _, accounts := range s {
+		for _, a := range accounts {
+			balance += a.Balance
+			held += a.Held
+		}
+	}
+	return balance, held
+}
+
+// Account returns one account's money.
+func (s Snapshot) Account(e Endpoint) (bank.Account, bool) {
+	a, ok := s[e.Bank][e.Account]
+	return a, ok
+}
+
+// Read reads every bank's GET /accounts.
+func (b *Banks) Read(ctx context.Context) (Snapshot, error) {
+	out := make(Snapshot, len(b.addrs))
+	for _, name := range b.Names() {
+		accounts, err := b.accounts(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = accounts
+	}
+	return out, nil
+}
+
+func (b *Banks) accounts(ctx context.Context, name string) (map[string]bank.Account, error) {
+	url := b.addrs[name] + "/accounts"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bank %s: %w", name, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("bank %s: GET %s: %w", name, url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("bank %s: GET %s: %s: %s", name, url, resp.Status, errorText(raw))
+	}
+	var accounts map[string]bank.Account
+	if err := json.Unmarshal(raw, &accounts); err != nil {
+		return nil, fmt.Errorf("bank %s: GET %s: %w", name, url, err)
+	}
+	return accounts, nil
+}

@@ -1,0 +1,261 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Load describes a run of random transfers.
+type Load struct {
+	N           int        // transfers to run
+	Concurrency int        // transfers in flight at once
+	Accounts    []Endpoint // transfers go between two of these, chosen at random
+	MaxAmount   int64      // amounts are uniform in [1, MaxAmount]
+	Timeout     time.Duration
+	Seed        uint64
+	// Progress, if not nil, gets a line every ProgressEvery.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	// Settle bounds the wait, after the last decision, for the banks to
+	// apply every decision (no holds left) before the final read.
+	Settle time.Duration
+}
+
+// Validate checks the load before anything is sent.
+func (l Load) Validate(banks *Banks) error {
+	switch {
+	case l.N <= 0:
+		return fmt.Errorf("%w: --load %d, expected more than 0", ErrInvalidArgument, l.N)
+	case l.Concurrency <= 0:
+		return fmt.Errorf("%w: --concurrency %d, expected more than 0", ErrInvalidArgument, l.Concurrency)
+	case len(l.Accounts) < 2:
+		return fmt.Errorf("%w: --accounts lists %d accounts, expected at least 2 (e.g. bank-a:alice,bank-b:bob)", ErrInvalidArgument, len(l.Accounts))
+	case l.MaxAmount <= 0:
+		return fmt.Errorf("%w: --max-amount %d, expected more than 0", ErrInvalidArgument, l.MaxAmount)
+	}
+	for _, e := range l.Accounts {
+		if !banks.Has(e.Bank) {
+			return fmt.Errorf("%w: account %s: bank %s has no address in --banks", ErrInvalidArgument, e, e.Bank)
+		}
+	}
+	return nil
+}
+
+// Report is the result of a load run.
+type Report struct {
+	Committed int
+	Aborted   map[string]int // by reason, with the details cut off
+	Errors    map[string]int // requests that got no decision, by error
+	Elapsed   time.Duration  // from the first request to the last decision
+	Before    Snapshot
+	After     Snapshot
+	Settled   bool // every hold was gone at the final read
+}
+
+// Decided is the number of transfers that got a decision.
+func (r Report) Decided() int {
+	n := r.Committed
+	for _, c := range r.Aborted {
+		n += c
+	}
+	return n
+}
+
+// Conserved reports whether the sum of all balances is the same after as
+// before.
+func (r Report) Conserved() bool {
+	before, _ := r.Before.Sum()
+	after, _ := r.After.Sum()
+	return before == after
+}
+
+// RunLoad runs l.N random transfers, l.Concurrency at a time, and reads the
+// banks before and after. It returns an error only when it cannot read the
+// banks; failed transfers are counted in the report.
+func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Report, error) {
+	if err := l.Validate(banks); err != nil {
+		return Report{}, err
+	}
+	before, err := banks.Read(ctx)
+	if err != nil {
+		return Report{}, err
+	}
+	for _, e := range l.Accounts {
+		if _, ok := before.Account(e); !ok {
+			return Report{}, fmt.Errorf("%w: account %s: bank %s has no such account", ErrInvalidArgument, e, e.Bank)
+		}
+	}
+	rng := rand.New(rand.NewPCG(l.Seed, l.Seed^0x9e3779b97f4a7c15))
+	jobs := make([]Transfer, l.N)
+	for i := range jobs {
+		from := rng.IntN(len(l.Accounts))
+		to := rng.IntN(len(l.Accounts) - 1)
+		if to >= from {
+			to++
+		}
+		jobs[i] = Transfer{From: l.Accounts[from], To: l.Accounts[to], Amount: 1 + rng.Int64N(l.MaxAmount)}
+	}
+
+	t := newTally()
+	start := time.Now()
+	stopProgress := t.progress(l, start)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(l.Concurrency, l.N) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(len(jobs)) || ctx.Err() != nil {
+					return
+				}
+				branches, err := jobs[i].Branches()
+				if err != nil {
+					t.add(Outcome{}, err)
+					continue
+				}
+				out, err := coord.Do(ctx, "", branches, l.Timeout)
+				t.add(out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopProgress()
+
+	after, settled, err := settle(ctx, banks, l.Settle)
+	if err != nil {
+		return Report{}, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Report{
+		Committed: t.mu.committed,
+		Aborted:   t.mu.aborted,
+		Errors:    t.mu.errors,
+		Elapsed:   elapsed,
+		Before:    before,
+		After:     after,
+		Settled:   settled,
+	}, nil
+}
+
+// settle reads the banks until no hold is left or the wait is over:
+// decisions are final when the coordinator answers, but each bank applies
+// them a moment later.
+func settle(ctx context.Context, banks *Banks, wait time.Duration) (Snapshot, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var last Snapshot
+	for {
+		s, err := banks.Read(ctx)
+		if err != nil {
+			if last != nil && ctx.Err() != nil {
+				return last, false, nil
+			}
+			return nil, false, err
+		}
+		last = s
+		if _, held := s.Sum(); held == 0 {
+			return s, true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return last, false, nil
+		case <-tick.C:
+		}
+	}
+}
+
+// tally counts outcomes as they come in.
+type tally struct {
+	mu struct {
+		sync.Mutex
+		committed int
+		aborted   map[string]int // by ReasonKind
+		errors    map[string]int // by error text
+	}
+}
+
+func newTally() *tally {
+	t := &tally{}
+	t.mu.aborted = make(map[string]int)
+	t.mu.errors = make(map[string]int)
+	return t
+}
+
+func (t *tally) add(out Outcome, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case err != nil:
+		t.mu.errors[err.Error()]++
+	case out.Committed():
+		t.mu.committed++
+	default:
+		t.mu.aborted[ReasonKind(out.Reason)]++
+	}
+}
+
+func (t *tally) counts() (committed, aborted, errors int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, n := range t.mu.aborted {
+		aborted += n
+	}
+	for _, n := range t.mu.errors {
+		errors += n
+	}
+	return t.mu.committed, aborted, errors
+}
+
+// progress prints a line every l.ProgressEvery until the returned function
+// is called; that call waits for the printer to stop.
+func (t *tally) progress(l Load, start time.Time) func() {
+	if l.Progress == nil || l.ProgressEvery <= 0 {
+		return func() {}
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(l.ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				c, a, e := t.counts()
+				n := c + a + e
+				rate := float64(n) / time.Since(start).Seconds()
+				fmt.Fprintf(l.Progress, "progress: %d/%d done, %d committed, %d aborted, %d errors, %.1f tx/s\n", n, l.N, c, a, e, rate)
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
+}
+
+// ReasonKind shortens an abort reason to its kind, for counting: the
+// participant and the first clause, "bank-a: insufficient funds" of
+// "bank-a: insufficient funds: alice has 5 available ...". The
+// coordinator's own reasons ("deadline exceeded: ...") keep their first
+// clause.
+func ReasonKind(reason string) string {
+	parts := strings.SplitN(reason, ": ", 3)
+	if len(parts) >= 2 && !strings.Contains(parts[0], " ") {
+		return parts[0] + ": " + parts[1]
+	}
+	return parts[0]
+}
