@@ -1,0 +1,33 @@
+package chaos
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Table renders summaries as a Markdown table: one row per run.
+func Table(rows []Summary) string {
+	var b strings.Builder
+	b.WriteString("| scenario | seed | attempted | committed | aborted | unknown | faults injected | violations (" + strings.Join(Checks, ", ") + ") | slowest to terminal after heal | tx/s before / during / after | wall |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | ---: |\n")
+	for _, s := range rows {
+		var faults []string
+		for _, k := range sortedKeys(s.Faults) {
+			faults = append(faults, fmt.Sprintf("%s=%d", k, s.Faults[k]))
+		}
+		var viol []string
+		for _, c := range Checks {
+			viol = append(viol, fmt.Sprint(s.Violations[c]))
+		}
+		slowest := "-"
+		if s.SlowestID != "" {
+			slowest = fmt.Sprintf("%v (%s)", s.Slowest.Round(time.Millisecond), s.SlowestID)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %s | %s | %.1f / %.1f / %.1f | %v |\n",
+			s.Scenario, s.Seed, s.Attempted, s.Committed, s.Aborted, s.Unknown,
+			strings.Join(faults, " "), strings.Join(viol, " / "), slowest,
+			s.Rate[PhaseBefore], s.Rate[PhaseDuring], s.Rate[PhaseAfter], s.Wall.Round(time.Second))
+	}
+	return b.String()
+}

@@ -1,0 +1,157 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Traffic sends random concurrent transfers to the coordinator replicas
+// and records each request and its answer in a History. Amounts are drawn
+// so that some debits exceed what the account has: those transfers are
+// bound to abort.
+type Traffic struct {
+	Coords    []string            // base URLs of the coordinator replicas
+	Banks     map[string][]string // accounts of each bank
+	History   *History
+	TxTimeout time.Duration // prepare timeout of each transaction
+	MaxAmount int64
+	IDPrefix  string
+
+	client *http.Client
+	next   atomic.Int64
+	phase  atomic.Value // Phase
+}
+
+// SetPhase says which phase of the run answers from now on belong to.
+func (tr *Traffic) SetPhase(p Phase) { tr.phase.Store(p) }
+
+func (tr *Traffic) currentPhase() Phase {
+	p, _ := tr.phase.Load().(Phase)
+	return p
+}
+
+// Run starts workers that send transfers until ctx ends, then waits for
+// the requests in flight: they are answered, not cancelled.
+func (tr *Traffic) Run(ctx context.Context, workers int, seed uint64) {
+	tr.client = &http.Client{
+		Timeout:   tr.TxTimeout + 12*time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: workers, IdleConnTimeout: 5 * time.Second},
+	}
+	defer tr.client.CloseIdleConnections()
+	var banks []string
+	for b := range tr.Banks {
+		banks = append(banks, b)
+	}
+	slices.Sort(banks)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, uint64(w)+1))
+			for ctx.Err() == nil {
+				op := tr.transfer(rng, banks)
+				if op.Result == Unknown {
+					// A coordinator is down or stuck: do not spin.
+					select {
+					case <-ctx.Done():
+					case <-time.After(time.Duration(20+rng.IntN(80)) * time.Millisecond):
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// plan draws one transfer: a debit at one bank and one or two credits at
+// others, summing to zero.
+func (tr *Traffic) plan(rng *rand.Rand, banks []string) []Leg {
+	perm := rng.Perm(len(banks))
+	amount := 1 + rng.Int64N(tr.MaxAmount)
+	pick := func(b string) string { a := tr.Banks[b]; return a[rng.IntN(len(a))] }
+	debit := Leg{Bank: banks[perm[0]], Amount: -amount}
+	debit.Account = pick(debit.Bank)
+	if len(banks) >= 3 && amount >= 2 && rng.IntN(4) == 0 {
+		part := 1 + rng.Int64N(amount-1)
+		b1, b2 := banks[perm[1]], banks[perm[2]]
+		return []Leg{debit, {Bank: b1, Account: pick(b1), Amount: part}, {Bank: b2, Account: pick(b2), Amount: amount - part}}
+	}
+	b := banks[perm[1]]
+	return []Leg{debit, {Bank: b, Account: pick(b), Amount: amount}}
+}
+
+type beginRequest struct {
+	ID       string        `json:"id"`
+	Branches []beginBranch `json:"branches"`
+	Timeout  string        `json:"timeout"`
+}
+
+type beginBranch struct {
+	Participant string          `json:"participant"`
+	Payload     json.RawMessage `json:"payload"`
+}
+
+type beginResponse struct {
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+// transfer sends one transfer and records it.
+func (tr *Traffic) transfer(rng *rand.Rand, banks []string) Op {
+	legs := tr.plan(rng, banks)
+	op := Op{
+		ID:    fmt.Sprintf("%s%06d", tr.IDPrefix, tr.next.Add(1)),
+		Coord: tr.Coords[rng.IntN(len(tr.Coords))],
+		Legs:  legs,
+		Start: time.Now(),
+	}
+	req := beginRequest{ID: op.ID, Timeout: tr.TxTimeout.String()}
+	for _, l := range legs {
+		p, _ := json.Marshal(map[string]any{"account": l.Account, "amount": l.Amount})
+		req.Branches = append(req.Branches, beginBranch{Participant: l.Bank, Payload: p})
+	}
+	body, _ := json.Marshal(req)
+	op.Result = Unknown
+	resp, err := tr.client.Post(op.Coord+"/v1/transactions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		op.Error = err.Error()
+	} else {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		var r beginResponse
+		switch {
+		case resp.StatusCode != http.StatusOK:
+			op.Error = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, truncateString(string(b), 300))
+		case json.Unmarshal(b, &r) != nil:
+			op.Error = fmt.Sprintf("undecodable answer: %s", truncateString(string(b), 300))
+		case r.State == string(Committed):
+			op.Result = Committed
+		case r.State == string(Aborted):
+			op.Result, op.Reason = Aborted, r.Reason
+		default:
+			op.Error = fmt.Sprintf("state %q in answer: %s", r.State, truncateString(string(b), 300))
+		}
+	}
+	op.End = time.Now()
+	op.Phase = tr.currentPhase()
+	tr.History.Add(op)
+	return op
+}
+
+func truncateString(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
