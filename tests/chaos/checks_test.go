@@ -1,0 +1,124 @@
+package chaos
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/protocol"
+)
+
+// goodInput is a run in which t1 committed and t2 aborted, correctly.
+func goodInput() CheckInput {
+	now := time.Now()
+	rec := func(id string, s protocol.State, cause protocol.Cause) protocol.Record {
+		return protocol.Record{ID: id, State: s, Participants: []string{"a", "b"}, Created: now, Deadline: now.Add(time.Second), Decided: now, Cause: cause}
+	}
+	view := func(id string, d protocol.State, votes map[string]VoteSeen) TxView {
+		return TxView{ID: id, Participants: []string{"a", "b"}, CreatedAt: now, Decision: d, DecidedRev: 10, TerminalAt: now.Add(time.Millisecond), Votes: votes}
+	}
+	return CheckInput{
+		Ops: []Op{
+			{ID: "t1", Legs: []Leg{{"a", "x", -10}, {"b", "y", 10}}, Result: Committed},
+			{ID: "t2", Legs: []Leg{{"a", "x", -500}, {"b", "y", 500}}, Result: Aborted},
+		},
+		Txs: map[string]TxView{
+			"t1": view("t1", protocol.StateCommitting, map[string]VoteSeen{"a": {"yes", 9}, "b": {"yes", 10}}),
+			"t2": view("t2", protocol.StateAborting, map[string]VoteSeen{"a": {"no:insufficient funds", 10}}),
+		},
+		Etcd: EtcdState{Records: map[string]protocol.Record{
+			"t1": rec("t1", protocol.StateCommitted, ""),
+			"t2": rec("t2", protocol.StateAborted, protocol.CauseVoteNo),
+		}, Votes: map[string]map[string]string{"t1": {"a": "yes", "b": "yes"}, "t2": {"a": "no:insufficient funds"}}},
+		Banks: map[string]BankState{
+			"a": {Accounts: map[string]Account{"x": {Balance: 90}}, Applied: map[string]string{"t1": "committed", "t2": "refused"}},
+			"b": {Accounts: map[string]Account{"y": {Balance: 110}}, Applied: map[string]string{"t1": "committed", "t2": "aborted"}},
+		},
+		Opening: map[string]map[string]int64{"a": {"x": 100}, "b": {"y": 100}},
+		Healed:  now,
+		Bound:   time.Second,
+	}
+}
+
+func TestChecksPassCorrectRun(t *testing.T) {
+	r := Check(goodInput())
+	if r.Total() != 0 {
+		t.Fatalf("violations in a correct run: %v\n%s", r.Violations, strings.Join(r.Details, "\n"))
+	}
+}
+
+// TestChecksCatchViolations breaks a correct run in one way at a time and
+// expects exactly the check that should notice.
+func TestChecksCatchViolations(t *testing.T) {
+	cases := []struct {
+		name  string
+		check string
+		edit  func(*CheckInput)
+	}{
+		{"bank applied the other outcome", CheckAtomicity, func(in *CheckInput) {
+			in.Banks["b"].Applied["t2"] = "committed"
+		}},
+		{"commit without a yes vote", CheckAtomicity, func(in *CheckInput) {
+			v := in.Txs["t1"]
+			v.Votes = map[string]VoteSeen{"a": {"yes", 9}}
+			in.Txs["t1"] = v
+			in.Etcd.Votes["t1"] = map[string]string{"a": "yes"}
+		}},
+		{"money created", CheckMoney, func(in *CheckInput) {
+			in.Banks["a"].Accounts["x"] = Account{Balance: 95}
+		}},
+		{"hold left", CheckMoney, func(in *CheckInput) {
+			in.Banks["a"].Accounts["x"] = Account{Balance: 90, Held: 5}
+		}},
+		{"client told committed, bank prepared", CheckDurability, func(in *CheckInput) {
+			in.Banks["b"].Applied["t1"] = "prepared"
+		}},
+		{"client told aborted, etcd committed", CheckDurability, func(in *CheckInput) {
+			in.Ops[1].Result = Committed
+		}},
+		{"undecided at the end", CheckLiveness, func(in *CheckInput) {
+			r := in.Etcd.Records["t1"]
+			r.State = protocol.StatePreparing
+			in.Etcd.Records["t1"] = r
+		}},
+		{"inbox left", CheckLiveness, func(in *CheckInput) {
+			in.Etcd.Inboxes = map[string][]string{"t2": {"b"}}
+		}},
+		{"too slow after heal", CheckLiveness, func(in *CheckInput) {
+			v := in.Txs["t2"]
+			v.TerminalAt = in.Healed.Add(time.Minute)
+			in.Txs["t2"] = v
+		}},
+		{"abort for a lost participant that was registered", CheckJustified, func(in *CheckInput) {
+			r := in.Etcd.Records["t2"]
+			r.Cause = protocol.CauseParticipantLost
+			in.Etcd.Records["t2"] = r
+			v := in.Txs["t2"]
+			v.Votes = map[string]VoteSeen{}
+			v.RegisteredAtDecision = map[string]bool{"a": true, "b": true}
+			in.Txs["t2"] = v
+		}},
+		{"deadline abort before the deadline", CheckJustified, func(in *CheckInput) {
+			r := in.Etcd.Records["t2"]
+			r.Cause = protocol.CauseDeadline
+			r.Decided = r.Deadline.Add(-time.Millisecond)
+			in.Etcd.Records["t2"] = r
+		}},
+		{"outcome changed", CheckAtomicity, func(in *CheckInput) {
+			v := in.Txs["t1"]
+			v.Anomalies = []string{"outcome changed: decided committing, then aborting"}
+			in.Txs["t1"] = v
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := goodInput()
+			c.edit(&in)
+			r := Check(in)
+			if r.Violations[c.check] == 0 {
+				t.Fatalf("%s not caught by %s: %v", c.name, c.check, r.Violations)
+			}
+			t.Logf("%v: %s", r.Violations, strings.Join(r.Details, "; "))
+		})
+	}
+}
