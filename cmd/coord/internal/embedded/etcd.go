@@ -1,0 +1,106 @@
+// Package embedded runs the single-node, persistent etcd that `coord serve`
+// starts when it is given no etcd endpoints. It is a real etcd member:
+// etcdctl and participants connect to its client URL.
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"sync/atomic"
+
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config says where the embedded etcd keeps its data and listens.
+type Config struct {
+	Dir       string  // data directory; created if missing, reused if not
+	ClientURL url.URL // where clients connect (e.g. http://127.0.0.1:2379)
+	PeerURL   url.URL // raft peer URL; no peer ever joins, but etcd needs one
+	// AutoCompaction is the periodic compaction retention ("1h", "30m");
+	// "0" turns compaction off.
+	AutoCompaction string
+	Logger         *zap.Logger
+}
+
+// Name is the member name of the embedded etcd.
+const Name = "concord"
+
+// Server is a running embedded etcd.
+type Server struct {
+	etcd    *embed.Etcd
+	cfg     Config
+	closing *atomic.Bool // mutes etcd's logs, see quietOnClose
+}
+
+// Start starts etcd and waits until it serves clients, or ctx ends.
+func Start(ctx context.Context, c Config) (*Server, error) {
+	cfg := embed.NewConfig()
+	cfg.Name = Name
+	cfg.Dir = c.Dir
+	cfg.ListenClientUrls = []url.URL{c.ClientURL}
+	cfg.AdvertiseClientUrls = []url.URL{c.ClientURL}
+	cfg.ListenPeerUrls = []url.URL{c.PeerURL}
+	cfg.AdvertisePeerUrls = []url.URL{c.PeerURL}
+	cfg.InitialCluster = Name + "=" + c.PeerURL.String()
+	cfg.InitialClusterToken = "concord-embedded"
+	cfg.AutoCompactionMode = embed.CompactorModePeriodic
+	cfg.AutoCompactionRetention = c.AutoCompaction
+	cfg.Logger = "zap"
+	closing := new(atomic.Bool)
+	lg := c.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
+		return quietOnClose{Core: core, closing: closing}
+	})))
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded etcd in %s: %w", c.Dir, err)
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+		return &Server{etcd: e, cfg: c, closing: closing}, nil
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s: %w", c.Dir, err)
+	case <-ctx.Done():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s: not ready: %w", c.Dir, ctx.Err())
+	}
+}
+
+// Endpoints returns the client URL, for clientv3.Config.Endpoints.
+func (s *Server) Endpoints() []string { return []string{s.cfg.ClientURL.String()} }
+
+// Err reports a fatal error of etcd's listeners.
+func (s *Server) Err() <-chan error { return s.etcd.Err() }
+
+// Close stops etcd cleanly (in-flight requests end, the WAL and the
+// backend are synced and closed) and waits for it.
+func (s *Server) Close() {
+	s.closing.Store(true)
+	s.etcd.Close()
+	<-s.etcd.Server.StopNotify()
+}
+
+// quietOnClose drops etcd's log entries once Close has begun: etcd reports
+// each of its listeners closing as an error, which on a clean stop is not.
+type quietOnClose struct {
+	zapcore.Core
+	closing *atomic.Bool
+}
+
+func (q quietOnClose) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if q.closing.Load() {
+		return ce
+	}
+	return q.Core.Check(e, ce)
+}
+
+func (q quietOnClose) With(fields []zapcore.Field) zapcore.Core {
+	return quietOnClose{Core: q.Core.With(fields), closing: q.closing}
+}

@@ -1,0 +1,163 @@
+// Package httpapi is the coordinator service's HTTP API (JSON over HTTP,
+// routes under /v1) and a Go client for it. The server side is a thin layer
+// over coordinator.Client: it validates and decodes requests, maps the
+// coordinator's errors to status codes, and never keeps transaction state of
+// its own.
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"go.uber.org/zap"
+)
+
+// Config is what the handler needs. Client is required; the rest have
+// defaults.
+type Config struct {
+	Client *coordinator.Client
+	// Health reports whether etcd answers, and at which revision. Nil:
+	// /healthz always answers 200.
+	Health func(ctx context.Context) (rev int64, err error)
+	// Leader reports whether this replica leads (shown by /healthz).
+	Leader func() bool
+	// Metrics serves /metrics; nil: no such route.
+	Metrics http.Handler
+	// Observe is called once per request with the matched route pattern
+	// ("unmatched" when none) and the status code.
+	Observe func(route string, code int)
+	Logger  *zap.Logger
+	// MaxBodyBytes bounds request bodies; larger ones get 413. Default
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// DefaultTimeout is the prepare timeout of transactions begun without
+	// one; it must match the coordinator client's (it bounds waiting).
+	DefaultTimeout time.Duration
+	// WaitGrace is how long past a transaction's deadline a waiting POST
+	// goes on waiting for the decision before it answers 504: time for a
+	// new leader to take over and abort. Default 15s.
+	WaitGrace time.Duration
+}
+
+// DefaultMaxBodyBytes leaves room for the largest transaction the protocol
+// accepts (1 MiB of payloads) plus JSON framing.
+const DefaultMaxBodyBytes = 2 << 20
+
+type api struct {
+	Config
+	mux *http.ServeMux
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = coordinator.DefaultTimeout
+	}
+	if cfg.WaitGrace <= 0 {
+		cfg.WaitGrace = 15 * time.Second
+	}
+	a := &api{Config: cfg, mux: http.NewServeMux()}
+	a.mux.HandleFunc("POST /v1/transactions", a.begin)
+	a.mux.HandleFunc("GET /v1/transactions", a.list)
+	a.mux.HandleFunc("GET /v1/transactions/{id}", a.get)
+	a.mux.HandleFunc("POST /v1/transactions/{id}/abort", a.abort)
+	a.mux.HandleFunc("GET /healthz", a.health)
+	if cfg.Metrics != nil {
+		a.mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	return a
+}
+
+// ServeHTTP routes the request. The mux's own plain-text 404 and 405
+// answers are replaced by JSON ones.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	route := "unmatched"
+	defer func() {
+		if a.Observe != nil {
+			a.Observe(route, sw.status())
+		}
+	}()
+	h, pattern := a.mux.Handler(r)
+	if pattern == "" {
+		a.unrouted(sw, r, h)
+		return
+	}
+	route = pattern
+	r.Body = http.MaxBytesReader(w, r.Body, a.MaxBodyBytes)
+	a.mux.ServeHTTP(sw, r)
+}
+
+// unrouted answers a request no route matched: 405 with Allow when the path
+// exists for other methods, a redirect when the mux cleans the path, 404
+// otherwise.
+func (a *api) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	probe := &probeWriter{header: make(http.Header)}
+	h.ServeHTTP(probe, r)
+	switch {
+	case probe.code == http.StatusMethodNotAllowed:
+		allow := probe.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		fail(w, &apiError{status: http.StatusMethodNotAllowed, body: ErrorBody{Error: "method " + r.Method + " not allowed on " + r.URL.Path + " (allowed: " + strings.ReplaceAll(allow, ",", ", ") + ")"}})
+	case probe.code >= 300 && probe.code < 400:
+		http.Redirect(w, r, probe.header.Get("Location"), probe.code)
+	default:
+		fail(w, &apiError{status: http.StatusNotFound, body: ErrorBody{Error: "no route " + r.Method + " " + r.URL.Path + " (routes are under /v1/transactions, /healthz, /metrics)"}})
+	}
+}
+
+// statusWriter remembers the status code written.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes).
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// probeWriter records what the mux would answer, writing nothing.
+type probeWriter struct {
+	header http.Header
+	code   int
+}
+
+func (p *probeWriter) Header() http.Header { return p.header }
+func (p *probeWriter) WriteHeader(code int) {
+	if p.code == 0 {
+		p.code = code
+	}
+}
+func (p *probeWriter) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/concord-tx/concord/cmd/coord/internal/embedded"
+	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/cmd/coord/internal/metrics"
+	"github.com/concord-tx/concord/coordinator"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// serve runs one coordinator replica until ctx ends (SIGINT or SIGTERM),
+// then shuts down in order: stop accepting and finish the requests in
+// flight, close the client and the replica (which revokes its lease, so
+// another replica takes over at once), close the etcd client, stop the
+// embedded etcd. stopSignals restores the default signal handling, so a
+// second Ctrl-C exits at once.
+func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Logger) (err error) {
+	endpoints := cfg.etcd.endpoints
+	var etcdFailed <-chan error // the embedded etcd's fatal errors
+	if cfg.embedded != nil {
+		ec := *cfg.embedded
+		ec.Logger = quieter(log.Named("etcd"), cfg.log, zap.WarnLevel)
+		log.Info("starting embedded etcd", zap.String("data_dir", ec.Dir), zap.String("client_url", ec.ClientURL.String()), zap.String("peer_url", ec.PeerURL.String()), zap.String("auto_compaction", ec.AutoCompaction))
+		emb, err := embedded.Start(ctx, ec)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			emb.Close()
+			log.Info("embedded etcd stopped", zap.String("data_dir", ec.Dir))
+		}()
+		endpoints, etcdFailed = emb.Endpoints(), emb.Err()
+	}
+
+	cli, err := clientv3.New(cfg.etcd.clientConfig(endpoints, cfg.requestTimeout, quieter(log.Named("etcd-client"), cfg.log, zap.ErrorLevel)))
+	if err != nil {
+		return fmt.Errorf("etcd at %s: %w", strings.Join(endpoints, ","), err)
+	}
+	defer cli.Close()
+	health := func(ctx context.Context) (int64, error) {
+		resp, err := cli.Get(ctx, cfg.prefix, clientv3.WithCountOnly())
+		if err != nil {
+			return 0, err
+		}
+		return resp.Header.Revision, nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
+	rev, err := health(sctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("etcd at %s did not answer within %v (--request-timeout): %w", strings.Join(endpoints, ","), cfg.requestTimeout, err)
+	}
+	log.Info("connected to etcd", zap.Strings("endpoints", endpoints), zap.String("user", cfg.etcd.user), zap.Bool("tls", cfg.etcd.tls != nil), zap.Int64("rev", rev))
+
+	var replica *coordinator.Replica
+	m := metrics.New(func() bool { return replica.IsLeader() })
+	opts := []coordinator.Option{
+		coordinator.WithPrefix(cfg.prefix),
+		coordinator.WithLogger(log),
+		coordinator.WithDefaultTimeout(cfg.timeout),
+		coordinator.WithLeaseTTL(cfg.leaseTTL),
+		coordinator.WithRetention(cfg.retention),
+		coordinator.WithRequestTimeout(cfg.requestTimeout),
+		coordinator.WithObserver(m),
+	}
+	if replica, err = coordinator.NewReplica(cli, opts...); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	defer func() {
+		replica.Close()
+		log.Info("replica stopped; its lease is revoked")
+	}()
+	client, err := coordinator.NewClient(ctx, cli, opts...)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	defer client.Close()
+
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
+	}
+	// Requests get their own context, cancelled only if they outlive the
+	// shutdown timeout.
+	reqCtx, cancelRequests := context.WithCancel(context.Background())
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler: httpapi.New(httpapi.Config{
+			Client:         client,
+			Health:         health,
+			Leader:         replica.IsLeader,
+			Metrics:        m.Handler(),
+			Observe:        m.Request,
+			Logger:         log.Named("http"),
+			MaxBodyBytes:   cfg.maxBodyBytes,
+			DefaultTimeout: cfg.timeout,
+			WaitGrace:      cfg.leaseTTL + 2*cfg.requestTimeout,
+		}),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          zap.NewStdLog(quieter(log.Named("http"), cfg.log, zap.WarnLevel)),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving", zap.String("addr", "http://"+ln.Addr().String()), zap.String("prefix", cfg.prefix),
+		zap.Duration("lease_ttl", cfg.leaseTTL), zap.Duration("retention", cfg.retention), zap.Duration("timeout", cfg.timeout))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		stopSignals()
+		log.Info("shutting down: finishing requests in flight (signal again to exit at once)", zap.Duration("shutdown_timeout", cfg.shutdownTimeout))
+	case err := <-served:
+		runErr = fmt.Errorf("http server: %w", err)
+	case err := <-etcdFailed:
+		runErr = fmt.Errorf("embedded etcd: %w", err)
+	}
+	if err := drain(srv, cfg.shutdownTimeout, cancelRequests); err != nil {
+		log.Warn("requests cancelled at the shutdown timeout", zap.Error(err))
+	}
+	log.Info("http server stopped")
+	return runErr
+}
+
+// drain stops srv from accepting and waits for the requests in flight up
+// to timeout; then it cancels them, gives them a second to answer, and
+// closes every connection.
+func drain(srv *http.Server, timeout time.Duration, cancelRequests func()) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if err == nil || errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	cancelRequests()
+	ctx2, cancel2 := context.WithTimeout(context.Background(), time.Second)
+	defer cancel2()
+	if srv.Shutdown(ctx2) != nil {
+		srv.Close()
+	}
+	return err
+}
