@@ -11,6 +11,7 @@ import (
 //
 //	GET /accounts  {"alice": {"balance": 90, "held": 10}, ...}
 //	GET /applied   {"<txid>": "prepared"|"committed"|"aborted"|"refused", ...}
+//	GET /applied?phase=prepared   only the transactions in that phase
 //	GET /healthz   200 {"status": "ok", ...} while active, 503 otherwise
 //
 // JSON objects are written with their keys sorted. active reports whether
@@ -27,11 +28,25 @@ func NewHTTPHandler(store *Store, name string, active func() bool, log *zap.Logg
 		writeJSON(w, http.StatusOK, accounts)
 	})
 	mux.HandleFunc("GET /applied", func(w http.ResponseWriter, r *http.Request) {
+		var only Phase
+		if s := r.URL.Query().Get("phase"); s != "" {
+			if err := only.UnmarshalText([]byte(s)); err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				return
+			}
+		}
 		applied, err := store.Applied()
 		if err != nil {
 			log.Error("GET /applied", zap.Error(err))
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
+		}
+		if only != PhaseInvalid {
+			for id, p := range applied {
+				if p != only {
+					delete(applied, id)
+				}
+			}
 		}
 		writeJSON(w, http.StatusOK, applied)
 	})

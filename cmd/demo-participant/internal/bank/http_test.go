@@ -63,6 +63,15 @@ func TestHTTP(t *testing.T) {
 		}
 	}
 
+	code, body = get(t, h, "/applied?phase=prepared")
+	applied = nil
+	if err := json.Unmarshal([]byte(body), &applied); code != 200 || err != nil || len(applied) != 1 || applied["t-1"] != "prepared" {
+		t.Errorf("GET /applied?phase=prepared: %d %s, want only t-1", code, body)
+	}
+	if code, body := get(t, h, "/applied?phase=done"); code != http.StatusBadRequest {
+		t.Errorf("GET /applied?phase=done: %d %s, want 400", code, body)
+	}
+
 	if code, body := get(t, h, "/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("GET /healthz while not registered: %d %s, want 503", code, body)
 	}

@@ -94,27 +94,53 @@ func (b *Banks) Read(ctx context.Context) (Snapshot, error) {
 	return out, nil
 }
 
+// Prepared returns, per bank, the transactions it has prepared and not
+// yet seen decided (GET /applied?phase=prepared). Once every transaction
+// of a run is decided, a committed transaction not yet applied somewhere
+// is among these: credits hold nothing, so holds alone cannot tell.
+func (b *Banks) Prepared(ctx context.Context) (map[string][]string, error) {
+	out := make(map[string][]string)
+	for _, name := range b.Names() {
+		var applied map[string]string
+		if err := b.get(ctx, name, "/applied?phase=prepared", &applied); err != nil {
+			return nil, err
+		}
+		for id := range applied {
+			out[name] = append(out[name], id)
+		}
+	}
+	return out, nil
+}
+
 func (b *Banks) accounts(ctx context.Context, name string) (map[string]bank.Account, error) {
-	url := b.addrs[name] + "/accounts"
+	var accounts map[string]bank.Account
+	if err := b.get(ctx, name, "/accounts", &accounts); err != nil {
+		return nil, err
+	}
+	return accounts, nil
+}
+
+// get reads a JSON answer of bank name.
+func (b *Banks) get(ctx context.Context, name, path string, v any) error {
+	url := b.addrs[name] + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := b.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("bank %s: %w", name, err)
+		return fmt.Errorf("bank %s: %w", name, err)
 	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("bank %s: GET %s: %w", name, url, err)
+		return fmt.Errorf("bank %s: GET %s: %w", name, url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("bank %s: GET %s: %s: %s", name, url, resp.Status, errorText(raw))
+		return fmt.Errorf("bank %s: GET %s: %s: %s", name, url, resp.Status, errorText(raw))
 	}
-	var accounts map[string]bank.Account
-	if err := json.Unmarshal(raw, &accounts); err != nil {
-		return nil, fmt.Errorf("bank %s: GET %s: %w", name, url, err)
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("bank %s: GET %s: %w", name, url, err)
 	}
-	return accounts, nil
+	return nil
 }

@@ -2,8 +2,6 @@ package transfer
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -11,10 +9,10 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/cmd/demo-participant/internal/coordtest"
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/participant"
-	"github.com/concord-tx/concord/protocol"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -52,7 +50,7 @@ func newEnv(t *testing.T, seeds map[string]map[string]int64) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	hs := httptest.NewServer(coordinatorAPI(c))
+	hs := httptest.NewServer(coordtest.Handler(c))
 	t.Cleanup(hs.Close)
 	coord, err := NewCoordinator(hs.URL, hc)
 	if err != nil {
@@ -88,53 +86,6 @@ func newEnv(t *testing.T, seeds map[string]map[string]int64) *env {
 		t.Fatal(err)
 	}
 	return e
-}
-
-// coordinatorAPI serves POST /v1/transactions, the part of cmd/coord's
-// HTTP API the transfer tool uses, with the coordinator Go client.
-func coordinatorAPI(c *coordinator.Client) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/transactions", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			ID       string `json:"id"`
-			Branches []struct {
-				Participant string          `json:"participant"`
-				Payload     json.RawMessage `json:"payload"`
-			} `json:"branches"`
-			Timeout string `json:"timeout"`
-		}
-		reply := func(code int, v any) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(code)
-			json.NewEncoder(w).Encode(v)
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			reply(http.StatusBadRequest, map[string]string{"error": err.Error()})
-			return
-		}
-		cr := coordinator.Request{ID: req.ID}
-		if req.Timeout != "" {
-			d, err := time.ParseDuration(req.Timeout)
-			if err != nil {
-				reply(http.StatusBadRequest, map[string]string{"error": err.Error()})
-				return
-			}
-			cr.Timeout = d
-		}
-		for _, b := range req.Branches {
-			cr.Branches = append(cr.Branches, protocol.Branch{Participant: b.Participant, Payload: b.Payload})
-		}
-		out, err := c.Do(r.Context(), cr)
-		switch {
-		case errors.Is(err, coordinator.ErrInvalidRequest) || errors.Is(err, coordinator.ErrConflict):
-			reply(http.StatusBadRequest, map[string]string{"error": err.Error()})
-		case err != nil:
-			reply(http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
-		default:
-			reply(http.StatusOK, map[string]string{"id": out.ID, "state": out.State.String(), "reason": out.Reason})
-		}
-	})
-	return mux
 }
 
 // accounts reads a bank's accounts from its store.

@@ -23,7 +23,8 @@ type Load struct {
 	Progress      io.Writer
 	ProgressEvery time.Duration
 	// Settle bounds the wait, after the last decision, for the banks to
-	// apply every decision (no holds left) before the final read.
+	// apply every decision (nothing prepared, nothing held) before the
+	// final read.
 	Settle time.Duration
 }
 
@@ -55,7 +56,7 @@ type Report struct {
 	Elapsed   time.Duration  // from the first request to the last decision
 	Before    Snapshot
 	After     Snapshot
-	Settled   bool // every hold was gone at the final read
+	Settled   bool // every decision was applied at the final read
 }
 
 // Decided is the number of transfers that got a decision.
@@ -147,30 +148,31 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 	}, nil
 }
 
-// settle reads the banks until no hold is left or the wait is over:
-// decisions are final when the coordinator answers, but each bank applies
-// them a moment later.
+// settle waits until the banks have applied every decision, or the wait is
+// over, and then reads them. Every transfer of the run is decided by now,
+// so a commit not yet applied is a transaction some bank still has
+// prepared, and an abort not yet applied is a hold: when neither is left,
+// nothing changes any more.
 func settle(ctx context.Context, banks *Banks, wait time.Duration) (Snapshot, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	var last Snapshot
 	for {
-		s, err := banks.Read(ctx)
-		if err != nil {
-			if last != nil && ctx.Err() != nil {
-				return last, false, nil
+		prepared, err := banks.Prepared(wctx)
+		if err == nil && len(prepared) == 0 {
+			s, err := banks.Read(wctx)
+			if err == nil {
+				if _, held := s.Sum(); held == 0 {
+					return s, true, nil
+				}
 			}
-			return nil, false, err
-		}
-		last = s
-		if _, held := s.Sum(); held == 0 {
-			return s, true, nil
 		}
 		select {
-		case <-ctx.Done():
-			return last, false, nil
+		case <-wctx.Done():
+			// Out of time: report the banks as they are.
+			s, err := banks.Read(ctx)
+			return s, false, err
 		case <-tick.C:
 		}
 	}

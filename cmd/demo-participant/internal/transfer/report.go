@@ -45,7 +45,7 @@ func (r Report) Write(w io.Writer, accounts []Endpoint) error {
 	case !r.Conserved():
 		fmt.Fprintf(tw, "NOT CONSERVED: the sum of balances changed by %d\n", ab-bb)
 	case !r.Settled:
-		fmt.Fprintf(tw, "NOT SETTLED: %d still held after the settle wait\n", ah)
+		fmt.Fprintf(tw, "NOT SETTLED: decisions still being applied after the settle wait (%d held)\n", ah)
 	default:
 		fmt.Fprintf(tw, "conserved: sum of balances unchanged, no holds left\n")
 	}

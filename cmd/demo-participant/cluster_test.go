@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/cmd/demo-participant/internal/coordtest"
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/etcdtest"
+)
+
+// cluster is a deployment of real processes: a coordinator with its etcd,
+// and banks run from the demo-participant binary. The coordinator is the
+// coord binary on its embedded etcd; while cmd/coord does not build, it is
+// an in-process etcd and coordinator behind the same HTTP API.
+type cluster struct {
+	t        *testing.T
+	demo     string
+	etcd     string // client endpoint, for the banks
+	coordURL string
+	hc       *http.Client
+	dir      string
+	banks    map[string]*bankProcess
+}
+
+// bankProcess is one bank: its flags stay the same across restarts.
+type bankProcess struct {
+	name, db, listen, url string
+	proc                  *process
+}
+
+const leaseTTL = "1s" // banks' and coordinator's, so a killed bank is replaced quickly
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	tr := &http.Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &cluster{
+		t:     t,
+		demo:  demoBinary(t),
+		hc:    &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		dir:   t.TempDir(),
+		banks: make(map[string]*bankProcess),
+	}
+	if coord, err := coordBinary(); err == nil {
+		c.startCoord(coord)
+	} else {
+		t.Logf("cmd/coord does not build, using an in-process coordinator: %v", firstLine(err.Error()))
+		c.startInProcess()
+	}
+	return c
+}
+
+func (c *cluster) startCoord(bin string) {
+	c.t.Helper()
+	clientURL := "http://" + freeAddr(c.t)
+	listen := freeAddr(c.t)
+	startProcess(c.t, "coord", bin, "serve",
+		"--listen", listen,
+		"--embedded-client-url", clientURL,
+		"--embedded-peer-url", "http://"+freeAddr(c.t),
+		"--data-dir", filepath.Join(c.dir, "etcd"),
+		"--lease-ttl", leaseTTL,
+	)
+	c.etcd, c.coordURL = clientURL, "http://"+listen
+	c.waitHealthy(c.coordURL+"/healthz", 30*time.Second)
+}
+
+func (c *cluster) startInProcess() {
+	c.t.Helper()
+	srv := etcdtest.Start(c.t)
+	cli := srv.Client(c.t)
+	rep, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(time.Second))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { rep.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client, err := coordinator.NewClient(ctx, cli)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { client.Close() })
+	hs := httptest.NewServer(coordtest.Handler(client))
+	c.t.Cleanup(hs.Close)
+	c.etcd, c.coordURL = srv.Endpoints[0], hs.URL
+}
+
+// startBank starts bank name, or restarts it with the same store and
+// address, and waits until it is registered and caught up.
+func (c *cluster) startBank(name, accounts string, extra ...string) *bankProcess {
+	c.t.Helper()
+	b := c.banks[name]
+	if b == nil {
+		listen := freeAddr(c.t)
+		b = &bankProcess{name: name, db: filepath.Join(c.dir, name+".db"), listen: listen, url: "http://" + listen}
+		c.banks[name] = b
+	}
+	args := append([]string{"serve",
+		"--name", name,
+		"--etcd", c.etcd,
+		"--db", b.db,
+		"--listen", b.listen,
+		"--accounts", accounts,
+		"--lease-ttl", leaseTTL,
+	}, extra...)
+	b.proc = startProcess(c.t, name, c.demo, args...)
+	c.waitHealthy(b.url+"/healthz", 30*time.Second)
+	return b
+}
+
+// banksFlag is the --banks value naming every bank's address.
+func (c *cluster) banksFlag() string {
+	var parts []string
+	for name, b := range c.banks {
+		parts = append(parts, name+"="+b.url)
+	}
+	return strings.Join(parts, ",")
+}
+
+// transfer runs the transfer command against the coordinator.
+func (c *cluster) transfer(args ...string) (code int, stdout, stderr string) {
+	c.t.Helper()
+	return runCommand(c.t, 2*time.Minute, c.demo, append([]string{"transfer", "--coord", c.coordURL}, args...)...)
+}
+
+// waitHealthy waits for url to answer 200.
+func (c *cluster) waitHealthy(url string, timeout time.Duration) {
+	c.t.Helper()
+	waitFor(c.t, timeout, func() (bool, string) {
+		code, body, err := c.get(url)
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == http.StatusOK, fmt.Sprintf("GET %s: %d %s", url, code, body)
+	})
+}
+
+func (c *cluster) get(url string) (int, string, error) {
+	resp, err := c.hc.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func (c *cluster) getJSON(url string, v any) {
+	c.t.Helper()
+	code, body, err := c.get(url)
+	if err != nil || code != http.StatusOK {
+		c.t.Fatalf("GET %s: %d %s %v", url, code, body, err)
+	}
+	if err := json.Unmarshal([]byte(body), v); err != nil {
+		c.t.Fatalf("GET %s: %v in %s", url, err, body)
+	}
+}
+
+// accounts is the bank's GET /accounts.
+func (c *cluster) accounts(name string) map[string]bank.Account {
+	c.t.Helper()
+	var out map[string]bank.Account
+	c.getJSON(c.banks[name].url+"/accounts", &out)
+	return out
+}
+
+// applied is the bank's GET /applied.
+func (c *cluster) applied(name string) map[string]string {
+	c.t.Helper()
+	var out map[string]string
+	c.getJSON(c.banks[name].url+"/applied", &out)
+	return out
+}
+
+// txStatus is what the coordinator's GET /v1/transactions/{id} says.
+type txStatus struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Reason   string `json:"reason"`
+	Branches []struct {
+		Participant string `json:"participant"`
+		Acked       bool   `json:"acked"`
+	} `json:"branches"`
+}
+
+func (s txStatus) acked(participant string) bool {
+	for _, b := range s.Branches {
+		if b.Participant == participant {
+			return b.Acked
+		}
+	}
+	return false
+}
+
+func (c *cluster) tx(id string) txStatus {
+	c.t.Helper()
+	var s txStatus
+	c.getJSON(c.coordURL+"/v1/transactions/"+id, &s)
+	return s
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
