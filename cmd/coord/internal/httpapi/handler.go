@@ -8,7 +8,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
@@ -107,7 +106,7 @@ func (a *api) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	case probe.code == http.StatusMethodNotAllowed:
 		allow := probe.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		fail(w, &apiError{status: http.StatusMethodNotAllowed, body: ErrorBody{Error: "method " + r.Method + " not allowed on " + r.URL.Path + " (allowed: " + strings.ReplaceAll(allow, ",", ", ") + ")"}})
+		fail(w, &apiError{status: http.StatusMethodNotAllowed, body: ErrorBody{Error: "method " + r.Method + " not allowed on " + r.URL.Path + " (allowed: " + allow + ")"}})
 	case probe.code >= 300 && probe.code < 400:
 		http.Redirect(w, r, probe.header.Get("Location"), probe.code)
 	default:

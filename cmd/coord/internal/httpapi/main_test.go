@@ -1,0 +1,217 @@
+package httpapi_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/cmd/coord/internal/metrics"
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/participant"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+// etcd is one real etcd shared by the package's tests; each test works
+// under its own key prefix.
+var etcd *etcdtest.Server
+
+func TestMain(m *testing.M) {
+	os.Exit(func() int {
+		dir, err := os.MkdirTemp("", "httpapi-etcd-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		etcd, err = etcdtest.StartDir(dir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		code := m.Run()
+		etcd.Close()
+		if code == 0 {
+			if err := goleak.Find(); err != nil {
+				fmt.Fprintln(os.Stderr, "goroutine leak:", err)
+				return 1
+			}
+		}
+		return code
+	}())
+}
+
+var prefixes atomic.Int64
+
+// fixture is the API of one coordinator (replica, client, HTTP handler)
+// under a prefix of its own.
+type fixture struct {
+	cli     *clientv3.Client
+	prefix  string
+	url     string
+	api     *httpapi.Client
+	metrics *metrics.Metrics
+	log     *zap.Logger
+}
+
+type fixtureOption func(*httpapi.Config, *bool)
+
+// noReplica leaves the fixture without a replica: nobody aborts at the
+// deadline.
+func noReplica() fixtureOption { return func(_ *httpapi.Config, r *bool) { *r = false } }
+
+func withConfig(f func(*httpapi.Config)) fixtureOption {
+	return func(c *httpapi.Config, _ *bool) { f(c) }
+}
+
+func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
+	t.Helper()
+	f := &fixture{
+		cli:    etcd.Client(t),
+		prefix: fmt.Sprintf("/t%d", prefixes.Add(1)),
+		log:    zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	}
+	var replica *coordinator.Replica
+	f.metrics = metrics.New(func() bool { return replica != nil && replica.IsLeader() })
+	copts := []coordinator.Option{
+		coordinator.WithPrefix(f.prefix),
+		coordinator.WithLogger(f.log),
+		coordinator.WithLeaseTTL(time.Second),
+		coordinator.WithObserver(f.metrics),
+	}
+	cfg := httpapi.Config{
+		Metrics:   f.metrics.Handler(),
+		Observe:   f.metrics.Request,
+		Logger:    f.log,
+		WaitGrace: 2 * time.Second,
+	}
+	withReplica := true
+	for _, o := range opts {
+		o(&cfg, &withReplica)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if withReplica {
+		var err error
+		replica, err = coordinator.NewReplica(f.cli, copts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { replica.Close() })
+		cfg.Leader = replica.IsLeader
+	}
+	client, err := coordinator.NewClient(ctx, f.cli, copts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	cfg.Client = client
+	if cfg.Health == nil {
+		cfg.Health = func(ctx context.Context) (int64, error) {
+			resp, err := f.cli.Get(ctx, f.prefix, clientv3.WithCountOnly())
+			if err != nil {
+				return 0, err
+			}
+			return resp.Header.Revision, nil
+		}
+	}
+	srv := httptest.NewServer(httpapi.New(cfg))
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	f.api, err = httpapi.NewClient(srv.URL, srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withReplica {
+		waitFor(t, 10*time.Second, "replica leads", func() (bool, string) { return replica.IsLeader(), "not leading" })
+	}
+	return f
+}
+
+// participant starts participant name under the fixture's prefix and waits
+// until it is registered.
+func (f *fixture) participant(t *testing.T, name string, h participant.Handler) {
+	t.Helper()
+	p, err := participant.New(f.cli, name, h,
+		participant.WithPrefix(f.prefix),
+		participant.WithLeaseTTL(time.Second),
+		participant.WithLogger(f.log),
+		participant.WithRetryBackoff(10*time.Millisecond, 100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.WaitActive(ctx); err != nil {
+		t.Fatalf("participant %s: %v", name, err)
+	}
+}
+
+// do sends a raw request and returns the status and body.
+func (f *fixture) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, f.url+path, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") && !strings.HasPrefix(path, "/metrics") {
+		t.Errorf("%s %s: Content-Type %q, want application/json (body %s)", method, path, ct, b)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls cond until it holds or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v; last: %s", what, timeout, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitState polls GET until transaction id is in state want.
+func (f *fixture) waitState(t *testing.T, id string, want string) httpapi.Transaction {
+	t.Helper()
+	var tx httpapi.Transaction
+	waitFor(t, 10*time.Second, id+" "+want, func() (bool, string) {
+		var err error
+		tx, err = f.api.Get(context.Background(), id)
+		if err != nil {
+			return false, err.Error()
+		}
+		return tx.State.String() == want, tx.State.String()
+	})
+	return tx
+}
