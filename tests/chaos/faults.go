@@ -184,6 +184,36 @@ func (n *Nemesis) pick(svcs []*Service) *Service {
 	return up[n.intn(len(up))]
 }
 
+// pickCoord picks the replica that leads recovery two times out of three,
+// another one otherwise, and says which it picked.
+func (n *Nemesis) pickCoord(ctx context.Context) (*Service, string) {
+	var leader *Service
+	var others []*Service
+	for _, c := range n.sys.Coords {
+		if !c.Running() || c.Paused() {
+			continue
+		}
+		var h struct {
+			Leader bool `json:"leader"`
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		err := getJSON(hctx, c.URL()+"/healthz", &h)
+		cancel()
+		if err == nil && h.Leader && leader == nil {
+			leader = c
+		} else {
+			others = append(others, c)
+		}
+	}
+	if leader != nil && (len(others) == 0 || n.intn(3) < 2) {
+		return leader, "the leader"
+	}
+	if len(others) == 0 {
+		return nil, ""
+	}
+	return others[n.intn(len(others))], "not the leader"
+}
+
 func (n *Nemesis) bank(name string) *Service {
 	for _, b := range n.sys.Banks {
 		if b.Name == name {
@@ -261,12 +291,12 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 		b := n.bank(ev.Participant)
 		n.pause(f, b, ttl+n.between(500*time.Millisecond, 2*time.Second), fmt.Sprintf("prepared on %s (yes at revision %d)", ev.ID, ev.Rev))
 	case FaultKillCoord:
-		if c := n.pick(n.sys.Coords); c != nil {
-			n.killRestart(f, c, n.between(500*time.Millisecond, 3*time.Second), "mid-load")
+		if c, role := n.pickCoord(ctx); c != nil {
+			n.killRestart(f, c, n.between(500*time.Millisecond, 3*time.Second), "mid-load, "+role)
 		}
 	case FaultPauseCoord:
-		if c := n.pick(n.sys.Coords); c != nil {
-			n.pause(f, c, ttl+n.between(500*time.Millisecond, 2*time.Second), "mid-load")
+		if c, role := n.pickCoord(ctx); c != nil {
+			n.pause(f, c, ttl+n.between(500*time.Millisecond, 2*time.Second), "mid-load, "+role)
 		}
 	case FaultKillLeader, FaultKillFollower:
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

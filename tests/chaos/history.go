@@ -25,15 +25,16 @@ type Leg struct {
 
 // Op is one transfer request and its answer, as the client saw them.
 type Op struct {
-	ID     string    `json:"id"`
-	Coord  string    `json:"coord"`
-	Legs   []Leg     `json:"legs"`
-	Start  time.Time `json:"start"`
-	End    time.Time `json:"end"`
-	Phase  Phase     `json:"phase"` // of the run, when the answer came
-	Result Result    `json:"result"`
-	Reason string    `json:"reason,omitempty"`
-	Error  string    `json:"error,omitempty"`
+	ID       string    `json:"id"`
+	Coord    string    `json:"coord"`    // the replica that gave the last answer
+	Attempts int       `json:"attempts"` // calls made, each to the next replica
+	Legs     []Leg     `json:"legs"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end"`
+	Phase    Phase     `json:"phase"` // of the run, when the answer came
+	Result   Result    `json:"result"`
+	Reason   string    `json:"reason,omitempty"`
+	Error    string    `json:"error,omitempty"`
 }
 
 // Phase of a run: traffic before, during and after the faults.

@@ -107,12 +107,37 @@ type beginResponse struct {
 	Reason string `json:"reason"`
 }
 
+// maxAttempts bounds the calls made for one transfer.
+const maxAttempts = 3
+
+// call makes one POST and says what the answer means, and whether trying
+// again may tell more.
+func (tr *Traffic) call(coord string, body []byte) (res Result, reason, errText string, retry bool) {
+	resp, err := tr.client.Post(coord+"/v1/transactions", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return Unknown, "", err.Error(), true
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	var r beginResponse
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return Unknown, "", fmt.Sprintf("HTTP %d: %s", resp.StatusCode, truncateString(string(b), 300)), resp.StatusCode >= 500
+	case json.Unmarshal(b, &r) != nil:
+		return Unknown, "", fmt.Sprintf("undecodable answer: %s", truncateString(string(b), 300)), false
+	case r.State == string(Committed):
+		return Committed, "", "", false
+	case r.State == string(Aborted):
+		return Aborted, r.Reason, "", false
+	}
+	return Unknown, "", fmt.Sprintf("state %q in answer: %s", r.State, truncateString(string(b), 300)), false
+}
+
 // transfer sends one transfer and records it.
 func (tr *Traffic) transfer(rng *rand.Rand, banks []string) Op {
 	legs := tr.plan(rng, banks)
 	op := Op{
 		ID:    fmt.Sprintf("%s%06d", tr.IDPrefix, tr.next.Add(1)),
-		Coord: tr.Coords[rng.IntN(len(tr.Coords))],
 		Legs:  legs,
 		Start: time.Now(),
 	}
@@ -122,26 +147,19 @@ func (tr *Traffic) transfer(rng *rand.Rand, banks []string) Op {
 		req.Branches = append(req.Branches, beginBranch{Participant: l.Bank, Payload: p})
 	}
 	body, _ := json.Marshal(req)
-	op.Result = Unknown
-	resp, err := tr.client.Post(op.Coord+"/v1/transactions", "application/json", bytes.NewReader(body))
-	if err != nil {
-		op.Error = err.Error()
-	} else {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		var r beginResponse
-		switch {
-		case resp.StatusCode != http.StatusOK:
-			op.Error = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, truncateString(string(b), 300))
-		case json.Unmarshal(b, &r) != nil:
-			op.Error = fmt.Sprintf("undecodable answer: %s", truncateString(string(b), 300))
-		case r.State == string(Committed):
-			op.Result = Committed
-		case r.State == string(Aborted):
-			op.Result, op.Reason = Aborted, r.Reason
-		default:
-			op.Error = fmt.Sprintf("state %q in answer: %s", r.State, truncateString(string(b), 300))
+	// Like a careful client, retry a failed call with the same id on the
+	// next replica: a begin with an id is idempotent, so a retry either
+	// begins the transaction or finds it and waits for its decision.
+	first := rng.IntN(len(tr.Coords))
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		op.Coord = tr.Coords[(first+attempt)%len(tr.Coords)]
+		op.Attempts = attempt + 1
+		var retry bool
+		op.Result, op.Reason, op.Error, retry = tr.call(op.Coord, body)
+		if !retry {
+			break
 		}
+		time.Sleep(time.Duration(50+rng.IntN(100)) * time.Millisecond)
 	}
 	op.End = time.Now()
 	op.Phase = tr.currentPhase()
