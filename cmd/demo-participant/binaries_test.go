@@ -49,8 +49,8 @@ func demoBinary(t *testing.T) string {
 	return binaries.demo
 }
 
-// coordBinary returns the path of the coord executable, or the reason it
-// could not be built.
+// coordBinary returns the path of the coord executable, or why it could
+// not be built.
 func coordBinary() (string, error) {
 	binaries.coordOnce.Do(func() {
 		binaries.coord, binaries.coordErr = build("github.com/concord-tx/concord/cmd/coord", "coord")

@@ -1,27 +1,20 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
-	"github.com/concord-tx/concord/cmd/demo-participant/internal/coordtest"
-	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/etcdtest"
 )
 
-// cluster is a deployment of real processes: a coordinator with its etcd,
-// and banks run from the demo-participant binary. The coordinator is the
-// coord binary on its embedded etcd; while cmd/coord does not build, it is
-// an in-process etcd and coordinator behind the same HTTP API.
+// cluster is a deployment of real processes: the coord binary on its
+// embedded etcd, and banks run from the demo-participant binary.
 type cluster struct {
 	t        *testing.T
 	demo     string
@@ -51,12 +44,11 @@ func newCluster(t *testing.T) *cluster {
 		dir:   t.TempDir(),
 		banks: make(map[string]*bankProcess),
 	}
-	if coord, err := coordBinary(); err == nil {
-		c.startCoord(coord)
-	} else {
-		t.Logf("cmd/coord does not build, using an in-process coordinator: %v", firstLine(err.Error()))
-		c.startInProcess()
+	coord, err := coordBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
+	c.startCoord(coord)
 	return c
 }
 
@@ -73,27 +65,6 @@ func (c *cluster) startCoord(bin string) {
 	)
 	c.etcd, c.coordURL = clientURL, "http://"+listen
 	c.waitHealthy(c.coordURL+"/healthz", 30*time.Second)
-}
-
-func (c *cluster) startInProcess() {
-	c.t.Helper()
-	srv := etcdtest.Start(c.t)
-	cli := srv.Client(c.t)
-	rep, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(time.Second))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(func() { rep.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client, err := coordinator.NewClient(ctx, cli)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.t.Cleanup(func() { client.Close() })
-	hs := httptest.NewServer(coordtest.Handler(client))
-	c.t.Cleanup(hs.Close)
-	c.etcd, c.coordURL = srv.Endpoints[0], hs.URL
 }
 
 // startBank starts bank name, or restarts it with the same store and
@@ -208,9 +179,4 @@ func (c *cluster) tx(id string) txStatus {
 	var s txStatus
 	c.getJSON(c.coordURL+"/v1/transactions/"+id, &s)
 	return s
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(s, "\n")
-	return line
 }
