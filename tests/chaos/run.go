@@ -68,15 +68,16 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 		logf = func(string, ...any) {}
 	}
 	cfg := Config{
-		Dir:      rc.Dir,
-		Seed:     rc.Seed,
-		Members:  3,
-		Coords:   2,
-		Banks:    []string{"bank-a", "bank-b", "bank-c"},
-		Accounts: []string{"alice", "bob", "carol"},
-		Opening:  100,
-		LeaseTTL: 2 * time.Second,
-		Prefix:   protocol.DefaultPrefix,
+		Dir:       rc.Dir,
+		Seed:      rc.Seed,
+		Members:   3,
+		Coords:    2,
+		Banks:     []string{"bank-a", "bank-b", "bank-c"},
+		Accounts:  []string{"alice", "bob", "carol"},
+		Opening:   100,
+		LeaseTTL:  2 * time.Second,
+		Prefix:    protocol.DefaultPrefix,
+		Retention: 30 * time.Second,
 	}
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	sys, err := StartSystem(sctx, b, cfg)

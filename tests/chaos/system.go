@@ -25,6 +25,10 @@ type Config struct {
 	Opening  int64    // opening balance of every account
 	LeaseTTL time.Duration
 	Prefix   string
+	// Retention of terminal records before the coordinators delete them.
+	// Longer than a client's retries of one transfer (see Traffic), so
+	// that a retry never begins anew a transaction already collected.
+	Retention time.Duration
 }
 
 // Service is one coordinator replica or bank: a process whose every etcd
@@ -135,6 +139,7 @@ func StartSystem(ctx context.Context, b *Binaries, cfg Config) (sys *System, err
 			"--listen", svc.HTTPAddr,
 			"--lease-ttl", cfg.LeaseTTL.String(),
 			"--prefix", cfg.Prefix,
+			"--retention", cfg.Retention.String(),
 		}, nil, filepath.Join(cfg.Dir, name+".log"))
 		s.Coords = append(s.Coords, svc)
 	}

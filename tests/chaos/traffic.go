@@ -110,10 +110,20 @@ type beginResponse struct {
 // maxAttempts bounds the calls made for one transfer.
 const maxAttempts = 3
 
+// MaxTransferTime bounds the time spent on one transfer, retries included.
+const MaxTransferTime = 20 * time.Second
+
 // call makes one POST and says what the answer means, and whether trying
 // again may tell more.
-func (tr *Traffic) call(coord string, body []byte) (res Result, reason, errText string, retry bool) {
-	resp, err := tr.client.Post(coord+"/v1/transactions", "application/json", bytes.NewReader(body))
+func (tr *Traffic) call(coord string, body []byte, giveUp time.Time) (res Result, reason, errText string, retry bool) {
+	ctx, cancel := context.WithDeadline(context.Background(), giveUp)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, coord+"/v1/transactions", bytes.NewReader(body))
+	if err != nil {
+		return Unknown, "", err.Error(), false
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := tr.client.Do(req)
 	if err != nil {
 		return Unknown, "", err.Error(), true
 	}
@@ -151,11 +161,12 @@ func (tr *Traffic) transfer(rng *rand.Rand, banks []string) Op {
 	// next replica: a begin with an id is idempotent, so a retry either
 	// begins the transaction or finds it and waits for its decision.
 	first := rng.IntN(len(tr.Coords))
-	for attempt := 0; attempt < maxAttempts; attempt++ {
+	giveUp := op.Start.Add(MaxTransferTime)
+	for attempt := 0; attempt < maxAttempts && time.Now().Before(giveUp); attempt++ {
 		op.Coord = tr.Coords[(first+attempt)%len(tr.Coords)]
 		op.Attempts = attempt + 1
 		var retry bool
-		op.Result, op.Reason, op.Error, retry = tr.call(op.Coord, body)
+		op.Result, op.Reason, op.Error, retry = tr.call(op.Coord, body, giveUp)
 		if !retry {
 			break
 		}
