@@ -221,10 +221,17 @@ func (t *tally) counts() (committed, aborted, errors int) {
 }
 
 // progress prints a line every l.ProgressEvery until the returned function
-// is called; that call waits for the printer to stop.
+// is called; that call prints a last line and waits for the printer to
+// stop.
 func (t *tally) progress(l Load, start time.Time) func() {
 	if l.Progress == nil || l.ProgressEvery <= 0 {
 		return func() {}
+	}
+	line := func() {
+		c, a, e := t.counts()
+		n := c + a + e
+		rate := float64(n) / time.Since(start).Seconds()
+		fmt.Fprintf(l.Progress, "progress: %d/%d done, %d committed, %d aborted, %d errors, %.1f tx/s\n", n, l.N, c, a, e, rate)
 	}
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -234,12 +241,10 @@ func (t *tally) progress(l Load, start time.Time) func() {
 		for {
 			select {
 			case <-stop:
+				line()
 				return
 			case <-tick.C:
-				c, a, e := t.counts()
-				n := c + a + e
-				rate := float64(n) / time.Since(start).Seconds()
-				fmt.Fprintf(l.Progress, "progress: %d/%d done, %d committed, %d aborted, %d errors, %.1f tx/s\n", n, l.N, c, a, e, rate)
+				line()
 			}
 		}
 	}()
