@@ -59,8 +59,22 @@ func run(ctx context.Context, args []string, c console) int {
 	return exitStatus(c.stderr, "coord "+name, cmd.run(ctx, c, args[1:]))
 }
 
+// subcommandError is the error of a nested command ("coord tx show"),
+// which its messages name instead of the top-level one.
+type subcommandError struct {
+	prog string
+	err  error
+}
+
+func (e *subcommandError) Error() string { return e.prog + ": " + e.err.Error() }
+func (e *subcommandError) Unwrap() error { return e.err }
+
 // exitStatus reports err, if any, and returns the exit status for it.
 func exitStatus(stderr io.Writer, prog string, err error) int {
+	var sub *subcommandError
+	if errors.As(err, &sub) {
+		prog, err = sub.prog, sub.err
+	}
 	var ue *usageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):

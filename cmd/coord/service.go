@@ -35,6 +35,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 			return err
 		}
 		defer func() {
+			log.Info("stopping embedded etcd")
 			emb.Close()
 			log.Info("embedded etcd stopped", zap.String("data_dir", ec.Dir))
 		}()

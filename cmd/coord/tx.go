@@ -48,7 +48,7 @@ func runTx(ctx context.Context, c console, args []string) error {
 		return usagef("unknown command %q (expected one of %s)", args[0], strings.Join(names, ", "))
 	}
 	if err := cmd.run(ctx, c, args[1:]); err != nil {
-		return fmt.Errorf("%s: %w", args[0], err)
+		return &subcommandError{prog: "coord tx " + args[0], err: err}
 	}
 	return nil
 }

@@ -7,11 +7,13 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"sync"
 	"sync/atomic"
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+	"google.golang.org/grpc"
 )
 
 // Config says where the embedded etcd keeps its data and listens.
@@ -33,6 +35,11 @@ type Server struct {
 	etcd    *embed.Etcd
 	cfg     Config
 	closing *atomic.Bool // mutes etcd's logs, see quietOnClose
+
+	mu struct {
+		sync.Mutex
+		grpc []*grpc.Server // etcd's client-facing gRPC servers
+	}
 }
 
 // Start starts etcd and waits until it serves clients, or ctx ends.
@@ -48,8 +55,14 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.InitialClusterToken = "concord-embedded"
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = c.AutoCompaction
+	s := &Server{cfg: c, closing: new(atomic.Bool)}
+	cfg.ServiceRegister = func(gs *grpc.Server) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.mu.grpc = append(s.mu.grpc, gs)
+	}
 	cfg.Logger = "zap"
-	closing := new(atomic.Bool)
+	closing := s.closing
 	lg := c.Logger
 	if lg == nil {
 		lg = zap.NewNop()
@@ -63,7 +76,8 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-		return &Server{etcd: e, cfg: c, closing: closing}, nil
+		s.etcd = e
+		return s, nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s: %w", c.Dir, err)
@@ -79,10 +93,18 @@ func (s *Server) Endpoints() []string { return []string{s.cfg.ClientURL.String()
 // Err reports a fatal error of etcd's listeners.
 func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
-// Close stops etcd cleanly (in-flight requests end, the WAL and the
-// backend are synced and closed) and waits for it.
+// Close stops etcd and waits for it. It cuts the connections of clients
+// first: their watches and lease keep-alives never end on their own, and
+// etcd would wait its request timeout (7s) for them before doing the same.
+// Then the server stops cleanly: raft stops, the WAL and the backend are
+// synced and closed.
 func (s *Server) Close() {
 	s.closing.Store(true)
+	s.mu.Lock()
+	for _, gs := range s.mu.grpc {
+		gs.Stop()
+	}
+	s.mu.Unlock()
 	s.etcd.Close()
 	<-s.etcd.Server.StopNotify()
 }

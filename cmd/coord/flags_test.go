@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runInProcess runs coord's command line in this process with env as the
+// whole environment.
+func runInProcess(args []string, env map[string]string) (int, string, string) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), args, console{stdout: &stdout, stderr: &stderr, getenv: func(k string) string { return env[k] }})
+	return code, stdout.String(), stderr.String()
+}
+
+func TestServeRefusesBadFlags(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		env  map[string]string
+		says string
+	}{
+		{[]string{"--lease-ttl", "abc"}, nil, `--lease-ttl: "abc" is not a duration (expected e.g. 10s)`},
+		{nil, map[string]string{"CONCORD_LEASE_TTL": "abc"}, `CONCORD_LEASE_TTL: "abc" is not a duration (expected e.g. 10s)`},
+		{[]string{"--lease-ttl", "500ms"}, nil, "--lease-ttl: 500ms is too short (expected at least 1s)"},
+		{[]string{"--retention", "-1h"}, nil, `--retention: "-1h" is not positive (expected e.g. 1h)`},
+		{[]string{"--timeout", "1ms"}, nil, "--timeout: 1ms is out of bounds (expected between 100ms and 24h0m0s)"},
+		{[]string{"--shutdown-timeout", "soon"}, nil, `--shutdown-timeout: "soon" is not a duration (expected e.g. 30s)`},
+		{[]string{"--max-body-bytes", "2MB"}, nil, `--max-body-bytes: "2MB" is not a positive number of bytes (expected e.g. 2097152)`},
+		{[]string{"--prefix", "tx/"}, nil, `--prefix: "tx/" is not a prefix (expected a path such as /tx: starts with /, no trailing /, no ~)`},
+		{[]string{"--listen", "7070"}, nil, `--listen: "7070" is not host:port (expected e.g. 127.0.0.1:7070 or :7070)`},
+		{[]string{"--log-level", "loud"}, nil, `--log-level: "loud" is not a level (expected debug, info, warn or error)`},
+		{nil, map[string]string{"CONCORD_LOG_FORMAT": "xml"}, `CONCORD_LOG_FORMAT: "xml" is not a format (expected json or console)`},
+		{[]string{"--etcd", "http://"}, nil, `--etcd: "http://" is not an endpoint (expected e.g. http://10.0.0.1:2379 or 10.0.0.1:2379)`},
+		{[]string{"--etcd", "10.0.0.1"}, nil, `--etcd: "10.0.0.1" has no port`},
+		{[]string{"--etcd-cacert", notPEM}, nil, "--etcd-cacert: only with --etcd (the embedded etcd serves plain HTTP without auth)"},
+		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-cacert", notPEM}, nil, "--etcd-cacert: " + notPEM + " holds no PEM certificate"},
+		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-cacert", filepath.Join(dir, "missing.pem")}, nil, "--etcd-cacert: open "},
+		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-cert", notPEM}, nil, "--etcd-cert: needs --etcd-key too"},
+		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-user", "root"}, nil, "--etcd-user: set, but $CONCORD_ETCD_PASSWORD is empty (expected the password there)"},
+		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-user", "root:secret"}, nil, `--etcd-user: contains ":" (expected a user name; the password comes from $CONCORD_ETCD_PASSWORD)`},
+		{[]string{"--etcd", "10.0.0.1:2379"}, map[string]string{"CONCORD_ETCD_PASSWORD": "pw"}, "$CONCORD_ETCD_PASSWORD: set, but --etcd-user is not (expected both or neither)"},
+		{[]string{"--embedded-client-url", "127.0.0.1:2379"}, nil, `--embedded-client-url: "127.0.0.1:2379" is not an http URL with a port (expected e.g. http://127.0.0.1:2379)`},
+		{[]string{"--embedded-peer-url", "http://127.0.0.1:2379"}, nil, "--embedded-client-url and --embedded-peer-url: both 127.0.0.1:2379 (expected two addresses)"},
+		{[]string{"--embedded-auto-compaction", "forever"}, nil, `--embedded-auto-compaction: "forever" is not a duration (expected e.g. 1h, or 0 to turn compaction off)`},
+		{[]string{"--data-dir", ""}, nil, "--data-dir: empty (expected a directory)"},
+		{[]string{"--lisen", ":7070"}, nil, "flag provided but not defined: --lisen"},
+		{[]string{"--listen"}, nil, "flag needs an argument: --listen"},
+		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		code, stdout, stderr := runInProcess(append([]string{"serve"}, c.args...), c.env)
+		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, "coord serve: "+c.says) || !strings.HasSuffix(stderr, "\nRun 'coord serve --help' for usage.\n") {
+			t.Errorf("serve %q env %v: exit %d, stderr %q\nwant exit 2 saying %q", c.args, c.env, code, stderr, c.says)
+		}
+	}
+}
+
+func TestServeFlagsFromEnvironment(t *testing.T) {
+	env := map[string]string{
+		"CONCORD_LISTEN":    "0.0.0.0:8080",
+		"CONCORD_LEASE_TTL": "not a duration", // the command line wins
+		"CONCORD_ETCD":      "https://10.0.0.1:2379, 10.0.0.2:2379",
+		"CONCORD_ETCD_USER": "concord",
+		passwordEnv:         "s3cret",
+		"CONCORD_PREFIX":    "/payments",
+	}
+	fs := serveFlags()
+	if _, err := fs.parse([]string{"--lease-ttl", "3s", "--timeout", "7s"}, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseServe(fs, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.listen != "0.0.0.0:8080" || cfg.leaseTTL != 3*time.Second || cfg.timeout != 7*time.Second || cfg.prefix != "/payments" {
+		t.Errorf("config %+v", cfg)
+	}
+	if strings.Join(cfg.etcd.endpoints, " ") != "https://10.0.0.1:2379 10.0.0.2:2379" || cfg.embedded != nil {
+		t.Errorf("etcd %v, embedded %v: want the two endpoints, no embedded etcd", cfg.etcd.endpoints, cfg.embedded)
+	}
+	if cfg.etcd.user != "concord" || cfg.etcd.password != "s3cret" {
+		t.Errorf("auth %q/%q", cfg.etcd.user, cfg.etcd.password)
+	}
+	if cfg.retention != time.Hour || cfg.requestTimeout != 5*time.Second || cfg.log.format != "console" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+
+	// Without --etcd: the embedded etcd, with its defaults.
+	fs = serveFlags()
+	fs.parse(nil, func(string) string { return "" })
+	cfg, err = parseServe(fs, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := cfg.embedded
+	if e == nil || e.Dir != "./concord-data" || e.ClientURL.String() != "http://127.0.0.1:2379" || e.PeerURL.String() != "http://127.0.0.1:2380" || e.AutoCompaction != "1h" {
+		t.Fatalf("embedded %+v", e)
+	}
+	if cfg.listen != "127.0.0.1:7070" || cfg.prefix != "/tx" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	code, stdout, _ := runInProcess([]string{"--help"}, nil)
+	for _, want := range []string{"serve ", "tx ", "version ", "CONCORD_SOME_FLAG"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Errorf("coord --help: exit %d, no %q in\n%s", code, want, stdout)
+		}
+	}
+	// Every flag of every command is described, with its variable.
+	for _, args := range [][]string{{"serve", "--help"}, {"help", "serve"}, {"tx", "list", "-h"}, {"tx", "show", "--help"}, {"tx", "abort", "--help"}, {"version", "--help"}} {
+		code, stdout, stderr := runInProcess(args, nil)
+		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage: coord ") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, stdout, stderr)
+		}
+	}
+	_, stdout, _ = runInProcess([]string{"serve", "--help"}, nil)
+	fs := serveFlags()
+	for _, name := range []string{"listen", "etcd", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-user", "data-dir", "embedded-client-url",
+		"embedded-peer-url", "embedded-auto-compaction", "prefix", "lease-ttl", "retention", "timeout", "log-level", "log-format"} {
+		fl := fs.Lookup(name)
+		if fl == nil || !strings.Contains(stdout, "--"+name+" ") || !strings.Contains(stdout, "$"+envName(name)) || fl.Usage == "" {
+			t.Errorf("serve --help does not describe --%s", name)
+		}
+	}
+	if !strings.Contains(stdout, passwordEnv) {
+		t.Errorf("serve --help does not say where the password comes from")
+	}
+
+	code, _, stderr := runInProcess(nil, nil)
+	if code != 2 || !strings.Contains(stderr, "Usage: coord <command>") {
+		t.Errorf("coord: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runInProcess([]string{"sevre"}, nil)
+	if code != 2 || !strings.Contains(stderr, `coord: unknown command "sevre" (expected one of serve, tx, version)`) {
+		t.Errorf("coord sevre: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runInProcess([]string{"tx", "delete"}, nil)
+	if code != 2 || !strings.Contains(stderr, `coord tx: unknown command "delete" (expected one of abort, list, show)`) {
+		t.Errorf("coord tx delete: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runInProcess([]string{"tx", "show"}, nil)
+	if code != 2 || !strings.Contains(stderr, "coord tx show: missing ID\nRun 'coord tx show --help' for usage.") {
+		t.Errorf("coord tx show: exit %d, stderr %q", code, stderr)
+	}
+	code, _, stderr = runInProcess([]string{"tx", "list", "--addr", "localhost:7070"}, nil)
+	if code != 2 || !strings.Contains(stderr, `coord tx list: --addr: "localhost:7070" is not an http(s) URL (expected e.g. http://127.0.0.1:7070)`) {
+		t.Errorf("coord tx list --addr localhost:7070: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, stdout, _ := runInProcess([]string{"version"}, nil)
+	if code != 0 || !strings.HasPrefix(stdout, "coord dev go1.") {
+		t.Fatalf("version: exit %d, %q", code, stdout)
+	}
+}
