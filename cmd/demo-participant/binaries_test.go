@@ -21,9 +21,13 @@ var binaries struct {
 	coordErr  error
 }
 
-func build(pkg, name string) (string, error) {
+func build(pkg, name string, race bool) (string, error) {
 	out := filepath.Join(binaries.dir, name)
-	cmd := exec.Command("go", "build", "-o", out, pkg)
+	args := []string{"build", "-o", out}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return "", &buildError{pkg: pkg, out: string(b), err: err}
 	}
@@ -37,11 +41,12 @@ type buildError struct {
 
 func (e *buildError) Error() string { return "go build " + e.pkg + ": " + e.err.Error() + "\n" + e.out }
 
-// demoBinary returns the path of the demo-participant executable.
+// demoBinary returns the path of the demo-participant executable, built
+// with -race when the tests are.
 func demoBinary(t *testing.T) string {
 	t.Helper()
 	binaries.demoOnce.Do(func() {
-		binaries.demo, binaries.demoErr = build("github.com/concord-tx/concord/cmd/demo-participant", "demo-participant")
+		binaries.demo, binaries.demoErr = build("github.com/concord-tx/concord/cmd/demo-participant", "demo-participant", raceEnabled)
 	})
 	if binaries.demoErr != nil {
 		t.Fatal(binaries.demoErr)
@@ -53,7 +58,7 @@ func demoBinary(t *testing.T) string {
 // not be built.
 func coordBinary() (string, error) {
 	binaries.coordOnce.Do(func() {
-		binaries.coord, binaries.coordErr = build("github.com/concord-tx/concord/cmd/coord", "coord")
+		binaries.coord, binaries.coordErr = build("github.com/concord-tx/concord/cmd/coord", "coord", false)
 	})
 	return binaries.coord, binaries.coordErr
 }

@@ -49,6 +49,10 @@ func startProcess(t *testing.T, name, bin string, args ...string) *process {
 			cmd.Process.Kill()
 			<-p.done
 		}
+		if _, race, ok := strings.Cut(p.output(), "WARNING: DATA RACE"); ok {
+			lines := strings.SplitN(race, "\n", 80)
+			t.Errorf("%s reported a data race:%s", name, strings.Join(lines[:len(lines)-1], "\n"))
+		}
 		if t.Failed() {
 			t.Logf("last lines of %s (%s):\n%s", name, log, p.tail(40))
 		}
