@@ -25,9 +25,10 @@ import (
 
 // Exit codes.
 const (
-	exitOK      = 0 // served until a signal; transfer committed
-	exitAborted = 1 // transfer aborted; load broke an invariant; serve failed
-	exitError   = 2 // bad arguments, or no decision could be obtained
+	exitOK      = 0 // served until a signal; transfer committed; load conserved money
+	exitAborted = 1 // transfer aborted; load left money changed or decisions unapplied
+	exitFailed  = 1 // serve stopped on an error
+	exitError   = 2 // bad arguments or environment, or no decision could be obtained
 )
 
 const usage = `usage:

@@ -68,7 +68,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	defer log.Sync()
 	if err := runBank(ctx, c, seed, log); err != nil {
 		log.Error("bank stopped", zap.Error(err))
-		return exitAborted
+		return exitFailed
 	}
 	return exitOK
 }
