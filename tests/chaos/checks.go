@@ -3,6 +3,7 @@ package chaos
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -97,6 +98,7 @@ type CheckInput struct {
 	Healed    time.Time                   // when the last fault was lifted
 	Bound     time.Duration               // liveness bound after heal
 	Processes []*Process
+	BankLogs  map[string]string // bank → its log file
 }
 
 // CheckReport is the outcome of the checks.
@@ -169,6 +171,9 @@ func Check(in CheckInput) CheckReport {
 	checkBanks(&r, in, ops)
 	checkClients(&r, in)
 	checkProcesses(&r, in.Processes)
+	for _, bank := range sortedKeys(in.BankLogs) {
+		checkBankLog(&r, bank, in.BankLogs[bank])
+	}
 	sort := func(a, b string) int { return strings.Compare(a, b) }
 	slices.SortStableFunc(r.Details, sort)
 	return r
@@ -358,6 +363,38 @@ func checkClients(r *CheckReport, in CheckInput) {
 				if p := in.Banks[l.Bank].Applied[op.ID]; p == "committed" || p == "prepared" {
 					r.fail(CheckDurability, "%s: client told aborted, %s has %q", op.ID, l.Bank, p)
 				}
+			}
+		}
+	}
+}
+
+// checkBankLog: the bank logs each handler call that changed its store
+// with "repeat": false; a (transaction, phase) logged so twice took effect
+// twice.
+func checkBankLog(r *CheckReport, bank, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	effects := map[[2]string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Msg    string `json:"msg"`
+			TxID   string `json:"txid"`
+			Repeat *bool  `json:"repeat"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.TxID == "" || e.Repeat == nil || *e.Repeat {
+			continue
+		}
+		switch e.Msg {
+		case "prepared", "prepare refused", "committed", "aborted":
+			k := [2]string{e.TxID, e.Msg}
+			effects[k]++
+			if effects[k] == 2 {
+				r.fail(CheckExactlyOnce, "%s: %q took effect twice for %s (log %s)", bank, e.Msg, e.TxID, path)
 			}
 		}
 	}

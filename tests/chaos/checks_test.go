@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,28 @@ func TestChecksCatchViolations(t *testing.T) {
 			}
 			t.Logf("%v: %s", r.Violations, strings.Join(r.Details, "; "))
 		})
+	}
+}
+
+// TestChecksCatchDoubleEffectInBankLog: a phase the bank logged as taking
+// effect twice is an exactly-once violation even when balances happen to
+// agree.
+func TestChecksCatchDoubleEffectInBankLog(t *testing.T) {
+	in := goodInput()
+	path := t.TempDir() + "/bank-b.log"
+	line := `{"level":"info","msg":"committed","participant":"bank-b","txid":"t1","repeat":false}` + "\n"
+	again := `{"level":"info","msg":"committed","participant":"bank-b","txid":"t1","repeat":true}` + "\n"
+	if err := os.WriteFile(path, []byte(line+again), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.BankLogs = map[string]string{"b": path}
+	if r := Check(in); r.Total() != 0 {
+		t.Fatalf("a repeat flagged as a second effect: %v", r.Details)
+	}
+	if err := os.WriteFile(path, []byte(line+line), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := Check(in); r.Violations[CheckExactlyOnce] != 1 {
+		t.Fatalf("double commit in the log not caught: %v %v", r.Violations, r.Details)
 	}
 }

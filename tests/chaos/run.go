@@ -166,13 +166,17 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 			opening[bk.Name][a] = cfg.Opening
 		}
 	}
+	bankLogs := map[string]string{}
+	for _, bk := range sys.Banks {
+		bankLogs[bk.Name] = bk.LogPath()
+	}
 	// Stop everything before the process checks read the logs.
 	for _, svc := range sys.Services() {
 		svc.Kill()
 	}
 	rep := Check(CheckInput{
 		Ops: ops, Txs: sys.Observer.Txs(), Etcd: final, Banks: banks, Opening: opening,
-		Healed: healed, Bound: rc.Bound, Processes: sys.Processes(),
+		Healed: healed, Bound: rc.Bound, Processes: sys.Processes(), BankLogs: bankLogs,
 	})
 	sum.Attempted = len(ops)
 	sum.Rate = map[Phase]float64{}
