@@ -42,6 +42,10 @@ var continuous = map[Fault]bool{FaultCompaction: true, FaultLostResponses: true}
 // Nemesis injects faults into a System, from a seeded random source, and
 // counts them by kind. Every fault it injects it also heals.
 type Nemesis struct {
+	// LostResponseRate is the share of answers to applied mutations that
+	// lost-responses cuts (default 5%).
+	LostResponseRate float64
+
 	sys    *System
 	faults []Fault
 	rng    *rand.Rand
@@ -152,11 +156,15 @@ func (n *Nemesis) continuous(ctx context.Context, f Fault) {
 	case FaultLostResponses:
 		proxies := n.sys.Proxies()
 		before := int64(0)
+		rate := n.LostResponseRate
+		if rate == 0 {
+			rate = 0.05
+		}
 		for _, p := range proxies {
 			before += p.Stats().LostResponses
-			p.Update(func(l *LinkFaults) { l.LoseResponseRate = 0.05 })
+			p.Update(func(l *LinkFaults) { l.LoseResponseRate = rate })
 		}
-		n.note("lost-responses on: 5%% of answers to applied Txn/Put/DeleteRange are cut, on every link")
+		n.note("lost-responses on: %.0f%% of answers to applied Txn/Put/DeleteRange are cut, on every link", rate*100)
 		<-ctx.Done()
 		var lost int64
 		for _, p := range proxies {

@@ -15,6 +15,8 @@ import (
 type Scenario struct {
 	Name   string
 	Faults []Fault
+	// LostResponseRate overrides the share of answers lost-responses cuts.
+	LostResponseRate float64
 }
 
 // RunConfig sets the shape of one run.
@@ -120,6 +122,7 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 		return sum, err
 	}
 	defer nem.Close()
+	nem.LostResponseRate = sc.LostResponseRate
 	fctx, stopFaults := context.WithTimeout(ctx, rc.Duration)
 	nem.Run(fctx)
 	stopFaults()

@@ -22,7 +22,7 @@ var scenarios = []Scenario{
 	{Name: "etcd-kill", Faults: []Fault{FaultKillLeader, FaultKillFollower}},
 	{Name: "partition", Faults: []Fault{FaultPartitionBank, FaultPartitionCoord, FaultSlowLinks}},
 	{Name: "compaction", Faults: []Fault{FaultCompaction}},
-	{Name: "lost-responses", Faults: []Fault{FaultLostResponses}},
+	{Name: "lost-responses", Faults: []Fault{FaultLostResponses}, LostResponseRate: 0.2},
 	{Name: "mixed", Faults: []Fault{
 		FaultKillBank, FaultKillBankVoted, FaultKillBankCommit, FaultPauseBank,
 		FaultKillCoord, FaultPauseCoord, FaultKillLeader, FaultKillFollower,
