@@ -37,12 +37,12 @@ type LinkFaults struct {
 
 // ProxyStats counts what a proxy did.
 type ProxyStats struct {
-	Conns          int64 // connections accepted
-	Drops          int64 // connections reset by DropRate
-	LostResponses  int64 // answers to applied mutations cut by LoseResponseRate
-	MutationsSeen  int64 // answers to mutating requests seen
-	UnparsedConns  int64 // connections whose HTTP/2 framing could not be followed
-	HeldOnPartiton int64 // frames held back by a partition
+	Conns           int64 // connections accepted
+	Drops           int64 // connections reset by DropRate
+	LostResponses   int64 // answers to applied mutations cut by LoseResponseRate
+	MutationsSeen   int64 // answers to mutating requests seen
+	UnparsedConns   int64 // connections whose HTTP/2 framing could not be followed
+	HeldByPartition int64 // frames held back by a partition
 }
 
 // mutating are the gRPC methods whose answer LoseResponseRate may cut.
@@ -129,7 +129,7 @@ func (p *Proxy) Faults() LinkFaults {
 func (p *Proxy) Stats() ProxyStats {
 	return ProxyStats{
 		Conns: p.stats.conns.Load(), Drops: p.stats.drops.Load(), LostResponses: p.stats.lost.Load(),
-		MutationsSeen: p.stats.mutations.Load(), UnparsedConns: p.stats.unparsed.Load(), HeldOnPartiton: p.stats.held.Load(),
+		MutationsSeen: p.stats.mutations.Load(), UnparsedConns: p.stats.unparsed.Load(), HeldByPartition: p.stats.held.Load(),
 	}
 }
 

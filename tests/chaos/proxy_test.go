@@ -9,22 +9,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// startTestCluster starts a 3-member etcd for infrastructure tests.
-func startTestCluster(t *testing.T) *Cluster {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a 3-member etcd cluster; skipped with -short")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := StartCluster(ctx, binary(t, "etcd"), t.TempDir(), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
 func proxiedClient(t *testing.T, p *Proxy) *clientv3.Client {
 	t.Helper()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.Addr()}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
@@ -124,36 +108,5 @@ func TestProxyPartitionHoldsThenDelivers(t *testing.T) {
 	}
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Fatalf("round trip %v with 50ms each way", d)
-	}
-}
-
-// TestClusterLeaderKill: the leader's death elects another, and the member
-// comes back.
-func TestClusterLeaderKill(t *testing.T) {
-	c := startTestCluster(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	l, _, err := c.Leader(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitHealthy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	nl, _, err := c.Leader(ctx)
-	if err != nil || nl == l {
-		t.Fatalf("new leader %v, %v", nl, err)
-	}
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitHealthy(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Compact(ctx); err != nil {
-		t.Fatal(err)
 	}
 }
