@@ -105,8 +105,12 @@ type CheckInput struct {
 type CheckReport struct {
 	Violations map[string]int
 	Details    []string // one line per violation (the first few hundred)
-	Slowest    time.Duration
+	Slowest    time.Duration // from the heal (or begin, if later) to terminal
 	SlowestID  string
+	// Longest is the longest time from begin to terminal of any
+	// transaction, faults or not.
+	Longest   time.Duration
+	LongestID string
 	Decided    map[string]protocol.State // outcome of every transaction etcd knows
 }
 
@@ -255,6 +259,9 @@ func checkLiveness(r *CheckReport, id string, rec protocol.Record, inEtcd bool, 
 	}
 	if !seen || !view.Terminal() {
 		return
+	}
+	if d := view.TerminalAt.Sub(view.CreatedAt); d > r.Longest {
+		r.Longest, r.LongestID = d, id
 	}
 	t0 := view.CreatedAt
 	if in.Healed.After(t0) {

@@ -9,8 +9,8 @@ import (
 // Table renders summaries as a Markdown table: one row per run.
 func Table(rows []Summary) string {
 	var b strings.Builder
-	b.WriteString("| scenario | seed | attempted | committed | aborted | unknown | faults injected | violations (" + strings.Join(Checks, ", ") + ") | slowest to terminal after heal | tx/s before / during / after | wall |\n")
-	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | --- | ---: |\n")
+	b.WriteString("| scenario | seed | attempted | committed | aborted | unknown | faults injected | violations (" + strings.Join(Checks, ", ") + ") | slowest to terminal after heal | longest begin to terminal | tx/s before / during / after | wall |\n")
+	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- | ---: |\n")
 	for _, s := range rows {
 		var faults []string
 		for _, k := range sortedKeys(s.Faults) {
@@ -24,9 +24,13 @@ func Table(rows []Summary) string {
 		if s.SlowestID != "" {
 			slowest = fmt.Sprintf("%v (%s)", s.Slowest.Round(time.Millisecond), s.SlowestID)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %s | %s | %.1f / %.1f / %.1f | %v |\n",
+		longest := "-"
+		if s.LongestID != "" {
+			longest = fmt.Sprintf("%v (%s)", s.Longest.Round(time.Millisecond), s.LongestID)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %.1f / %.1f / %.1f | %v |\n",
 			s.Scenario, s.Seed, s.Attempted, s.Committed, s.Aborted, s.Unknown,
-			strings.Join(faults, " "), strings.Join(viol, " / "), slowest,
+			strings.Join(faults, " "), strings.Join(viol, " / "), slowest, longest,
 			s.Rate[PhaseBefore], s.Rate[PhaseDuring], s.Rate[PhaseAfter], s.Wall.Round(time.Second))
 	}
 	return b.String()

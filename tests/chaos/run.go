@@ -43,6 +43,8 @@ type Summary struct {
 	Violations map[string]int
 	Slowest    time.Duration
 	SlowestID  string
+	Longest    time.Duration
+	LongestID  string
 	Rate       map[Phase]float64 // answered transfers per second
 	Wall       time.Duration
 	Dir        string
@@ -204,6 +206,7 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 	sum.Faults = nem.Counts()
 	sum.Violations = rep.Violations
 	sum.Slowest, sum.SlowestID = rep.Slowest, rep.SlowestID
+	sum.Longest, sum.LongestID = rep.Longest, rep.LongestID
 	sum.Details = rep.Details
 	sum.Wall = time.Since(began)
 	writeArtifacts(rc.Dir, sum, sys.Observer.Relists())
