@@ -99,19 +99,23 @@ type CheckInput struct {
 	Bound     time.Duration               // liveness bound after heal
 	Processes []*Process
 	BankLogs  map[string]string // bank → its log file
+	CoordLogs map[string]string // coordinator replica → its log file
+	// CampaignEnd is the revision at which the election key of the
+	// replica holding lease was deleted (the observer's CampaignEnd).
+	CampaignEnd func(lease int64) (int64, bool)
 }
 
 // CheckReport is the outcome of the checks.
 type CheckReport struct {
 	Violations map[string]int
-	Details    []string // one line per violation (the first few hundred)
+	Details    []string      // one line per violation (the first few hundred)
 	Slowest    time.Duration // from the heal (or begin, if later) to terminal
 	SlowestID  string
 	// Longest is the longest time from begin to terminal of any
 	// transaction, faults or not.
 	Longest   time.Duration
 	LongestID string
-	Decided    map[string]protocol.State // outcome of every transaction etcd knows
+	Decided   map[string]protocol.State // outcome of every transaction etcd knows
 }
 
 // Total is the number of violations of every check.
@@ -164,7 +168,10 @@ func Check(in CheckInput) CheckReport {
 		}
 		for _, a := range view.Anomalies {
 			check := CheckAtomicity
-			if strings.Contains(a, "vote of") {
+			switch {
+			case strings.Contains(a, "(fencing)"):
+				check = CheckJustified
+			case strings.Contains(a, "written twice"):
 				check = CheckExactlyOnce
 			}
 			r.fail(check, "%s: %s", id, a)
@@ -177,6 +184,9 @@ func Check(in CheckInput) CheckReport {
 	checkProcesses(&r, in.Processes)
 	for _, bank := range sortedKeys(in.BankLogs) {
 		checkBankLog(&r, bank, in.BankLogs[bank])
+	}
+	for _, coord := range sortedKeys(in.CoordLogs) {
+		checkCoordLog(&r, coord, in.CoordLogs[coord], in)
 	}
 	sort := func(a, b string) int { return strings.Compare(a, b) }
 	slices.SortStableFunc(r.Details, sort)
@@ -405,6 +415,78 @@ func checkBankLog(r *CheckReport, bank, path string) {
 			}
 		}
 	}
+}
+
+// checkCoordLog: a replica logs "leading" with its lease when it wins the
+// election, and "aborted" for each abort its fenced Txn decided. An abort
+// decided after the replica's election key was deleted (its lease expired,
+// as in a pause past the TTL) acted on stale ownership.
+func checkCoordLog(r *CheckReport, coord, path string, in CheckInput) {
+	if in.CampaignEnd == nil {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var lease int64
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "=== chaos: start") {
+			lease = 0 // a new process
+			continue
+		}
+		msg, fields := parseLogLine(line)
+		switch msg {
+		case "leading":
+			if v, ok := fields["lease"].(float64); ok {
+				lease = int64(v)
+			}
+			if v, ok := fields["lease"].(json.Number); ok {
+				lease, _ = v.Int64()
+			}
+		case "aborted":
+			id, _ := fields["txid"].(string)
+			view, ok := in.Txs[id]
+			if !ok || lease == 0 || view.DecisionRelisted || view.DecidedRev == 0 {
+				continue
+			}
+			if end, ok := in.CampaignEnd(lease); ok && view.DecidedRev > end {
+				r.fail(CheckJustified, "%s aborted %s at revision %d, after its election key (lease %x) was deleted at revision %d: it acted on stale ownership (%s)",
+					coord, id, view.DecidedRev, lease, end, path)
+			}
+		}
+	}
+}
+
+// parseLogLine reads a zap line, JSON or console ("time\tLEVEL\tmsg\t{fields}").
+func parseLogLine(line string) (string, map[string]any) {
+	fields := map[string]any{}
+	dec := func(s string) {
+		d := json.NewDecoder(strings.NewReader(s))
+		d.UseNumber()
+		d.Decode(&fields)
+	}
+	if strings.HasPrefix(line, "{") {
+		dec(line)
+		msg, _ := fields["msg"].(string)
+		return msg, fields
+	}
+	parts := strings.Split(line, "\t")
+	if len(parts) < 3 {
+		return "", fields
+	}
+	msg := parts[2]
+	if last := parts[len(parts)-1]; strings.HasPrefix(last, "{") {
+		dec(last)
+		if len(parts) > 4 {
+			msg = parts[len(parts)-2] // logger name or caller before the message
+		}
+	}
+	return msg, fields
 }
 
 // checkProcesses: exits nobody asked for, panics and data races.

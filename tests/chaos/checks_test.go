@@ -146,3 +146,38 @@ func TestChecksCatchDoubleEffectInBankLog(t *testing.T) {
 		t.Fatalf("double commit in the log not caught: %v %v", r.Violations, r.Details)
 	}
 }
+
+// TestChecksCatchStaleOwner: a replica's abort decided after its election
+// key was deleted is an action on stale ownership.
+func TestChecksCatchStaleOwner(t *testing.T) {
+	in := goodInput()
+	path := t.TempDir() + "/coord-0.log"
+	log := "=== chaos: start #1 of coord-0\n" +
+		"08:48:40.627\tINFO\tleading\t{\"lease\": 2481098553986550023, \"rev\": 5}\n" +
+		"08:48:47.801\tINFO\taborted\t{\"txid\": \"t2\", \"cause\": \"deadline\"}\n"
+	if err := os.WriteFile(path, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in.CoordLogs = map[string]string{"coord-0": path}
+	end := int64(11)
+	in.CampaignEnd = func(lease int64) (int64, bool) { return end, lease == 2481098553986550023 }
+	if r := Check(in); r.Total() != 0 {
+		t.Fatalf("an abort while leading flagged: %v", r.Details)
+	}
+	end = 9 // the key was gone before the abort at revision 10
+	if r := Check(in); r.Violations[CheckJustified] != 1 {
+		t.Fatalf("stale-owner abort not caught: %v %v", r.Violations, r.Details)
+	}
+}
+
+// TestChecksCatchUnfencedParticipant: the observer's fencing anomaly (a
+// vote or acknowledgement while unregistered) is a justified violation.
+func TestChecksCatchUnfencedParticipant(t *testing.T) {
+	in := goodInput()
+	v := in.Txs["t1"]
+	v.Anomalies = []string{"vote of b at revision 10 while b was not registered (fencing)"}
+	in.Txs["t1"] = v
+	if r := Check(in); r.Violations[CheckJustified] != 1 {
+		t.Fatalf("unfenced vote not caught: %v", r.Violations)
+	}
+}

@@ -77,10 +77,15 @@
 //     left;
 //   - exactly-once: each account's balance is its opening balance plus the
 //     moves of the committed transactions, so no phase took effect twice or
-//     not at all; no vote was written twice;
+//     not at all; no vote was written twice; no bank logged a phase of a
+//     transaction as taking effect (repeat: false) twice;
 //   - justified: every abort had its cause — a no vote, a decision after
 //     the deadline, or a participant that had neither voted nor was
-//     registered at the decision's revision (as the observer saw it);
+//     registered at the decision's revision (as the observer saw it); and
+//     nobody acted on stale ownership: no participant's vote or
+//     acknowledgement landed while it was not registered, and no replica's
+//     abort (its log names the transaction, and its lease when it started
+//     leading) was decided after its election key was deleted;
 //   - processes: no process exited on its own, and no log shows a panic or
 //     a data race (with -race, the commands are built with -race too).
 //

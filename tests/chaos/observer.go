@@ -25,7 +25,8 @@ type Event struct {
 	State       protocol.State // records
 	Vote        string         // votes
 	Op          protocol.Op    // inbox puts
-	Lease       int64          // registrations
+	Lease       int64          // registrations and election keys
+	Key         string         // election keys
 	Relisted    bool           // found by a re-list after a compaction, not by the watch
 	// Decided is set on a vote whose Txn also wrote the decision.
 	Decided bool
@@ -42,13 +43,16 @@ type TxView struct {
 	Decision     protocol.State // committing or aborting; invalid while undecided
 	DecidedRev   int64
 	DecidedAt    time.Time
-	Cause        protocol.Cause
-	Reason       string
-	TerminalAt   time.Time
-	Votes        map[string]VoteSeen
-	Inbox        map[string]protocol.Op // inbox keys present, by participant
-	Gaps         bool                   // part of its history was compacted away before the observer saw it
-	Deleted      bool
+	// DecisionRelisted: the decision was found by a re-list, so DecidedRev
+	// is only an upper bound.
+	DecisionRelisted bool
+	Cause            protocol.Cause
+	Reason           string
+	TerminalAt       time.Time
+	Votes            map[string]VoteSeen
+	Inbox            map[string]protocol.Op // inbox keys present, by participant
+	Gaps             bool                   // part of its history was compacted away before the observer saw it
+	Deleted          bool
 	// Anomalies are contradictions seen in its history (an outcome that
 	// changed, a transition the state machine forbids).
 	Anomalies []string
@@ -89,11 +93,15 @@ type Observer struct {
 		sync.Mutex
 		txs        map[string]*TxView
 		registered map[string]int64 // participant → lease of its registration
-		regKnown   bool             // registrations were read since the last gap
-		waiters    map[*waiter]struct{}
-		rev        int64
-		relists    int
-		err        error
+		// Coordinator replicas' election keys: key → lease while present,
+		// and lease → the revision that deleted its key.
+		campaigns   map[string]int64
+		campaignEnd map[int64]int64
+		regKnown    bool // registrations were read since the last gap
+		waiters     map[*waiter]struct{}
+		rev         int64
+		relists     int
+		err         error
 	}
 }
 
@@ -111,6 +119,8 @@ func StartObserver(ctx context.Context, cli *clientv3.Client, keys protocol.Keys
 	o := &Observer{cli: cli, keys: keys, logF: f, log: bufio.NewWriter(f), done: make(chan struct{})}
 	o.mu.txs = make(map[string]*TxView)
 	o.mu.registered = make(map[string]int64)
+	o.mu.campaigns = make(map[string]int64)
+	o.mu.campaignEnd = make(map[int64]int64)
 	o.mu.waiters = make(map[*waiter]struct{})
 	rev, err := o.relist(ctx)
 	if err != nil {
@@ -289,6 +299,9 @@ func (o *Observer) applyRevision(evs []*clientv3.Event, rev int64) {
 func (o *Observer) event(kv *mvccpb.KeyValue, deleted bool, at time.Time, relisted bool) Event {
 	k := o.keys.Parse(string(kv.Key))
 	e := Event{Rev: kv.ModRevision, At: at, Kind: k.Kind, ID: k.ID, Participant: k.Participant, Deleted: deleted, Relisted: relisted}
+	if k.Kind == protocol.KindElection {
+		e.Key = string(kv.Key)
+	}
 	if deleted {
 		return e
 	}
@@ -303,7 +316,7 @@ func (o *Observer) event(kv *mvccpb.KeyValue, deleted bool, at time.Time, relist
 		if m, err := protocol.DecodeMessage(kv.Value); err == nil {
 			e.Op = m.Op
 		}
-	case protocol.KindParticipant:
+	case protocol.KindParticipant, protocol.KindElection:
 		e.Lease = kv.Lease
 	}
 	if k.Kind == protocol.KindRecord {
@@ -344,6 +357,15 @@ func (o *Observer) txLocked(id string) *TxView {
 func (o *Observer) foldLocked(e Event) {
 	fmt.Fprintf(o.log, "%d %s %s\n", e.Rev, e.At.Format("15:04:05.000000"), e)
 	switch e.Kind {
+	case protocol.KindElection:
+		if e.Deleted {
+			if lease, ok := o.mu.campaigns[e.Key]; ok {
+				o.mu.campaignEnd[lease] = e.Rev
+				delete(o.mu.campaigns, e.Key)
+			}
+		} else {
+			o.mu.campaigns[e.Key] = e.Lease
+		}
 	case protocol.KindParticipant:
 		if e.Deleted {
 			delete(o.mu.registered, e.Participant)
@@ -378,7 +400,7 @@ func (o *Observer) foldLocked(e Event) {
 			if e.State.Terminal() {
 				t.Decision = map[protocol.State]protocol.State{protocol.StateCommitted: protocol.StateCommitting, protocol.StateAborted: protocol.StateAborting}[e.State]
 			}
-			t.DecidedRev, t.DecidedAt = e.Rev, e.At
+			t.DecidedRev, t.DecidedAt, t.DecisionRelisted = e.Rev, e.At, e.Relisted
 			if !e.Relisted && o.mu.regKnown {
 				t.RegisteredAtDecision = make(map[string]bool)
 				for _, p := range t.Participants {
@@ -395,6 +417,7 @@ func (o *Observer) foldLocked(e Event) {
 		if e.Deleted {
 			return
 		}
+		o.checkFencedLocked(t, e, "vote")
 		if v, ok := t.Votes[e.Participant]; ok && v.Rev != e.Rev {
 			t.Anomalies = append(t.Anomalies, fmt.Sprintf("vote of %s written twice: %q at %d, %q at %d", e.Participant, v.Value, v.Rev, e.Vote, e.Rev))
 		}
@@ -402,11 +425,33 @@ func (o *Observer) foldLocked(e Event) {
 	case protocol.KindInbox:
 		t := o.txLocked(e.ID)
 		if e.Deleted {
+			o.checkFencedLocked(t, e, "acknowledgement")
 			delete(t.Inbox, e.Participant)
 		} else {
 			t.Inbox[e.Participant] = e.Op
 		}
 	}
+}
+
+// checkFencedLocked: a participant's vote or acknowledgement is fenced by
+// its registration, so it can land only while the participant is
+// registered.
+func (o *Observer) checkFencedLocked(t *TxView, e Event, what string) {
+	if e.Relisted || !o.mu.regKnown {
+		return
+	}
+	if _, ok := o.mu.registered[e.Participant]; !ok {
+		t.Anomalies = append(t.Anomalies, fmt.Sprintf("%s of %s at revision %d while %s was not registered (fencing)", what, e.Participant, e.Rev, e.Participant))
+	}
+}
+
+// CampaignEnd returns the revision at which the election key of the
+// coordinator replica with lease was deleted.
+func (o *Observer) CampaignEnd(lease int64) (int64, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	rev, ok := o.mu.campaignEnd[lease]
+	return rev, ok
 }
 
 func (o *Observer) notifyLocked(e Event) {
@@ -457,6 +502,7 @@ func (o *Observer) relist(ctx context.Context) (int64, error) {
 	})
 	inboxes := make(map[[2]string]bool)
 	regs := make(map[string]bool)
+	campaigns := make(map[string]bool)
 	for _, kv := range kvs {
 		e := o.event(kv, false, now, true)
 		switch e.Kind {
@@ -464,6 +510,8 @@ func (o *Observer) relist(ctx context.Context) (int64, error) {
 			inboxes[[2]string{e.ID, e.Participant}] = true
 		case protocol.KindParticipant:
 			regs[e.Participant] = true
+		case protocol.KindElection:
+			campaigns[e.Key] = true
 		}
 		o.foldLocked(e)
 	}
@@ -478,6 +526,12 @@ func (o *Observer) relist(ctx context.Context) (int64, error) {
 	for p := range o.mu.registered {
 		if !regs[p] {
 			delete(o.mu.registered, p)
+		}
+	}
+	for k, lease := range o.mu.campaigns {
+		if !campaigns[k] {
+			o.mu.campaignEnd[lease] = rev // no later than this
+			delete(o.mu.campaigns, k)
 		}
 	}
 	o.mu.regKnown = true
@@ -528,6 +582,8 @@ func (e Event) String() string {
 		return fmt.Sprintf("%s %s %s %s", s, e.ID, e.Participant, e.Op)
 	case protocol.KindParticipant:
 		return fmt.Sprintf("%s %s lease=%x", s, e.Participant, e.Lease)
+	case protocol.KindElection:
+		return fmt.Sprintf("%s %s lease=%x", s, e.Key, e.Lease)
 	}
 	return s
 }

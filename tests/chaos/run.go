@@ -171,9 +171,12 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 			opening[bk.Name][a] = cfg.Opening
 		}
 	}
-	bankLogs := map[string]string{}
+	bankLogs, coordLogs := map[string]string{}, map[string]string{}
 	for _, bk := range sys.Banks {
 		bankLogs[bk.Name] = bk.LogPath()
+	}
+	for _, c := range sys.Coords {
+		coordLogs[c.Name] = c.LogPath()
 	}
 	// Stop everything before the process checks read the logs.
 	for _, svc := range sys.Services() {
@@ -182,6 +185,7 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 	rep := Check(CheckInput{
 		Ops: ops, Txs: sys.Observer.Txs(), Etcd: final, Banks: banks, Opening: opening,
 		Healed: healed, Bound: rc.Bound, Processes: sys.Processes(), BankLogs: bankLogs,
+		CoordLogs: coordLogs, CampaignEnd: sys.Observer.CampaignEnd,
 	})
 	sum.Attempted = len(ops)
 	sum.Rate = map[Phase]float64{}
