@@ -97,11 +97,15 @@ type Observer struct {
 		// and lease → the revision that deleted its key.
 		campaigns   map[string]int64
 		campaignEnd map[int64]int64
-		regKnown    bool // registrations were read since the last gap
-		waiters     map[*waiter]struct{}
-		rev         int64
-		relists     int
-		err         error
+		// Windows in which no replica campaigned at all: nobody could
+		// take over a dead leader's work.
+		noCampaignSince time.Time
+		noCampaign      Gap
+		regKnown        bool // registrations were read since the last gap
+		waiters         map[*waiter]struct{}
+		rev             int64
+		relists         int
+		err             error
 	}
 }
 
@@ -362,8 +366,18 @@ func (o *Observer) foldLocked(e Event) {
 			if lease, ok := o.mu.campaigns[e.Key]; ok {
 				o.mu.campaignEnd[lease] = e.Rev
 				delete(o.mu.campaigns, e.Key)
+				if len(o.mu.campaigns) == 0 {
+					o.mu.noCampaignSince = e.At
+				}
 			}
 		} else {
+			if len(o.mu.campaigns) == 0 && !o.mu.noCampaignSince.IsZero() {
+				if d := e.At.Sub(o.mu.noCampaignSince); d > o.mu.noCampaign.Longest {
+					o.mu.noCampaign = Gap{Longest: d, From: o.mu.noCampaignSince, Rev: e.Rev}
+				}
+				o.mu.noCampaign.Count++
+				o.mu.noCampaignSince = time.Time{}
+			}
 			o.mu.campaigns[e.Key] = e.Lease
 		}
 	case protocol.KindParticipant:
@@ -443,6 +457,23 @@ func (o *Observer) checkFencedLocked(t *TxView, e Event, what string) {
 	if _, ok := o.mu.registered[e.Participant]; !ok {
 		t.Anomalies = append(t.Anomalies, fmt.Sprintf("%s of %s at revision %d while %s was not registered (fencing)", what, e.Participant, e.Rev, e.Participant))
 	}
+}
+
+// Gap is the longest of Count windows without any coordinator replica in
+// the election, from From to the revision Rev that ended it.
+type Gap struct {
+	Count   int
+	Longest time.Duration
+	From    time.Time
+	Rev     int64
+}
+
+// NoCampaign returns the windows in which no coordinator replica
+// campaigned.
+func (o *Observer) NoCampaign() Gap {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.mu.noCampaign
 }
 
 // CampaignEnd returns the revision at which the election key of the

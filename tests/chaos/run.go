@@ -49,6 +49,9 @@ type Summary struct {
 	Wall       time.Duration
 	Dir        string
 	Details    []string
+	// NoCampaign: windows in which no coordinator replica was in the
+	// election, so none could take over a dead leader's work.
+	NoCampaign Gap
 }
 
 // Failed reports whether any check failed.
@@ -212,6 +215,7 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 	sum.Slowest, sum.SlowestID = rep.Slowest, rep.SlowestID
 	sum.Longest, sum.LongestID = rep.Longest, rep.LongestID
 	sum.Details = rep.Details
+	sum.NoCampaign = sys.Observer.NoCampaign()
 	sum.Wall = time.Since(began)
 	writeArtifacts(rc.Dir, sum, sys.Observer.Relists())
 	return sum, nil
@@ -271,6 +275,10 @@ func writeArtifacts(dir string, s Summary, relists int) {
 	var b strings.Builder
 	b.WriteString(Table([]Summary{s}))
 	fmt.Fprintf(&b, "\nobserver re-lists after compaction: %d\n", relists)
+	if g := s.NoCampaign; g.Count > 0 {
+		fmt.Fprintf(&b, "windows with no coordinator replica in the election: %d, longest %v (from %s, ended at revision %d)\n",
+			g.Count, g.Longest.Round(time.Millisecond), g.From.Format("15:04:05.000"), g.Rev)
+	}
 	if len(s.Details) > 0 {
 		b.WriteString("\nviolations:\n")
 		for _, d := range s.Details {

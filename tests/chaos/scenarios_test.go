@@ -130,6 +130,10 @@ func TestChaos(t *testing.T) {
 				t.Fatalf("%s (seed %d, directory %s): %v", sc.Name, seed, dir, err)
 			}
 			t.Logf("\n%s", Table([]Summary{sum}))
+			if g := sum.NoCampaign; g.Count > 0 {
+				t.Logf("%s: %d windows with no coordinator replica in the election, longest %v from %s",
+					sc.Name, g.Count, g.Longest.Round(time.Millisecond), g.From.Format("15:04:05.000"))
+			}
 			if sum.Failed() {
 				t.Errorf("%s: invariants broken (seed %d); history, fault timeline and logs kept in %s:\n  %s",
 					sc.Name, seed, dir, strings.Join(sum.Details, "\n  "))
