@@ -476,6 +476,13 @@ func (o *Observer) NoCampaign() Gap {
 	return o.mu.noCampaign
 }
 
+// Campaigners is how many coordinator replicas are in the election now.
+func (o *Observer) Campaigners() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.mu.campaigns)
+}
+
 // CampaignEnd returns the revision at which the election key of the
 // coordinator replica with lease was deleted.
 func (o *Observer) CampaignEnd(lease int64) (int64, bool) {
