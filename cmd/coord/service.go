@@ -105,9 +105,11 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 			MaxBodyBytes:   cfg.maxBodyBytes,
 			DefaultTimeout: cfg.timeout,
 			WaitGrace:      cfg.leaseTTL + 2*cfg.requestTimeout,
+			RequestTimeout: 2 * cfg.requestTimeout,
 		}),
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute, // the body; the answer may wait longer
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(quieter(log.Named("http"), cfg.log, zap.WarnLevel)),
 	}

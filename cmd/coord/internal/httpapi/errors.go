@@ -46,6 +46,7 @@ func errorOf(err error) *apiError {
 		status = http.StatusConflict
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout
+		msg = "etcd did not answer in time: " + msg
 	case errors.Is(err, protocol.ErrMalformed), errors.Is(err, protocol.ErrUnsupportedVersion):
 		status = http.StatusInternalServerError
 	}

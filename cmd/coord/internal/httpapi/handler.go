@@ -39,6 +39,11 @@ type Config struct {
 	// goes on waiting for the decision before it answers 504: time for a
 	// new leader to take over and abort. Default 15s.
 	WaitGrace time.Duration
+	// RequestTimeout bounds every request but the wait for a decision:
+	// when etcd does not answer by then the API answers 504 rather than
+	// letting the coordinator retry for as long as the client waits.
+	// Default 10s.
+	RequestTimeout time.Duration
 }
 
 // DefaultMaxBodyBytes leaves room for the largest transaction the protocol
@@ -63,6 +68,9 @@ func New(cfg Config) http.Handler {
 	}
 	if cfg.WaitGrace <= 0 {
 		cfg.WaitGrace = 15 * time.Second
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
 	}
 	a := &api{Config: cfg, mux: http.NewServeMux()}
 	a.mux.HandleFunc("POST /v1/transactions", a.begin)

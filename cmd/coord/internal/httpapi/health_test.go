@@ -11,33 +11,29 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
-	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/participant"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
-func TestHealthFollowsEtcd(t *testing.T) {
-	// An etcd of its own, to stop it. (etcdtest.Start would close it again
-	// at cleanup, and a second Close panics.)
-	down, err := etcdtest.StartDir(t.TempDir())
+func TestEtcdDown(t *testing.T) {
+	// The coordinator reaches etcd through a proxy that the test cuts.
+	proxy := newCutProxy(t, strings.TrimPrefix(etcd.Endpoints[0], "http://"))
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{proxy.addr}, DialTimeout: time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	downCli := down.Client(t)
-	f := newFixture(t, withConfig(func(c *httpapi.Config) {
-		c.Health = func(ctx context.Context) (int64, error) {
-			resp, err := downCli.Get(ctx, "probe", clientv3.WithCountOnly())
-			if err != nil {
-				return 0, err
-			}
-			return resp.Header.Revision, nil
-		}
+	t.Cleanup(func() { cli.Close() })
+	f := newFixture(t, onEtcd(cli), noReplica(), withConfig(func(c *httpapi.Config) {
+		c.RequestTimeout = 500 * time.Millisecond
+		c.Leader = func() bool { return true }
 	}))
 	h, err := f.api.Health(t.Context())
 	if err != nil || h.Status != "ok" || !h.Leader || h.Revision == 0 {
 		t.Fatalf("healthz: %+v %v, want ok, leader, a revision", h, err)
 	}
-	down.Close()
+	proxy.Cut()
+
 	start := time.Now()
 	h, err = f.api.Health(t.Context())
 	var apiErr *httpapi.Error
@@ -46,6 +42,23 @@ func TestHealthFollowsEtcd(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("healthz took %v with etcd down", d)
+	}
+
+	// Other requests give up after the request timeout.
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/v1/transactions/x", ""},
+		{"GET", "/v1/transactions", ""},
+		{"POST", "/v1/transactions/x/abort", ""},
+		{"POST", "/v1/transactions?wait=false", `{"branches": [{"participant": "a"}]}`},
+	} {
+		start := time.Now()
+		status, body := f.do(t, c.method, c.path, c.body)
+		if status != http.StatusGatewayTimeout || !strings.Contains(body, "etcd did not answer in time") {
+			t.Errorf("%s %s with etcd down: %d %s, want 504", c.method, c.path, status, body)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("%s %s took %v with etcd down", c.method, c.path, d)
+		}
 	}
 }
 
@@ -82,7 +95,6 @@ func TestMetrics(t *testing.T) {
 		`concord_transactions_aborted_total{cause="operator"}`:                      0,
 		`concord_recovery_actions_total{action="gc"}`:                               0,
 		`concord_decision_latency_seconds_bucket{outcome="aborted",le="+Inf"}`:      1,
-		`concord_recovery_actions_total{action="finalize"}`:                         0,
 	}
 	// Decisions are seen by the leader's watch, a moment after the answer.
 	waitFor(t, 10*time.Second, "metrics", func() (bool, string) {

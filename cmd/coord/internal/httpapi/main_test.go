@@ -65,14 +65,26 @@ type fixture struct {
 	log     *zap.Logger
 }
 
-type fixtureOption func(*httpapi.Config, *bool)
+// fixtureSettings are what fixture options change.
+type fixtureSettings struct {
+	cfg     httpapi.Config
+	replica bool             // run a replica (default true)
+	cli     *clientv3.Client // the etcd the coordinator uses (default the shared one)
+}
+
+type fixtureOption func(*fixtureSettings)
 
 // noReplica leaves the fixture without a replica: nobody aborts at the
 // deadline.
-func noReplica() fixtureOption { return func(_ *httpapi.Config, r *bool) { *r = false } }
+func noReplica() fixtureOption { return func(s *fixtureSettings) { s.replica = false } }
 
 func withConfig(f func(*httpapi.Config)) fixtureOption {
-	return func(c *httpapi.Config, _ *bool) { f(c) }
+	return func(s *fixtureSettings) { f(&s.cfg) }
+}
+
+// onEtcd makes the coordinator use cli.
+func onEtcd(cli *clientv3.Client) fixtureOption {
+	return func(s *fixtureSettings) { s.cli = cli }
 }
 
 func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
@@ -90,16 +102,21 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		coordinator.WithLeaseTTL(time.Second),
 		coordinator.WithObserver(f.metrics),
 	}
-	cfg := httpapi.Config{
-		Metrics:   f.metrics.Handler(),
-		Observe:   f.metrics.Request,
-		Logger:    f.log,
-		WaitGrace: 2 * time.Second,
+	settings := fixtureSettings{
+		cfg: httpapi.Config{
+			Metrics:   f.metrics.Handler(),
+			Observe:   f.metrics.Request,
+			Logger:    f.log,
+			WaitGrace: 2 * time.Second,
+		},
+		replica: true,
+		cli:     f.cli,
 	}
-	withReplica := true
 	for _, o := range opts {
-		o(&cfg, &withReplica)
+		o(&settings)
 	}
+	cfg, withReplica := settings.cfg, settings.replica
+	f.cli = settings.cli
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if withReplica {

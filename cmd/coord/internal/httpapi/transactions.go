@@ -66,14 +66,16 @@ func (a *api) begin(w http.ResponseWriter, r *http.Request) {
 // beginNoWait begins and answers 202 at once. A repeated begin of an
 // existing id answers with that transaction's current state.
 func (a *api) beginNoWait(w http.ResponseWriter, r *http.Request, req coordinator.Request) {
-	b, err := a.Client.Begin(r.Context(), req)
+	ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
+	defer cancel()
+	b, err := a.Client.Begin(ctx, req)
 	if err != nil {
 		fail(w, errorOf(err))
 		return
 	}
 	out := Outcome{ID: b.ID, State: protocol.StatePreparing}
 	if !b.Created {
-		tx, err := a.Client.Get(r.Context(), b.ID)
+		tx, err := a.Client.Get(ctx, b.ID)
 		if err != nil {
 			fail(w, errorOf(err))
 			return
@@ -167,7 +169,9 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		fail(w, aerr)
 		return
 	}
-	tx, err := a.Client.Get(r.Context(), r.PathValue("id"))
+	ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
+	defer cancel()
+	tx, err := a.Client.Get(ctx, r.PathValue("id"))
 	if err != nil {
 		fail(w, errorOf(err))
 		return
@@ -199,7 +203,9 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		}
 		opt.Limit = n
 	}
-	page, err := a.Client.List(r.Context(), opt)
+	ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
+	defer cancel()
+	page, err := a.Client.List(ctx, opt)
 	if err != nil {
 		fail(w, errorOf(err))
 		return
@@ -231,7 +237,9 @@ func (a *api) abort(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id := r.PathValue("id")
-	rec, err := a.Client.Abort(r.Context(), id, body.Reason)
+	ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
+	defer cancel()
+	rec, err := a.Client.Abort(ctx, id, body.Reason)
 	if err != nil {
 		ae := errorOf(err)
 		if errors.Is(err, coordinator.ErrAlreadyCommitted) {

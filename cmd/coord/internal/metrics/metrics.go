@@ -34,9 +34,11 @@ type Metrics struct {
 
 var _ coordinator.Observer = (*Metrics)(nil)
 
-// Recovery actions the coordinator reports; their series exist from the
-// start so that rate() works before the first one.
-var recoveryActions = []string{"abort_deadline", "abort_participant_lost", "finalize", "gc"}
+// Recovery actions the replica reports; their series exist from the start
+// so that rate() works before the first one. ("finalize", which the
+// Observer's doc also names, is never reported: the last participant's
+// acknowledgement finalises.)
+var recoveryActions = []string{"abort_deadline", "abort_participant_lost", "gc"}
 
 // New returns the collectors registered in a new registry, with the Go
 // runtime and process collectors. leader reports whether this replica leads
@@ -67,7 +69,7 @@ func New(leader func() bool) *Metrics {
 		}),
 		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_recovery_actions_total",
-			Help: "Actions of the leading replica: abort_deadline, abort_participant_lost, finalize, gc (records deleted).",
+			Help: "Actions of the leading replica: abort_deadline, abort_participant_lost, gc (records deleted).",
 		}, []string{"action"}),
 		etcdErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_etcd_request_errors_total",
