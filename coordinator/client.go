@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/concord-tx/concord/internal/batch"
 	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
 	"github.com/google/uuid"
@@ -24,6 +25,8 @@ type Client struct {
 	keys protocol.Keys
 	log  *zap.Logger
 	hub  *hub
+	// begins group-commits concurrent begins into one Txn each.
+	begins *batch.Writer
 }
 
 // NewClient returns a Client using cli, which it does not close. It reads
@@ -37,12 +40,13 @@ func NewClient(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Clie
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h}, nil
+	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h, begins: batch.New(cli, batch.Config{Retry: policy(o, "begin")})}, nil
 }
 
 // Close stops the Client's watch and waits for its goroutine. Calls that are
 // waiting return ErrClosed.
 func (c *Client) Close() error {
+	c.begins.Close()
 	c.hub.close()
 	return nil
 }
@@ -88,6 +92,8 @@ func outcomeOf(r protocol.Record) Outcome {
 // with an error wrapping ErrInvalidRequest and nothing is written. If the
 // outcome of the write is unknown (a timeout), Begin retries it: the Txn
 // only creates a record that does not exist, so a retry cannot begin twice.
+// Concurrent begins share one etcd Txn (group commit); each keeps its own
+// compare.
 func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 	id := req.ID
 	if id == "" {
@@ -122,21 +128,19 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 		return Begun{}, fmt.Errorf("%w: transaction %s: %w", ErrInvalidRequest, id, err)
 	}
 	key := c.keys.Record(id)
-	txn := func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return c.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(puts(writes)...).
-			Else(clientv3.OpGet(key)).
-			Commit()
-	}
-	resp, err := retry(ctx, c.opts, "begin", txn)
+	resp, rev, err := c.begins.Do(ctx, batch.Op{
+		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		Then: puts(writes),
+		Else: []clientv3.Op{clientv3.OpGet(key)},
+		Key:  id,
+	})
 	if err != nil {
 		return Begun{}, fmt.Errorf("coordinator: begin %s: %w", id, err)
 	}
 	if resp.Succeeded {
 		c.opts.observer.Begun(id)
-		c.log.Debug("begun", zap.String("txid", id), zap.Int64("rev", resp.Header.Revision), zap.Strings("participants", rec.Participants))
-		return Begun{ID: id, Revision: resp.Header.Revision, Created: true}, nil
+		c.log.Debug("begun", zap.String("txid", id), zap.Int64("rev", rev), zap.Strings("participants", rec.Participants))
+		return Begun{ID: id, Revision: rev, Created: true}, nil
 	}
 	// The record exists: ours from an earlier attempt whose answer was
 	// lost, a caller's retry, or somebody else's transaction.
@@ -257,7 +261,11 @@ func puts(kvs []protocol.KeyValue) []clientv3.Op {
 
 // retry runs an idempotent etcd request with the client's policy.
 func retry[T any](ctx context.Context, o options, op string, f func(context.Context) (T, error)) (T, error) {
-	return retrypkg.Do(ctx, retrypkg.Policy{
+	return retrypkg.Do(ctx, policy(o, op), f)
+}
+
+func policy(o options, op string) retrypkg.Policy {
+	return retrypkg.Policy{
 		Timeout:    o.requestTimeout,
 		MinBackoff: 10 * time.Millisecond,
 		MaxBackoff: time.Second,
@@ -265,5 +273,5 @@ func retry[T any](ctx context.Context, o options, op string, f func(context.Cont
 			o.observer.EtcdError(op, err)
 			o.logger.Debug("etcd request failed", zap.String("op", op), zap.Error(err))
 		},
-	}, f)
+	}
 }

@@ -3,10 +3,10 @@ package participant
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"sync"
 	"time"
 
+	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -15,15 +15,19 @@ import (
 )
 
 // inbox serves one instance's inbox for one term (one lease): it lists the
-// inbox, watches it from the revision listed, and hands each message to a
-// worker. Messages of one transaction always go to the same worker, so calls
-// for one transaction never overlap.
+// inbox, watches it from the revision listed, and hands each message to the
+// transaction's runner: a goroutine that exists while the transaction has a
+// message to handle and handles them in order, so calls for one transaction
+// never overlap while different transactions never wait for each other. A
+// semaphore bounds the handler calls in flight.
 type inbox struct {
 	p      *Participant
 	lease  clientv3.LeaseID
 	fence  clientv3.Cmp // LeaseValue(registration) == lease
 	policy retry.Policy
-	queues []chan message
+	writer *batch.Writer  // votes and acknowledgements, group-committed under the fence
+	slots  chan struct{}  // one per handler call in flight
+	wg     sync.WaitGroup // runners
 
 	mu struct {
 		sync.Mutex
@@ -35,6 +39,9 @@ type inbox struct {
 		// preparing cancels the Prepare call in flight per transaction, for
 		// when its decision arrives first: the vote would be refused anyway.
 		preparing map[string]context.CancelFunc
+		// runners holds, per transaction with a runner, the message it is
+		// to handle next (nil once taken).
+		runners map[string]*message
 	}
 }
 
@@ -58,35 +65,22 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 			MaxBackoff: p.opts.maxBackoff,
 			OnError:    func(err error) { p.log.Debug("etcd request failed", zap.Error(err)) },
 		},
-		queues: make([]chan message, p.opts.workers),
+		slots: make(chan struct{}, p.opts.workers),
 	}
 	in.mu.latest = make(map[string]int64)
 	in.mu.preparing = make(map[string]context.CancelFunc)
+	in.mu.runners = make(map[string]*message)
 	return in
 }
 
 func (in *inbox) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
+	in.writer = batch.New(in.p.cli, batch.Config{Guard: []clientv3.Cmp{in.fence}, Retry: in.policy, LazyDelay: in.p.opts.ackDelay})
 	defer func() {
 		cancel()
-		wg.Wait()
+		in.wg.Wait()
+		in.writer.Close()
 	}()
-	for i := range in.queues {
-		in.queues[i] = make(chan message, 64)
-		wg.Add(1)
-		go func(q chan message) {
-			defer wg.Done()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case m := <-q:
-					in.handle(ctx, m)
-				}
-			}
-		}(in.queues[i])
-	}
 	rev, err := in.list(ctx)
 	if err != nil {
 		return err
@@ -200,14 +194,44 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 	if cancel := in.mu.preparing[k.ID]; cancel != nil && msg.Op != protocol.OpPrepare {
 		cancel()
 	}
-	in.mu.Unlock()
-	m := message{Message: msg, id: k.ID, created: kv.CreateRevision, mod: kv.ModRevision, catchUp: catchUp}
-	h := fnv.New32a()
-	h.Write([]byte(k.ID))
-	select {
-	case in.queues[h.Sum32()%uint32(len(in.queues))] <- m:
-	case <-ctx.Done():
+	m := &message{Message: msg, id: k.ID, created: kv.CreateRevision, mod: kv.ModRevision, catchUp: catchUp}
+	if _, running := in.mu.runners[k.ID]; running {
+		in.mu.runners[k.ID] = m // supersedes anything not yet taken
+		in.mu.Unlock()
+		return
 	}
+	in.mu.runners[k.ID] = m
+	in.wg.Add(1)
+	in.mu.Unlock()
+	go in.run(ctx, k.ID)
+}
+
+// run handles transaction id's messages, in order, until none is left.
+func (in *inbox) run(ctx context.Context, id string) {
+	defer in.wg.Done()
+	for {
+		in.mu.Lock()
+		m := in.mu.runners[id]
+		if m == nil || ctx.Err() != nil {
+			delete(in.mu.runners, id)
+			in.mu.Unlock()
+			return
+		}
+		in.mu.runners[id] = nil
+		in.mu.Unlock()
+		in.handle(ctx, *m)
+	}
+}
+
+// call runs a handler in one of the slots.
+func (in *inbox) call(ctx context.Context, f func() error) error {
+	select {
+	case in.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-in.slots }()
+	return f()
 }
 
 // stale reports whether a newer message for the transaction was queued.
@@ -269,12 +293,7 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 	if herr != nil {
 		v.Reason = herr.Error()
 	}
-	outcome, err := in.vote(ctx, m, v)
-	if err != nil {
-		return err
-	}
-	log.Debug("voted", zap.Stringer("vote", v), zap.String("outcome", outcome))
-	return nil
+	return in.vote(ctx, m, v, log)
 }
 
 // callPrepare calls the Prepare handler with a ctx that ends at the
@@ -294,7 +313,9 @@ func (in *inbox) callPrepare(ctx context.Context, m message) error {
 		return context.Canceled
 	}
 	rec := m.Record
-	return in.p.h.Prepare(pctx, Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Payload: m.Payload})
+	return in.call(pctx, func() error {
+		return in.p.h.Prepare(pctx, Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Payload: m.Payload})
+	})
 }
 
 func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
@@ -306,7 +327,7 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 	}
 	backoff := in.p.opts.minBackoff
 	for {
-		err := f(ctx, tx)
+		err := in.call(ctx, func() error { return f(ctx, tx) })
 		if err == nil {
 			break
 		}
@@ -321,10 +342,5 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 		}
 		backoff = min(2*backoff, in.p.opts.maxBackoff)
 	}
-	finished, err := in.ack(ctx, m)
-	if err != nil {
-		return err
-	}
-	log.Debug("acknowledged", zap.Bool("finalised", finished))
-	return nil
+	return in.ack(ctx, m, log)
 }

@@ -15,6 +15,7 @@ const (
 	DefaultRequestTimeout = 5 * time.Second
 	DefaultMinBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff     = 5 * time.Second
+	DefaultAckDelay       = 10 * time.Millisecond
 )
 
 // Option configures a Participant.
@@ -34,6 +35,7 @@ type options struct {
 	requestTimeout time.Duration
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
+	ackDelay       time.Duration
 }
 
 // WithPrefix sets the etcd key prefix (default "/tx"); it must match the
@@ -65,7 +67,8 @@ func WithLeaseTTL(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.leaseTTL = d })
 }
 
-// WithWorkers sets how many transactions are handled at once (default 32).
+// WithWorkers sets how many handler calls run at once (default 32). A
+// Commit or Abort waiting to be retried does not hold one.
 func WithWorkers(n int) Option {
 	return optionFunc(func(o *options) { o.workers = n })
 }
@@ -85,4 +88,12 @@ func WithRequestTimeout(d time.Duration) Option {
 // handlers and of etcd requests (default 100ms doubling to 5s).
 func WithRetryBackoff(minimum, maximum time.Duration) Option {
 	return optionFunc(func(o *options) { o.minBackoff, o.maxBackoff = minimum, maximum })
+}
+
+// WithAckDelay sets how long an acknowledgement may wait to share a Txn with
+// a vote (default 10ms). Nobody waits for acknowledgements: the initiator
+// has its answer at the decision. Longer delays save etcd writes when
+// traffic is light; the transaction becomes terminal that much later.
+func WithAckDelay(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.ackDelay = d })
 }

@@ -53,6 +53,7 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		requestTimeout: DefaultRequestTimeout,
 		minBackoff:     DefaultMinBackoff,
 		maxBackoff:     DefaultMaxBackoff,
+		ackDelay:       DefaultAckDelay,
 	}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -64,8 +65,8 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		return nil, fmt.Errorf("%w: lease TTL %v, expected at least 1s", ErrInvalidConfig, o.leaseTTL)
 	case o.workers < 1:
 		return nil, fmt.Errorf("%w: workers %d, expected at least 1", ErrInvalidConfig, o.workers)
-	case o.resync <= 0 || o.requestTimeout <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff:
-		return nil, fmt.Errorf("%w: resync interval, request timeout and backoff must be positive", ErrInvalidConfig)
+	case o.resync <= 0 || o.requestTimeout <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff || o.ackDelay <= 0:
+		return nil, fmt.Errorf("%w: resync interval, request timeout, backoff and ack delay must be positive", ErrInvalidConfig)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Participant{

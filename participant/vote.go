@@ -2,22 +2,27 @@ package participant
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"time"
 
-	"github.com/concord-tx/concord/internal/retry"
+	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/protocol"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 )
 
-// vote writes this participant's vote in one Txn, guarded so that it lands
-// only on the undecided record of revision R, only once, and only while
-// this instance holds the registration. A yes vote carries the commit
-// decision if every other vote is already yes (the compare is evaluated by
-// etcd, which applies Txns one at a time, so of two last voters exactly one
-// decides). A no vote carries the abort decision. It returns what happened:
-// "decided", "voted", or why it did not vote.
-func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote) (string, error) {
+// vote writes this participant's vote, guarded so that it lands only on
+// the undecided record of revision R and only once (and, through the
+// writer's guard, only while this instance holds the registration). A yes
+// vote carries the commit decision if every other vote is already yes: etcd
+// evaluates that compare when it applies the Txn, one Txn at a time, so of
+// two last voters exactly one decides. A no vote carries the abort decision.
+//
+// The vote is submitted without waiting: the worker is free for the next
+// transaction, and this one's decision cannot arrive before the vote is
+// applied (or is an abort that makes the vote moot).
+func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.Logger) error {
 	keys, me, rec := in.p.keys, in.p.name, m.Record
 	rk, vk := keys.Record(m.id), keys.Vote(m.id, me)
 	voteOp := clientv3.OpPut(vk, v.Encode())
@@ -25,7 +30,7 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote) (string, 
 	if v.Yes {
 		_, writes, err := keys.DecisionWrites(rec, protocol.StateCommitting, time.Now(), protocol.CauseNone, "")
 		if err != nil {
-			return "", err
+			return err
 		}
 		var allYes []clientv3.Cmp
 		for _, q := range rec.Participants {
@@ -37,51 +42,49 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote) (string, 
 	} else {
 		_, writes, err := keys.DecisionWrites(rec, protocol.StateAborting, time.Now(), protocol.CauseVoteNo, me+": "+v.Reason)
 		if err != nil {
-			return "", err
+			return err
 		}
 		then = clientv3.OpTxn(nil, append([]clientv3.Op{voteOp}, puts(writes)...), nil)
 	}
-	resp, err := retry.Do(ctx, in.policy, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return in.p.cli.Txn(ctx).
-			If(
-				clientv3.Compare(clientv3.ModRevision(rk), "=", m.created),
-				clientv3.Compare(clientv3.CreateRevision(vk), "=", 0),
-				in.fence,
-			).
-			Then(then).
-			Else(clientv3.OpGet(rk), clientv3.OpGet(vk), clientv3.OpGet(keys.Participant(me))).
-			Commit()
-	})
-	if err != nil {
-		return "", fmt.Errorf("vote: %w", err)
+	op := batch.Op{
+		Cmps: []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(rk), "=", m.created),
+			clientv3.Compare(clientv3.CreateRevision(vk), "=", 0),
+		},
+		Then: []clientv3.Op{then},
+		Else: []clientv3.Op{clientv3.OpGet(vk)},
+		Key:  m.id,
 	}
-	if resp.Succeeded {
-		if resp.Responses[0].GetResponseTxn().Succeeded {
-			return "voted and decided", nil
+	in.writer.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) {
+		if err != nil {
+			in.failed(m, log, "vote", err)
+			return
 		}
-		return "voted", nil
-	}
-	// Why not: read in the same Txn.
-	reg := resp.Responses[2].GetResponseRange().Kvs
-	if len(reg) == 0 || reg[0].Lease != int64(in.lease) {
-		return "", fmt.Errorf("vote on %s: %w", m.id, ErrFenced)
-	}
-	if len(resp.Responses[1].GetResponseRange().Kvs) > 0 {
-		return "already voted", nil
-	}
-	return "already decided", nil
+		outcome := "already decided"
+		switch {
+		case resp.Succeeded && resp.Responses[0].GetResponseTxn().Succeeded:
+			outcome = "voted and decided"
+		case resp.Succeeded:
+			outcome = "voted"
+		case len(resp.Responses[0].GetResponseRange().Kvs) > 0:
+			outcome = "already voted" // by an attempt whose answer was lost
+		}
+		log.Debug("vote written", zap.Stringer("vote", v), zap.String("outcome", outcome), zap.Int64("rev", rev))
+	})
+	return nil
 }
 
 // ack acknowledges the decision by deleting this participant's inbox key,
-// guarded by the key's revision and the registration. If every other inbox
-// key of the transaction is gone too, the same Txn writes the terminal
-// record: the last acknowledgement finalises the transaction.
-func (in *inbox) ack(ctx context.Context, m message) (bool, error) {
+// guarded by the key's revision. If every other inbox key of the
+// transaction is gone too, the same Txn writes the terminal record: the last
+// acknowledgement finalises the transaction. Nobody waits for it, so it is
+// submitted lazily, to ride with a vote when one comes soon.
+func (in *inbox) ack(ctx context.Context, m message, log *zap.Logger) error {
 	keys, me := in.p.keys, in.p.name
 	ik := keys.Inbox(me, m.id)
 	_, fin, err := keys.FinishWrite(m.Record, time.Now())
 	if err != nil {
-		return false, err
+		return err
 	}
 	last := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(keys.Record(m.id)), "=", m.mod)}
 	for _, q := range m.Record.Participants {
@@ -89,24 +92,41 @@ func (in *inbox) ack(ctx context.Context, m message) (bool, error) {
 			last = append(last, clientv3.Compare(clientv3.CreateRevision(keys.Inbox(q, m.id)), "=", 0))
 		}
 	}
-	resp, err := retry.Do(ctx, in.policy, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return in.p.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(ik), "=", m.mod), in.fence).
-			Then(clientv3.OpDelete(ik), clientv3.OpTxn(last, []clientv3.Op{clientv3.OpPut(fin.Key, fin.Value)}, nil)).
-			Else(clientv3.OpGet(keys.Participant(me))).
-			Commit()
+	op := batch.Op{
+		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ik), "=", m.mod)},
+		Then: []clientv3.Op{clientv3.OpDelete(ik), clientv3.OpTxn(last, []clientv3.Op{clientv3.OpPut(fin.Key, fin.Value)}, nil)},
+		Lazy: true,
+		Key:  m.id,
+	}
+	in.writer.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) {
+		if err != nil {
+			in.failed(m, log, "acknowledgement", err)
+			return
+		}
+		// Not succeeded: acknowledged before, by an attempt whose answer
+		// was lost.
+		finalised := resp.Succeeded && resp.Responses[1].GetResponseTxn().Succeeded
+		log.Debug("acknowledged", zap.Bool("finalised", finalised), zap.Int64("rev", rev))
 	})
-	if err != nil {
-		return false, fmt.Errorf("ack: %w", err)
+	return nil
+}
+
+// failed handles a write that did not happen: the message stays in the
+// inbox, and is forgotten here so that the next listing hands it out again.
+func (in *inbox) failed(m message, log *zap.Logger, what string, err error) {
+	in.mu.Lock()
+	if in.mu.latest[m.id] == m.mod {
+		delete(in.mu.latest, m.id)
 	}
-	if resp.Succeeded {
-		return resp.Responses[1].GetResponseTxn().Succeeded, nil
+	in.mu.Unlock()
+	switch {
+	case errors.Is(err, batch.ErrGuardFailed):
+		log.Warn(what+" refused: this instance no longer holds the registration", zap.Error(ErrFenced))
+	case errors.Is(err, batch.ErrClosed), errors.Is(err, context.Canceled):
+		log.Debug(what+" not written: stopping", zap.Error(err))
+	default:
+		log.Warn(what+" not written; it will be retried from the inbox", zap.Error(err))
 	}
-	reg := resp.Responses[0].GetResponseRange().Kvs
-	if len(reg) == 0 || reg[0].Lease != int64(in.lease) {
-		return false, fmt.Errorf("ack of %s: %w", m.id, ErrFenced)
-	}
-	return false, nil // acknowledged before: an earlier attempt whose answer was lost
 }
 
 // puts turns protocol writes into etcd operations.

@@ -2,11 +2,13 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 )
 
@@ -173,5 +175,36 @@ func TestStandbyTakesOver(t *testing.T) {
 	e.terminal(begun.ID, 10*time.Second)
 	if got := second.phases(begun.ID); !equal(got, "prepare", "commit") {
 		t.Errorf("standby saw %v", got)
+	}
+}
+
+// A Commit that keeps failing holds up no other transaction, even with a
+// single handler slot.
+func TestFailingCommitBlocksNoOne(t *testing.T) {
+	e := newEnv(t)
+	a := newRecorder("a")
+	a.stuck["stuck"] = true
+	e.participant("a", a, false, participant.WithWorkers(1))
+	out, err := e.c.Do(e.ctx, coordinator.Request{ID: "stuck", Branches: branches("a")})
+	if err != nil || !out.Committed() {
+		t.Fatalf("%+v %v", out, err)
+	}
+	eventually(t, 5*time.Second, "stuck commit retried", func() (bool, string) {
+		return a.count("stuck", "commit-failed") >= 2, strings.Join(a.phases("stuck"), ",")
+	})
+	for i := range 20 {
+		id := fmt.Sprintf("other-%d", i)
+		out, err := e.c.Do(e.ctx, coordinator.Request{ID: id, Branches: branches("a"), Timeout: 2 * time.Second})
+		if err != nil || !out.Committed() {
+			t.Fatalf("%s behind a failing commit: %+v %v", id, out, err)
+		}
+		e.terminal(id, 5*time.Second)
+	}
+	a.mu.Lock()
+	delete(a.stuck, "stuck")
+	a.mu.Unlock()
+	e.terminal("stuck", 10*time.Second)
+	if a.count("stuck", "commit") != 1 {
+		t.Errorf("stuck saw %v", a.phases("stuck"))
 	}
 }

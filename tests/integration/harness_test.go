@@ -79,11 +79,13 @@ type recorder struct {
 	block map[string]chan struct{}
 	// failCommits: Commit fails this many times before succeeding.
 	failCommits int
-	changed     chan struct{} // poked on every call
+	// stuck: Commit fails for these ids until the entry is removed.
+	stuck   map[string]bool
+	changed chan struct{} // poked on every call
 }
 
 func newRecorder(name string) *recorder {
-	return &recorder{name: name, calls: map[string][]string{}, refuse: map[string]error{}, block: map[string]chan struct{}{}, changed: make(chan struct{}, 1)}
+	return &recorder{name: name, calls: map[string][]string{}, refuse: map[string]error{}, block: map[string]chan struct{}{}, stuck: map[string]bool{}, changed: make(chan struct{}, 1)}
 }
 
 func (r *recorder) note(id, phase string) {
@@ -123,8 +125,8 @@ func (r *recorder) Prepare(ctx context.Context, tx participant.Tx) error {
 
 func (r *recorder) Commit(ctx context.Context, tx participant.Tx) error {
 	r.mu.Lock()
-	fail := r.failCommits > 0
-	if fail {
+	fail := r.failCommits > 0 || r.stuck[tx.ID]
+	if r.failCommits > 0 {
 		r.failCommits--
 	}
 	r.mu.Unlock()
@@ -159,12 +161,13 @@ func (r *recorder) count(id, phase string) int {
 
 // participant starts an instance of a participant with handler h on its own
 // etcd client and waits until it is active (unless standby is true).
-func (e *env) participant(name string, h participant.Handler, standby bool) (*participant.Participant, *clientv3.Client) {
+func (e *env) participant(name string, h participant.Handler, standby bool, opts ...participant.Option) (*participant.Participant, *clientv3.Client) {
 	e.t.Helper()
 	cli := e.srv.Client(e.t)
-	p, err := participant.New(cli, name, h, participant.WithLeaseTTL(ttl),
+	opts = append([]participant.Option{participant.WithLeaseTTL(ttl),
 		participant.WithRetryBackoff(10*time.Millisecond, 200*time.Millisecond),
-		participant.WithLogger(zaptest.NewLogger(e.t).Named(name)))
+		participant.WithLogger(zaptest.NewLogger(e.t).Named(name))}, opts...)
+	p, err := participant.New(cli, name, h, opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

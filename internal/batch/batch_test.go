@@ -1,0 +1,153 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/retry"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+		goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
+	)
+}
+
+var policy = retry.Policy{Timeout: 5 * time.Second, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+
+func create(key string) Op {
+	return Op{
+		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		Then: []clientv3.Op{clientv3.OpPut(key, "v")},
+		Else: []clientv3.Op{clientv3.OpGet(key)},
+		Key:  key,
+	}
+}
+
+// Concurrent operations share Txns, and each still gets its own answer.
+func TestBatches(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	w := New(cli, Config{Retry: policy, MaxInFlight: 1})
+	defer w.Close()
+	ctx := context.Background()
+	before, err := cli.Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	var wg sync.WaitGroup
+	revs := make([]int64, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, rev, err := w.Do(ctx, create(fmt.Sprintf("k%03d", i)))
+			if err != nil || !resp.Succeeded {
+				t.Errorf("k%03d: %v %v", i, resp, err)
+			}
+			revs[i] = rev
+		}()
+	}
+	wg.Wait()
+	distinct := map[int64]bool{}
+	for _, r := range revs {
+		distinct[r] = true
+	}
+	after, err := cli.Get(ctx, "k", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || after.Count != n {
+		t.Fatalf("%d keys, %v", after.Count, err)
+	}
+	if txns := after.Header.Revision - before.Header.Revision; int(txns) != len(distinct) || txns >= n {
+		t.Errorf("%d operations took %d Txns (%d distinct revisions): no batching", n, txns, len(distinct))
+	}
+	t.Logf("%d operations in %d Txns", n, len(distinct))
+	// Run again: each one fails its own compare and reads what is there.
+	resp, _, err := w.Do(ctx, create("k007"))
+	if err != nil || resp.Succeeded || len(resp.Responses[0].GetResponseRange().Kvs) != 1 {
+		t.Fatalf("repeat: %v %v", resp, err)
+	}
+}
+
+// Operations with one key never share a Txn (etcd would refuse it); one
+// refused operation does not sink its batch; a failed guard fails all.
+func TestConflictsAndFailures(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	w := New(cli, Config{Retry: policy, MaxInFlight: 1, LazyDelay: time.Hour})
+	defer w.Close()
+	type answer struct {
+		resp *pb.TxnResponse
+		rev  int64
+		err  error
+	}
+	answers := make(chan answer, 3)
+	submit := func(op Op) {
+		w.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) { answers <- answer{resp, rev, err} })
+	}
+	same := Op{Then: []clientv3.Op{clientv3.OpPut("shared", "1")}, Key: "t1", Lazy: true}
+	other := Op{Then: []clientv3.Op{clientv3.OpPut("shared", "2")}, Key: "t1", Lazy: true}
+	submit(same)
+	submit(other)
+	submit(create("urgent")) // flushes the lazy ones with it
+	revs := map[int64]int{}
+	for range 3 {
+		a := <-answers
+		if a.err != nil {
+			t.Fatalf("conflicting operations: %v", a.err)
+		}
+		revs[a.rev]++
+	}
+	if len(revs) != 2 {
+		t.Errorf("revisions %v: the two operations on t1 shared a Txn or nothing was batched", revs)
+	}
+	got, err := cli.Get(ctx, "shared")
+	if err != nil || string(got.Kvs[0].Value) != "2" {
+		t.Errorf("order of operations on one key not kept: %v %v", got, err)
+	}
+
+	// A bad operation (two puts of one key) next to a good one.
+	bad := Op{Then: []clientv3.Op{clientv3.OpPut("dup", "1"), clientv3.OpPut("dup", "2")}, Lazy: true}
+	submit(bad)
+	submit(create("good"))
+	for range 2 {
+		a := <-answers
+		if a.err == nil && (a.resp == nil || !a.resp.Succeeded) {
+			t.Errorf("good operation: %+v", a)
+		}
+	}
+	if resp, err := cli.Get(ctx, "good"); err != nil || len(resp.Kvs) != 1 {
+		t.Errorf("the good operation was sunk by the bad one: %v %v", resp, err)
+	}
+
+	guarded := New(cli, Config{Retry: policy, Guard: []clientv3.Cmp{clientv3.Compare(clientv3.Value("fence"), "=", "mine")}})
+	defer guarded.Close()
+	if _, _, err := guarded.Do(ctx, create("fenced")); !errors.Is(err, ErrGuardFailed) {
+		t.Fatalf("guard: %v", err)
+	}
+	if resp, _ := cli.Get(ctx, "fenced"); len(resp.Kvs) != 0 {
+		t.Error("write went through a failed guard")
+	}
+	big := Op{Then: make([]clientv3.Op, 200)}
+	for i := range big.Then {
+		big.Then[i] = clientv3.OpPut(fmt.Sprint("big", i), "v")
+	}
+	if _, _, err := w.Do(ctx, big); err == nil {
+		t.Error("operation over etcd's limit accepted")
+	}
+	w.Close()
+	if _, _, err := w.Do(ctx, create("late")); !errors.Is(err, ErrClosed) {
+		t.Errorf("after close: %v", err)
+	}
+}

@@ -1,0 +1,368 @@
+// Package bench measures Concord end to end against the etcd underneath
+// it: transactions through the real coordinator and participant packages,
+// and, in the same run on the same etcd, the rate and latency of plain
+// compare-and-swap Txns — the floor no coordinator over etcd can beat.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/participant"
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+)
+
+// Config says what to run.
+type Config struct {
+	Endpoints    []string      // etcd to use; empty: an embedded single-node etcd in a temp dir
+	Participants int           // participants per transaction
+	Concurrency  int           // transactions in flight
+	Transactions int           // how many to run; 0: run for Duration
+	Duration     time.Duration // with Transactions 0
+	Payload      int           // bytes of payload per branch
+	Progress     io.Writer     // progress lines; nil: none
+	ClientConfig func(*clientv3.Config)
+}
+
+// Result is one run's figures.
+type Result struct {
+	Participants int `json:"participants"`
+	Concurrency  int `json:"concurrency"`
+	Committed    int `json:"committed"`
+	Failed       int `json:"failed"`
+
+	TxPerSec float64 `json:"tx_per_sec"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	Maxms    float64 `json:"max_ms"`
+
+	EtcdRequestsPerTx map[string]float64 `json:"etcd_requests_per_tx"`
+	EtcdWritesPerTx   float64            `json:"etcd_writes_per_tx"`
+
+	TxnPerSec       float64 `json:"txn_per_sec"`
+	TxnP50ms        float64 `json:"txn_p50_ms"`
+	CeilingTxPerSec float64 `json:"ceiling_tx_per_sec"`
+	CeilingFraction float64 `json:"ceiling_fraction"`
+	P50OverTxn      float64 `json:"p50_over_txn"`
+	Embedded        bool    `json:"embedded_etcd"`
+	PayloadBytes    int     `json:"payload_bytes"`
+	ElapsedSeconds  float64 `json:"elapsed_s"`
+}
+
+// Run runs the benchmark.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	if cfg.Participants < 1 || cfg.Participants > protocol.DefaultMaxBranches {
+		return Result{}, fmt.Errorf("participants: %d, expected 1 to %d", cfg.Participants, protocol.DefaultMaxBranches)
+	}
+	if cfg.Concurrency < 1 {
+		return Result{}, fmt.Errorf("concurrency: %d, expected at least 1", cfg.Concurrency)
+	}
+	if cfg.Transactions < 0 || cfg.Transactions == 0 && cfg.Duration <= 0 {
+		return Result{}, errors.New("transactions or duration: expected a positive number of transactions or a positive duration")
+	}
+	if cfg.Payload < 0 || cfg.Payload > protocol.DefaultMaxPayload {
+		return Result{}, fmt.Errorf("payload: %d bytes, expected 0 to %d", cfg.Payload, protocol.DefaultMaxPayload)
+	}
+	progress := cfg.Progress
+	if progress == nil {
+		progress = io.Discard
+	}
+	res := Result{Participants: cfg.Participants, Concurrency: cfg.Concurrency, PayloadBytes: cfg.Payload}
+	endpoints := cfg.Endpoints
+	if len(endpoints) == 0 {
+		dir, err := os.MkdirTemp("", "concord-bench-")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(dir)
+		srv, err := etcdtest.StartDir(dir)
+		if err != nil {
+			return res, err
+		}
+		defer srv.Close()
+		endpoints = srv.Endpoints
+		res.Embedded = true
+	}
+	counter := NewCounter()
+	newClient := func() (*clientv3.Client, error) {
+		c := clientv3.Config{
+			Endpoints:   endpoints,
+			DialTimeout: 5 * time.Second,
+			Logger:      zap.NewNop(),
+			DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(counter.Interceptor())},
+		}
+		if cfg.ClientConfig != nil {
+			cfg.ClientConfig(&c)
+		}
+		return clientv3.New(c)
+	}
+	var clients []*clientv3.Client
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	client := func() (*clientv3.Client, error) {
+		c, err := newClient()
+		if err == nil {
+			clients = append(clients, c)
+		}
+		return c, err
+	}
+
+	// Each run has its own prefix so runs against a shared etcd never meet.
+	prefix := fmt.Sprintf("/concord-bench-%08x", rand.Uint32())
+	names := make([]string, cfg.Participants)
+	for i := range names {
+		names[i] = fmt.Sprintf("p%d", i)
+		cli, err := client()
+		if err != nil {
+			return res, err
+		}
+		p, err := participant.New(cli, names[i], participant.HandlerFuncs{}, participant.WithPrefix(prefix), participant.WithWorkers(max(32, cfg.Concurrency)))
+		if err != nil {
+			return res, err
+		}
+		defer p.Close()
+		if err := p.WaitActive(ctx); err != nil {
+			return res, err
+		}
+	}
+	ccli, err := client()
+	if err != nil {
+		return res, err
+	}
+	replica, err := coordinator.NewReplica(ccli, coordinator.WithPrefix(prefix))
+	if err != nil {
+		return res, err
+	}
+	defer replica.Close()
+	coord, err := coordinator.NewClient(ctx, ccli, coordinator.WithPrefix(prefix))
+	if err != nil {
+		return res, err
+	}
+	defer coord.Close()
+	keys := protocol.MustKeys(prefix)
+
+	payload := make([]byte, cfg.Payload)
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	branches := make([]protocol.Branch, len(names))
+	for i, n := range names {
+		branches[i] = protocol.Branch{Participant: n, Payload: payload}
+	}
+	// Warm up connections and caches.
+	if _, err := runLoad(ctx, coord, branches, min(cfg.Concurrency, 8), 50, 0, io.Discard); err != nil {
+		return res, fmt.Errorf("warm-up: %w", err)
+	}
+	if err := waitQuiet(ctx, ccli, keys); err != nil {
+		return res, err
+	}
+
+	before := counter.Snapshot()
+	start := time.Now()
+	lat, err := runLoad(ctx, coord, branches, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
+	elapsed := time.Since(start)
+	if err != nil && len(lat.ok) == 0 {
+		return res, err
+	}
+	// Acknowledgements and finalisation belong to the transactions too.
+	if err := waitQuiet(ctx, ccli, keys); err != nil {
+		return res, err
+	}
+	counts := Diff(counter.Snapshot(), before)
+	res.Committed, res.Failed = len(lat.ok), lat.failed
+	res.ElapsedSeconds = elapsed.Seconds()
+	res.TxPerSec = float64(res.Committed) / elapsed.Seconds()
+	res.P50ms, res.P99ms, res.Maxms = percentile(lat.ok, 50), percentile(lat.ok, 99), percentile(lat.ok, 100)
+	n := float64(res.Committed + res.Failed)
+	res.EtcdRequestsPerTx = make(map[string]float64)
+	for k, v := range counts {
+		res.EtcdRequestsPerTx[k] = float64(v) / n
+	}
+	res.EtcdWritesPerTx = float64(Writes(counts)) / n
+
+	fmt.Fprintf(progress, "measuring the floor: compare-and-swap Txns at concurrency %d\n", cfg.Concurrency)
+	floorFor := min(max(elapsed/2, 2*time.Second), 10*time.Second)
+	rate, _, err := casFloor(ctx, ccli, prefix, cfg.Concurrency, floorFor)
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	_, single, err := casFloor(ctx, ccli, prefix, 1, min(floorFor, 3*time.Second))
+	if err != nil {
+		return res, fmt.Errorf("floor: %w", err)
+	}
+	res.TxnPerSec = rate
+	res.TxnP50ms = percentile(single, 50)
+	if res.EtcdWritesPerTx > 0 {
+		res.CeilingTxPerSec = rate / res.EtcdWritesPerTx
+		res.CeilingFraction = res.TxPerSec / res.CeilingTxPerSec
+	}
+	if res.TxnP50ms > 0 {
+		res.P50OverTxn = res.P50ms / res.TxnP50ms
+	}
+	_, _ = ccli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
+	return res, nil
+}
+
+type latencies struct {
+	ok     []time.Duration
+	failed int
+}
+
+// runLoad runs transactions with c workers until total are done or for d.
+func runLoad(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, c, total int, d time.Duration, progress io.Writer) (latencies, error) {
+	var (
+		mu       sync.Mutex
+		lat      latencies
+		firstErr error
+		issued   atomic.Int64
+		done     atomic.Int64
+		wg       sync.WaitGroup
+	)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if d > 0 && total == 0 {
+		var stop context.CancelFunc
+		runCtx, stop = context.WithTimeout(runCtx, d)
+		defer stop()
+	}
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	start := time.Now()
+	go func() {
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-ticker.C:
+				n := done.Load()
+				fmt.Fprintf(progress, "%6.1fs  %8d committed  %8.0f tx/s\n", time.Since(start).Seconds(), n, float64(n)/time.Since(start).Seconds())
+			}
+		}
+	}()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for runCtx.Err() == nil {
+				if total > 0 && issued.Add(1) > int64(total) {
+					return
+				}
+				t0 := time.Now()
+				out, err := coord.Do(ctx, coordinator.Request{Branches: branches})
+				took := time.Since(t0)
+				mu.Lock()
+				if err != nil || !out.Committed() {
+					lat.failed++
+					if firstErr == nil {
+						firstErr = fmt.Errorf("transaction %s: %v %v", out.ID, out.State, err)
+					}
+				} else {
+					lat.ok = append(lat.ok, took)
+					done.Add(1)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, firstErr
+}
+
+// waitQuiet waits until no inbox key is left: every transaction finalised.
+func waitQuiet(ctx context.Context, cli *clientv3.Client, keys protocol.Keys) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := cli.Get(ctx, keys.Inboxes(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			return err
+		}
+		if resp.Count == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d inbox keys still there after a minute", resp.Count)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// casFloor runs plain compare-and-swap Txns, one key per worker, at
+// concurrency c for d: the cheapest guarded write etcd offers.
+func casFloor(ctx context.Context, cli *clientv3.Client, prefix string, c int, d time.Duration) (float64, []time.Duration, error) {
+	runCtx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		lats  []time.Duration
+		count atomic.Int64
+		wg    sync.WaitGroup
+		errs  atomic.Int64
+	)
+	start := time.Now()
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := fmt.Sprintf("%s/floor/%d", prefix, w)
+			var rev int64
+			var local []time.Duration
+			for runCtx.Err() == nil {
+				t0 := time.Now()
+				resp, err := cli.Txn(runCtx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
+					Then(clientv3.OpPut(key, "v")).Else(clientv3.OpGet(key)).Commit()
+				if err != nil {
+					if runCtx.Err() == nil {
+						errs.Add(1)
+					}
+					continue
+				}
+				local = append(local, time.Since(t0))
+				count.Add(1)
+				if resp.Succeeded {
+					rev = resp.Header.Revision
+				} else if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+					rev = kvs[0].ModRevision
+				}
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if count.Load() == 0 {
+		return 0, nil, fmt.Errorf("no Txn succeeded (%d errors)", errs.Load())
+	}
+	return float64(count.Load()) / elapsed.Seconds(), lats, nil
+}
+
+func percentile(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return float64(s[i].Microseconds()) / 1000
+}

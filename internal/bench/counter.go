@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"context"
+	"path"
+	"sort"
+	"sync"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
+)
+
+// Counter counts etcd requests by kind through a gRPC client interceptor.
+// Counts are exact whatever the machine's load, which is why the benchmark
+// reports them beside the clocks.
+type Counter struct {
+	mu     sync.Mutex
+	counts map[string]int64
+}
+
+// NewCounter returns an empty counter.
+func NewCounter() *Counter { return &Counter{counts: make(map[string]int64)} }
+
+// Interceptor is the grpc.UnaryClientInterceptor that counts. A Txn is
+// counted as "Txn" when it may write (a put or delete in any branch) and as
+// "Txn(read)" otherwise.
+func (c *Counter) Interceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		kind := path.Base(method)
+		if t, ok := req.(*pb.TxnRequest); ok && !writes(t) {
+			kind = "Txn(read)"
+		}
+		c.mu.Lock()
+		c.counts[kind]++
+		c.mu.Unlock()
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+// Snapshot returns the counts so far.
+func (c *Counter) Snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.counts))
+	for k, v := range c.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// Writes is how many of the counted requests write to etcd's raft log.
+func Writes(counts map[string]int64) int64 {
+	var n int64
+	for _, k := range []string{"Txn", "Put", "DeleteRange", "LeaseGrant", "LeaseRevoke", "Compact"} {
+		n += counts[k]
+	}
+	return n
+}
+
+// Diff returns after minus before.
+func Diff(after, before map[string]int64) map[string]int64 {
+	out := make(map[string]int64)
+	for k, v := range after {
+		if d := v - before[k]; d != 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// Kinds returns the keys of counts, sorted.
+func Kinds(counts map[string]int64) []string {
+	ks := make([]string, 0, len(counts))
+	for k := range counts {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func writes(t *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{t.Success, t.Failure} {
+		for _, op := range ops {
+			switch r := op.Request.(type) {
+			case *pb.RequestOp_RequestPut, *pb.RequestOp_RequestDeleteRange:
+				return true
+			case *pb.RequestOp_RequestTxn:
+				if writes(r.RequestTxn) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
