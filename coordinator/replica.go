@@ -69,9 +69,14 @@ func (r *Replica) run(ctx context.Context) {
 	defer close(r.done)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
+		start := time.Now()
 		err := r.term(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(start) > r.opts.leaseTTL {
+			// The term ran: this loss is not one of a series of failures.
+			backoff = 100 * time.Millisecond
 		}
 		r.log.Warn("replica lost its session, starting again", zap.Error(err), zap.Duration("backoff", backoff))
 		select {

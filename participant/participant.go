@@ -141,9 +141,14 @@ func (p *Participant) run(ctx context.Context) {
 	defer close(p.done)
 	backoff := p.opts.minBackoff
 	for ctx.Err() == nil {
+		start := time.Now()
 		err := p.term(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if time.Since(start) > p.opts.leaseTTL {
+			// The term ran: this loss is not one of a series of failures.
+			backoff = p.opts.minBackoff
 		}
 		p.log.Warn("participant lost its session, registering again", zap.Error(err), zap.Duration("backoff", backoff))
 		select {
