@@ -71,7 +71,9 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 		if v, ok := votes[p]; ok {
 			b.Vote = &v
 		}
-		b.Acked = rec.State.Terminal() || rec.State.Decided() && inboxes.Responses[i].GetResponseRange().Count == 0
+		// A terminal abort may leave the inbox of a participant that never
+		// voted and is gone (see Replica): it has not acknowledged.
+		b.Acked = rec.State.Decided() && inboxes.Responses[i].GetResponseRange().Count == 0
 		tx.Branches[i] = b
 	}
 	return tx, nil

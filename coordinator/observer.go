@@ -16,8 +16,9 @@ type Observer interface {
 	Decided(id string, state protocol.State, cause protocol.Cause, latency time.Duration)
 	// Active: the leading replica's count of transactions not yet terminal.
 	Active(n int)
-	// Recovery: the leading replica acted on a transaction (action is
-	// "abort_deadline", "abort_participant_lost", "finalize" or "gc").
+	// Recovery: the leading replica acted on n transactions (action is
+	// "abort_deadline", "abort_participant_lost", "finish_abandoned" or
+	// "gc").
 	Recovery(action string, n int)
 	// EtcdError: an etcd request failed (op names the request).
 	EtcdError(op string, err error)

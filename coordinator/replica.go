@@ -313,10 +313,15 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 		l.registered[k.Participant] = !deleted
 		if deleted && l.ready {
 			for id, t := range l.active {
-				if t.rec.State == protocol.StatePreparing && t.rec.Has(k.Participant) && !t.voted[k.Participant] {
+				if t.rec.State != protocol.StateCommitting && t.rec.Has(k.Participant) && !t.voted[k.Participant] {
 					l.review(ctx, id)
 				}
 			}
+		}
+	case protocol.KindInbox:
+		// An acknowledgement may leave only abandoned participants.
+		if t := l.active[k.ID]; deleted && l.ready && t != nil && t.rec.State == protocol.StateAborting {
+			l.review(ctx, k.ID)
 		}
 	}
 }
@@ -344,17 +349,32 @@ func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64)
 	if wasUndecided && l.ready {
 		l.r.opts.observer.Decided(rec.ID, rec.State.Outcome(), rec.Cause, rec.Decided.Sub(rec.Created))
 	}
+	if rec.State == protocol.StateAborting {
+		l.timers.push(rec.Decided.Add(l.r.opts.leaseTTL), rec.ID)
+	}
 }
 
 // review aborts transaction id if it is undecided and past its deadline, or
-// if a participant that has not voted is not registered.
+// if a participant that has not voted is not registered; and finishes an
+// aborting one that waits only for participants that are gone.
 func (l *leadership) review(ctx context.Context, id string) {
 	t := l.active[id]
-	if t == nil || t.pending || t.rec.State != protocol.StatePreparing {
+	if t == nil || t.pending {
 		return
 	}
 	o := l.r.opts
 	rec, rev := t.rec, t.rev
+	if rec.State == protocol.StateAborting {
+		if grace := rec.Decided.Add(o.leaseTTL); o.now().Before(grace) {
+			l.timers.push(grace, id)
+			return
+		}
+		l.act(ctx, t, func(ctx context.Context) actionResult { return l.finishAbandoned(ctx, rec, rev) })
+		return
+	}
+	if rec.State != protocol.StatePreparing {
+		return
+	}
 	if !o.now().Before(rec.Deadline) {
 		reason := fmt.Sprintf("deadline exceeded: not every participant voted within %v", rec.Deadline.Sub(rec.Created).Round(time.Millisecond))
 		l.act(ctx, t, func(ctx context.Context) actionResult {
@@ -389,6 +409,63 @@ func (l *leadership) abort(ctx context.Context, rec protocol.Record, rev int64, 
 		l.r.opts.observer.Recovery(action, 1)
 		l.r.log.Info("aborted", zap.String("txid", rec.ID), zap.String("cause", string(cause)), zap.String("reason", reason))
 	}
+	return actionResult{id: rec.ID}
+}
+
+// finishAbandoned makes an aborting transaction aborted when every
+// participant that has not acknowledged it neither voted nor is registered.
+// Such a participant holds nothing the outcome depends on: it never voted
+// yes. Its inbox key is left in place, so that if it did call Prepare
+// before it went away, it still finds the abort when it returns. Without
+// this, a transaction naming a participant that never runs would stay
+// aborting for ever.
+func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, rev int64) actionResult {
+	keys, o := l.r.keys, l.r.opts
+	reads := make([]clientv3.Op, 0, 3*len(rec.Participants))
+	for _, p := range rec.Participants {
+		reads = append(reads,
+			clientv3.OpGet(keys.Inbox(p, rec.ID), clientv3.WithCountOnly()),
+			clientv3.OpGet(keys.Vote(rec.ID, p), clientv3.WithCountOnly()),
+			clientv3.OpGet(keys.Participant(p), clientv3.WithCountOnly()))
+	}
+	resp, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return l.r.cli.Txn(ctx).Then(reads...).Commit()
+	})
+	later := actionResult{id: rec.ID, err: errors.New("waiting for participants"), retry: o.now().Add(5 * o.leaseTTL)}
+	if err != nil {
+		return later
+	}
+	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(keys.Record(rec.ID)), "=", rev)}
+	var gone []string
+	for i, p := range rec.Participants {
+		count := func(j int) int64 { return resp.Responses[3*i+j].GetResponseRange().Count }
+		if count(0) == 0 {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(keys.Inbox(p, rec.ID)), "=", 0))
+			continue
+		}
+		if count(1) > 0 || count(2) > 0 {
+			return later // it voted or it is running: it acknowledges itself
+		}
+		gone = append(gone, p)
+		cmps = append(cmps,
+			clientv3.Compare(clientv3.CreateRevision(keys.Vote(rec.ID, p)), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(keys.Participant(p)), "=", 0))
+	}
+	if len(gone) == 0 {
+		return actionResult{id: rec.ID} // the last acknowledgement finishes it
+	}
+	_, fin, err := keys.FinishWrite(rec, o.now())
+	if err != nil {
+		return actionResult{id: rec.ID, err: err, retry: o.now().Add(o.leaseTTL)}
+	}
+	done, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return l.r.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(fin.Key, fin.Value)).Commit()
+	})
+	if err != nil || !done.Succeeded {
+		return later
+	}
+	o.observer.Recovery("finish_abandoned", 1)
+	l.r.log.Info("aborted without acknowledgements from participants that are gone", zap.String("txid", rec.ID), zap.Strings("participants", gone))
 	return actionResult{id: rec.ID}
 }
 

@@ -58,8 +58,15 @@
 // transaction and no separate write is needed. Terminal records are deleted,
 // with their votes, after a retention window.
 //
-// A transaction is therefore active exactly while it has at least one inbox
-// key, and a participant's pending work is exactly its inbox.
+// A participant's pending work is exactly its inbox.
+//
+// One exception to "the last acknowledgement finalises": a transaction that
+// aborted and waits only for participants that never voted and are not
+// registered (a participant that is gone, or a name nobody runs) is made
+// aborted by the leading coordinator replica after one lease TTL, compared
+// on those participants having still neither voted nor registered. Their
+// inbox keys stay: a participant that called Prepare and died before voting
+// finds the abort there when it returns.
 //
 // # Participants and fencing
 //

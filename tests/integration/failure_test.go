@@ -208,3 +208,36 @@ func TestFailingCommitBlocksNoOne(t *testing.T) {
 		t.Errorf("stuck saw %v", a.phases("stuck"))
 	}
 }
+
+// A transaction naming a participant nobody runs aborts at once, and is
+// made aborted by the replica one lease TTL later although that participant
+// never acknowledged. Its inbox key stays for it: when it does start, it
+// gets the Abort.
+func TestParticipantNobodyRuns(t *testing.T) {
+	e := newEnv(t)
+	e.replica("replica")
+	a := newRecorder("a")
+	e.participant("a", a, false)
+	out, err := e.c.Do(e.ctx, coordinator.Request{ID: "typo", Branches: branches("a", "bank-x")})
+	if err != nil || out.Committed() || out.Cause != protocol.CauseParticipantLost {
+		t.Fatalf("%+v %v", out, err)
+	}
+	tx := e.terminal("typo", ttl+10*time.Second)
+	if tx.State != protocol.StateAborted || !tx.Branches[0].Acked || tx.Branches[1].Acked {
+		t.Fatalf("%+v", tx)
+	}
+	if n := e.inboxCount(); n != 1 {
+		t.Fatalf("%d inbox keys, want bank-x's alone", n)
+	}
+	x := newRecorder("bank-x")
+	e.participant("bank-x", x, false)
+	eventually(t, 5*time.Second, "bank-x applied the abort", func() (bool, string) {
+		return e.inboxCount() == 0, strings.Join(x.phases("typo"), ",")
+	})
+	if got := x.phases("typo"); !equal(got, "abort") {
+		t.Errorf("bank-x saw %v", got)
+	}
+	if tx, err := e.c.Get(e.ctx, "typo"); err != nil || tx.State != protocol.StateAborted || !tx.Branches[1].Acked {
+		t.Errorf("after bank-x: %+v %v", tx, err)
+	}
+}
