@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/concord-tx/concord/internal/bench"
+)
+
+func runBench(ctx context.Context, c console, args []string) error {
+	f := newFlagSet("bench", "coord bench [flags]", `Runs transactions end to end through the real coordinator and participant
+packages — one coordinator client and replica, and --participants in-process
+participants whose handlers do nothing — against an embedded single-node etcd
+in a temporary directory, or against --etcd. Then, on the same etcd, it
+measures the floor: plain compare-and-swap Txns at the same concurrency, and
+one Txn's latency. It prints throughput, latency, etcd requests per
+transaction by kind (counted exactly, by a client interceptor), and where
+that stands against the floor.
+
+The ceiling is the floor's Txn rate divided by N+2, the design's etcd writes
+per transaction for N participants sent one request each (begin, N votes,
+finalisation); group commit is how Concord goes past it.`)
+	etcd := f.String("etcd", "", "comma-separated etcd `endpoints`; empty: an embedded etcd in a temporary directory")
+	participants := f.Int("participants", 2, "participants per transaction (`N`)")
+	concurrency := f.Int("concurrency", 1, "transactions in flight")
+	transactions := f.Int("transactions", 2000, "transactions to run (0: run for --duration)")
+	f.String("duration", "10s", "how long to run when --transactions is 0 (`duration`)")
+	payload := f.Int("payload", 0, "`bytes` of payload per branch")
+	asJSON := f.Bool("json", false, "print one JSON object instead of tables, for scripts")
+	if _, err := parseCommand(f, args, c); err != nil {
+		return err
+	}
+	cfg := bench.Config{Participants: *participants, Concurrency: *concurrency, Transactions: *transactions, Payload: *payload, Progress: c.stderr}
+	if *transactions == 0 {
+		d, err := f.duration("duration")
+		if err != nil {
+			return err
+		}
+		cfg.Duration = d
+	}
+	if *etcd != "" {
+		cfg.Endpoints = strings.Split(*etcd, ",")
+	}
+	for _, check := range []struct {
+		name string
+		ok   bool
+		want string
+	}{
+		{"participants", *participants >= 1 && *participants <= 100, "1 to 100"},
+		{"concurrency", *concurrency >= 1, "at least 1"},
+		{"transactions", *transactions >= 0, "0 or more"},
+		{"payload", *payload >= 0 && *payload <= 64<<10, "0 to 65536"},
+	} {
+		if !check.ok {
+			return usagef("%s: %q, expected %s", f.source(check.name), f.value(check.name), check.want)
+		}
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	res, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		e := json.NewEncoder(c.stdout)
+		e.SetIndent("", "  ")
+		return e.Encode(res)
+	}
+	printBench(c.stdout, res)
+	return nil
+}
+
+func printBench(w io.Writer, r bench.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	etcd := "external"
+	if r.Embedded {
+		etcd = "embedded single-node"
+	}
+	fmt.Fprintf(tw, "participants\t%d\tpayload %d bytes, %s etcd\n", r.Participants, r.PayloadBytes, etcd)
+	fmt.Fprintf(tw, "concurrency\t%d\t\n", r.Concurrency)
+	fmt.Fprintf(tw, "committed\t%d\tin %.1fs (%d failed)\n", r.Committed, r.ElapsedSeconds, r.Failed)
+	fmt.Fprintf(tw, "throughput\t%.0f tx/s\t\n", r.TxPerSec)
+	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp99 %.2f ms, max %.2f ms (begin to decision)\n", r.P50ms, r.P99ms, r.Maxms)
+	var kinds []string
+	for _, k := range slices.Sorted(maps.Keys(r.EtcdRequestsPerTx)) {
+		kinds = append(kinds, fmt.Sprintf("%s %.3f", k, r.EtcdRequestsPerTx[k]))
+	}
+	fmt.Fprintf(tw, "etcd requests/tx\t%s\t\n", strings.Join(kinds, ", "))
+	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\t(N+2 = %d sent one request each)\n", r.EtcdWritesPerTx, r.Participants+2)
+	fmt.Fprintf(tw, "floor\t%.0f Txn/s\tplain compare-and-swap at concurrency %d; one Txn p50 %.2f ms\n", r.TxnPerSec, r.Concurrency, r.TxnP50ms)
+	fmt.Fprintf(tw, "ceiling\t%.0f tx/s\tfloor / (N+2)\n", r.CeilingTxPerSec)
+	fmt.Fprintf(tw, "against it\t%.0f%%\tof the ceiling; p50 is %.1fx one Txn\n", 100*r.CeilingFraction, r.P50OverTxn)
+	tw.Flush()
+}

@@ -1,0 +1,46 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+		goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
+	)
+}
+
+// A short run: every transaction commits, requests are counted, and the
+// commit path stays within N+2 writes a transaction even unbatched.
+func TestRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{Participants: 3, Concurrency: 4, Transactions: 200, Payload: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", res)
+	if res.Committed != 200 || res.Failed != 0 {
+		t.Fatalf("committed %d, failed %d", res.Committed, res.Failed)
+	}
+	if res.EtcdWritesPerTx <= 0 || res.EtcdWritesPerTx > float64(2*3+1) {
+		t.Errorf("etcd writes per transaction %.2f, want (0, 2N+1]", res.EtcdWritesPerTx)
+	}
+	if res.EtcdRequestsPerTx["Txn"] == 0 || res.TxnPerSec <= 0 || res.TxnP50ms <= 0 || res.P50ms <= 0 {
+		t.Errorf("missing figures: %+v", res)
+	}
+	if want := res.TxnPerSec / 5; res.CeilingTxPerSec != want {
+		t.Errorf("ceiling %.1f, want floor/(N+2) = %.1f", res.CeilingTxPerSec, want)
+	}
+	for _, bad := range []Config{{Participants: 0, Concurrency: 1, Transactions: 1}, {Participants: 2, Concurrency: 0, Transactions: 1}, {Participants: 2, Concurrency: 1}} {
+		if _, err := Run(ctx, bad); err == nil {
+			t.Errorf("config %+v accepted", bad)
+		}
+	}
+}
