@@ -240,3 +240,32 @@ func TestDigest(t *testing.T) {
 		t.Error("digest is ambiguous")
 	}
 }
+
+func BenchmarkDecisionWrites(b *testing.B) {
+	k := MustKeys("/tx")
+	now := time.Now()
+	rec := Record{ID: "3fe630dd-d5fb-40cc-b2b2-1dcfc44b7c3e", State: StatePreparing, Participants: []string{"bank-a", "bank-b"}, Created: now, Deadline: now.Add(time.Second), Digest: "cb6c33d8bd83f3f314a35e2be3b15159"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := k.DecisionWrites(rec, StateCommitting, now, CauseNone, ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeMessage(b *testing.B) {
+	k := MustKeys("/tx")
+	now := time.Now()
+	rec := Record{ID: "3fe630dd-d5fb-40cc-b2b2-1dcfc44b7c3e", State: StatePreparing, Participants: []string{"bank-a", "bank-b"}, Created: now, Deadline: now.Add(time.Second), Digest: "cb6c33d8bd83f3f314a35e2be3b15159"}
+	w, err := k.BeginWrites(rec, []Branch{{Participant: "bank-a", Payload: []byte(`{"account":"alice","amount":-10}`)}, {Participant: "bank-b"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := []byte(w[1].Value)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeMessage(v); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -44,3 +44,21 @@ func TestRun(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCommit runs b.N two-participant transactions end to end on an
+// embedded etcd and reports, besides ns/op (wall time per transaction at
+// that concurrency), the etcd write requests and latency per transaction.
+func BenchmarkCommit(b *testing.B) {
+	for _, c := range []int{1, 64} {
+		b.Run(map[int]string{1: "concurrency-1", 64: "concurrency-64"}[c], func(b *testing.B) {
+			res, err := Run(context.Background(), Config{Participants: 2, Concurrency: c, Transactions: max(b.N, c)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(res.EtcdWritesPerTx, "writes/tx")
+			b.ReportMetric(res.P50ms, "p50-ms")
+			b.ReportMetric(res.P50OverTxn, "p50/txn")
+			b.ReportMetric(res.CeilingFraction*100, "%ceiling")
+		})
+	}
+}
