@@ -40,6 +40,10 @@ var _ coordinator.Observer = (*Metrics)(nil)
 // acknowledgement finalises.)
 var recoveryActions = []string{"abort_deadline", "abort_participant_lost", "gc"}
 
+// etcdOps are the operations the coordinator names in EtcdError today;
+// others get a series when they first fail.
+var etcdOps = []string{"begin", "get", "txn"}
+
 // New returns the collectors registered in a new registry, with the Go
 // runtime and process collectors. leader reports whether this replica leads
 // now (nil: not exported).
@@ -101,6 +105,9 @@ func New(leader func() bool) *Metrics {
 	}
 	for _, a := range recoveryActions {
 		m.recovery.WithLabelValues(a)
+	}
+	for _, op := range etcdOps {
+		m.etcdErrs.WithLabelValues(op)
 	}
 	return m
 }
