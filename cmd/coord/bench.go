@@ -35,8 +35,12 @@ finalisation); group commit is how Concord goes past it.`)
 	f.String("duration", "10s", "how long to run when --transactions is 0 (`duration`)")
 	payload := f.Int("payload", 0, "`bytes` of payload per branch")
 	asJSON := f.Bool("json", false, "print one JSON object instead of tables, for scripts")
+	undecided := f.Int("undecided", 0, "instead: begin this many transactions that stay undecided and report the memory of\nthe process holding the coordinator client and replica (use --etcd to leave etcd out of it)")
 	if _, err := parseCommand(f, args, c); err != nil {
 		return err
+	}
+	if *undecided < 0 {
+		return usagef("%s: %q, expected 0 or more", f.source("undecided"), f.value("undecided"))
 	}
 	cfg := bench.Config{Participants: *participants, Concurrency: *concurrency, Transactions: *transactions, Payload: *payload, Progress: c.stderr}
 	if *transactions == 0 {
@@ -65,6 +69,9 @@ finalisation); group commit is how Concord goes past it.`)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *undecided > 0 {
+		return benchUndecided(ctx, c.stdout, cfg.Endpoints, *undecided, *asJSON)
+	}
 	res, err := bench.Run(ctx, cfg)
 	if err != nil {
 		return err
@@ -99,4 +106,27 @@ func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "ceiling\t%.0f tx/s\tfloor / (N+2)\n", r.CeilingTxPerSec)
 	fmt.Fprintf(tw, "against it\t%.0f%%\tof the ceiling; p50 is %.1fx one Txn\n", 100*r.CeilingFraction, r.P50OverTxn)
 	tw.Flush()
+}
+
+func benchUndecided(ctx context.Context, w io.Writer, endpoints []string, n int, asJSON bool) error {
+	m, err := bench.Undecided(ctx, endpoints, n)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(m)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	where := "coordinator client and replica"
+	if m.Embedded {
+		where += ", and the embedded etcd"
+	}
+	fmt.Fprintf(tw, "undecided transactions\t%d\ttracked by the leading replica\n", m.Undecided)
+	fmt.Fprintf(tw, "resident memory\t%.1f MiB\t%s\n", float64(m.RSSBytes)/(1<<20), where)
+	fmt.Fprintf(tw, "Go heap in use\t%.1f MiB\t%.0f bytes per transaction\n", float64(m.HeapBytes)/(1<<20), m.HeapPerTxBytes)
+	fmt.Fprintf(tw, "goroutines\t%d\tbefore the transactions: %d\n", m.GoroutinesAfter, m.GoroutinesBefore)
+	fmt.Fprintf(tw, "etcd leases\t%d\tthe replica's and the silent participant's\n", m.LeasesAfter)
+	return tw.Flush()
 }

@@ -26,6 +26,7 @@ type command struct {
 
 // commands are coord's subcommands. Adding one is one line here.
 var commands = map[string]command{
+	"bench":   {"measure throughput, latency and etcd requests per transaction", runBench},
 	"serve":   {"run a coordinator replica and its HTTP API", runServe},
 	"tx":      {"list, show and abort transactions of a running coordinator", runTx},
 	"version": {"print the version of coord", runVersion},
