@@ -81,21 +81,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		progress = io.Discard
 	}
 	res := Result{Participants: cfg.Participants, Concurrency: cfg.Concurrency, PayloadBytes: cfg.Payload}
-	endpoints := cfg.Endpoints
-	if len(endpoints) == 0 {
-		dir, err := os.MkdirTemp("", "concord-bench-")
-		if err != nil {
-			return res, err
-		}
-		defer os.RemoveAll(dir)
-		srv, err := etcdtest.StartDir(dir)
-		if err != nil {
-			return res, err
-		}
-		defer srv.Close()
-		endpoints = srv.Endpoints
-		res.Embedded = true
+	endpoints, stopEtcd, err := etcdFor(cfg.Endpoints)
+	if err != nil {
+		return res, err
 	}
+	defer stopEtcd()
+	res.Embedded = len(cfg.Endpoints) == 0
 	counter := NewCounter()
 	newClient := func() (*clientv3.Client, error) {
 		c := clientv3.Config{
@@ -218,6 +209,28 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	_, _ = ccli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
 	return res, nil
+}
+
+// etcdFor returns endpoints if given; otherwise it starts an embedded
+// single-node etcd in a temporary directory and returns its endpoints and
+// how to stop it and remove the directory.
+func etcdFor(endpoints []string) ([]string, func(), error) {
+	if len(endpoints) > 0 {
+		return endpoints, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "concord-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := etcdtest.StartDir(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return srv.Endpoints, func() {
+		srv.Close()
+		os.RemoveAll(dir)
+	}, nil
 }
 
 type latencies struct {

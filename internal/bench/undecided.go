@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -44,20 +43,12 @@ func (o *countingObserver) Active(n int) { o.active.Store(int64(n)) }
 // the coordinator client and replica once the replica tracks them all. With
 // endpoints empty, an embedded etcd runs in the same process and is counted.
 func Undecided(ctx context.Context, endpoints []string, n int) (Memory, error) {
-	m := Memory{Undecided: n}
-	if len(endpoints) == 0 {
-		dir, err := os.MkdirTemp("", "concord-bench-")
-		if err != nil {
-			return m, err
-		}
-		defer os.RemoveAll(dir)
-		srv, err := etcdtest.StartDir(dir)
-		if err != nil {
-			return m, err
-		}
-		defer srv.Close()
-		endpoints, m.Embedded = srv.Endpoints, true
+	m := Memory{Undecided: n, Embedded: len(endpoints) == 0}
+	endpoints, stopEtcd, err := etcdFor(endpoints)
+	if err != nil {
+		return m, err
 	}
+	defer stopEtcd()
 	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return m, err

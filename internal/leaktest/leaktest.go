@@ -1,0 +1,23 @@
+// Package leaktest checks that a test package leaves no goroutine running,
+// allowing for the few that etcd's embedded server and gRPC keep for the
+// life of the process.
+package leaktest
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Ignored are the process-wide goroutines of etcd's embedded server and
+// gRPC, which are not ours to stop.
+var Ignored = []goleak.Option{
+	goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+	goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+	goleak.IgnoreTopFunction("gopkg.in/natefinch/lumberjack%2ev2.(*Logger).millRun"),
+}
+
+// VerifyTestMain runs the package's tests and fails if goroutines remain.
+func VerifyTestMain(m *testing.M, extra ...goleak.Option) {
+	goleak.VerifyTestMain(m, append(append([]goleak.Option(nil), Ignored...), extra...)...)
+}
