@@ -23,7 +23,14 @@ import (
 // another replica takes over at once), close the etcd client, stop the
 // embedded etcd. stopSignals restores the default signal handling, so a
 // second Ctrl-C exits at once.
-func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Logger) (err error) {
+func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Logger) error {
+	// The API's port first: a port in use fails before etcd is touched.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
+	}
+	defer ln.Close()
+
 	endpoints := cfg.etcd.endpoints
 	var etcdFailed <-chan error // the embedded etcd's fatal errors
 	if cfg.embedded != nil {
@@ -86,10 +93,6 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 	}
 	defer client.Close()
 
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
-	}
 	// Requests get their own context, cancelled only if they outlive the
 	// shutdown timeout.
 	reqCtx, cancelRequests := context.WithCancel(context.Background())

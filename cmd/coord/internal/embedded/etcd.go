@@ -72,7 +72,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	})))
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("embedded etcd in %s: %w", c.Dir, err)
+		return nil, fmt.Errorf("embedded etcd in %s (client URL %s, peer URL %s): %w", c.Dir, c.ClientURL.String(), c.PeerURL.String(), err)
 	}
 	select {
 	case <-e.Server.ReadyNotify():
