@@ -143,7 +143,7 @@ func TestHelp(t *testing.T) {
 		t.Errorf("coord: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runInProcess([]string{"sevre"}, nil)
-	if code != 2 || !strings.Contains(stderr, `coord: unknown command "sevre" (expected one of serve, tx, version)`) {
+	if code != 2 || !strings.Contains(stderr, `coord: unknown command "sevre" (expected one of `+strings.Join(commandNames(), ", ")+")") || !strings.Contains(stderr, "serve, tx, version") {
 		t.Errorf("coord sevre: exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runInProcess([]string{"tx", "delete"}, nil)
