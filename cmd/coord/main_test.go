@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/internal/leaktest"
 	"go.uber.org/goleak"
 )
 
@@ -44,7 +45,7 @@ func TestMain(m *testing.M) {
 		}
 		code := m.Run()
 		if code == 0 {
-			if err := goleak.Find(); err != nil {
+			if err := goleak.Find(leaktest.Ignored...); err != nil {
 				fmt.Fprintln(os.Stderr, "goroutine leak:", err)
 				return 1
 			}

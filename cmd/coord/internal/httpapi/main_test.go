@@ -16,6 +16,7 @@ import (
 	"github.com/concord-tx/concord/cmd/coord/internal/metrics"
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/leaktest"
 	"github.com/concord-tx/concord/participant"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 		code := m.Run()
 		etcd.Close()
 		if code == 0 {
-			if err := goleak.Find(); err != nil {
+			if err := goleak.Find(leaktest.Ignored...); err != nil {
 				fmt.Fprintln(os.Stderr, "goroutine leak:", err)
 				return 1
 			}
