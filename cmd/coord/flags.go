@@ -58,16 +58,17 @@ func (f *flagSet) parse(args []string, getenv func(string) string) ([]string, er
 			}
 			return nil, usagef("%s", strings.Replace(err.Error(), " -", " --", 1))
 		}
-		args = f.Args()
-		if len(args) == 0 {
+		rest := f.Args()
+		if len(rest) == 0 {
 			break
 		}
-		if args[0] == "--" {
-			positional = append(positional, args[1:]...)
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			// Parse stopped at "--": the rest is positional, even "-x".
+			positional = append(positional, rest...)
 			break
 		}
-		positional = append(positional, args[0])
-		args = args[1:]
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
 	f.Visit(func(fl *flag.Flag) { f.origin[fl.Name] = "--" + fl.Name })
 	var envErr error

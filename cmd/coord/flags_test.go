@@ -160,6 +160,26 @@ func TestHelp(t *testing.T) {
 	}
 }
 
+func TestPositionalArguments(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ID"}, "ID"},
+		{[]string{"ID", "--json"}, "ID"},
+		{[]string{"--json", "ID", "--reason", "r"}, "ID"},
+		{[]string{"--json", "--", "-ID", "--x"}, "-ID --x"},
+	} {
+		fs := newFlagSet("t", "t", "t")
+		fs.Bool("json", false, "")
+		fs.String("reason", "", "")
+		pos, err := fs.parse(c.args, func(string) string { return "" })
+		if err != nil || strings.Join(pos, " ") != c.want {
+			t.Errorf("%q: %q %v, want %q", c.args, pos, err, c.want)
+		}
+	}
+}
+
 func TestVersion(t *testing.T) {
 	code, stdout, _ := runInProcess([]string{"version"}, nil)
 	if code != 0 || !strings.HasPrefix(stdout, "coord dev go1.") {
