@@ -169,13 +169,14 @@ func (p *Participant) term(ctx context.Context) error {
 		return fmt.Errorf("session: %w", err)
 	}
 	defer func() {
-		if ctx.Err() != nil {
-			// Closing: hand over now rather than after the TTL.
-			rctx, cancel := context.WithTimeout(context.Background(), p.opts.requestTimeout)
-			defer cancel()
-			if _, err := p.cli.Revoke(rctx, session.Lease()); err != nil {
-				p.log.Debug("revoke lease", zap.Error(err))
-			}
+		// Closing, or the session was lost while etcd may still hold the
+		// lease: revoke it, so that a standby, or this instance's next
+		// term, need not wait for it to expire. Best effort: if etcd cannot
+		// be reached, the lease expires by itself.
+		rctx, cancel := context.WithTimeout(context.Background(), p.opts.requestTimeout)
+		defer cancel()
+		if _, err := p.cli.Revoke(rctx, session.Lease()); err != nil {
+			p.log.Debug("revoke lease", zap.Error(err))
 		}
 		session.Orphan()
 	}()
@@ -202,14 +203,20 @@ func (p *Participant) term(ctx context.Context) error {
 }
 
 // register creates the registration key with this instance's lease, or
-// waits for the instance holding it to go away.
+// waits for the instance holding it to go away. A key this instance wrote
+// in an earlier term (its value is our instance id) is moved to the new
+// lease at once: the earlier term has stopped, and moving the key fences
+// anything it still had in flight.
 func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) error {
 	key := p.keys.Participant(p.name)
 	for {
 		resp, err := p.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))).
-			Else(clientv3.OpGet(key)).
+			Else(clientv3.OpTxn(
+				[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.instance)},
+				[]clientv3.Op{clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))},
+				[]clientv3.Op{clientv3.OpGet(key)})).
 			Commit()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -224,14 +231,15 @@ func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) erro
 			}
 			continue
 		}
-		if resp.Succeeded {
+		if resp.Succeeded || resp.Responses[0].GetResponseTxn().Succeeded {
 			p.log.Info("registered", zap.String("instance", p.instance), zap.Int64("lease", int64(lease)))
 			return nil
 		}
-		kv := resp.Responses[0].GetResponseRange().Kvs[0]
-		if clientv3.LeaseID(kv.Lease) == lease {
-			return nil // our own earlier attempt
+		kvs := resp.Responses[0].GetResponseTxn().Responses[0].GetResponseRange().Kvs
+		if len(kvs) == 0 {
+			continue // deleted between the compares and the read
 		}
+		kv := kvs[0]
 		p.log.Info("standby: another instance holds the name", zap.String("holder", string(kv.Value)))
 		if err := p.waitDeleted(ctx, key, resp.Header.Revision); err != nil {
 			return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type Server struct {
 	Etcd      *embed.Etcd
 	Endpoints []string
 	dir       string
+	closeOnce sync.Once
 }
 
 // Start starts a single-member etcd for the test and stops it at cleanup.
@@ -93,10 +95,12 @@ func (s *Server) Compact(ctx context.Context, c *clientv3.Client) (int64, error)
 	return rev, err
 }
 
-// Close stops the server.
+// Close stops the server. It may be called more than once.
 func (s *Server) Close() {
-	s.Etcd.Close()
-	<-s.Etcd.Server.StopNotify()
+	s.closeOnce.Do(func() {
+		s.Etcd.Close()
+		<-s.Etcd.Server.StopNotify()
+	})
 }
 
 // freeURLs returns two loopback URLs on ports free at the time of the call.
