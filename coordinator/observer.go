@@ -11,8 +11,11 @@ import (
 type Observer interface {
 	// Begun: a Client created a transaction.
 	Begun(id string)
-	// Decided: the leading replica saw the decision of a transaction;
-	// latency runs from the record's creation to the decision.
+	// Decided: the leading replica saw a transaction decided while it led;
+	// latency runs from the record's creation to the decision. Only the
+	// leader reports, so that a sum over replicas counts each decision
+	// once; decisions taken while no replica led (or found already taken
+	// when a replica starts to lead) are not reported.
 	Decided(id string, state protocol.State, cause protocol.Cause, latency time.Duration)
 	// Active: the leading replica's count of transactions not yet terminal.
 	Active(n int)
