@@ -62,7 +62,9 @@ func ReadEtcd(ctx context.Context, cli *clientv3.Client, keys protocol.Keys) (Et
 		if err != nil {
 			return st, err
 		}
-		st.Rev = resp.Header.Revision
+		if st.Rev == 0 {
+			st.Rev = resp.Header.Revision // later pages at this revision
+		}
 		for _, kv := range resp.Kvs {
 			k := keys.Parse(string(kv.Key))
 			switch k.Kind {

@@ -167,6 +167,8 @@ func (o *Observer) WaitRev(ctx context.Context, rev int64) error {
 		if o.Rev() >= rev {
 			return nil
 		}
+		// Ask for a progress notification, in case nothing else is written.
+		o.cli.RequestProgress(ctx)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("observer at revision %d, waiting for %d: %w", o.Rev(), rev, ctx.Err())
@@ -246,12 +248,18 @@ func (o *Observer) run(ctx context.Context, rev int64) {
 				o.applyRevision(resp.Events[i:j], resp.Events[i].Kv.ModRevision)
 				i = j
 			}
-			if resp.Header.Revision > rev {
-				rev = resp.Header.Revision
-				o.mu.Lock()
-				o.mu.rev = max(o.mu.rev, rev)
-				o.mu.Unlock()
+			// Progress: the last event, or the header of a progress
+			// notification (sent only once the watch has caught up). A
+			// header with events is not progress: it is the store's
+			// revision, and a catching-up watch may have more to send.
+			if n := len(resp.Events); n > 0 {
+				rev = max(rev, resp.Events[n-1].Kv.ModRevision)
+			} else if resp.IsProgressNotify() {
+				rev = max(rev, resp.Header.Revision)
 			}
+			o.mu.Lock()
+			o.mu.rev = max(o.mu.rev, rev)
+			o.mu.Unlock()
 		}
 		if ctx.Err() != nil {
 			return
@@ -522,7 +530,13 @@ func (o *Observer) relist(ctx context.Context) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		rev = resp.Header.Revision
+		if rev == 0 {
+			// Later pages are read at the first page's revision. (A
+			// response's header is the store's current revision, not the
+			// revision read: taking it from a later page would make the
+			// listing a mix of revisions and the watch skip events.)
+			rev = resp.Header.Revision
+		}
 		kvs = append(kvs, resp.Kvs...)
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
