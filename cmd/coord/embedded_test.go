@@ -125,14 +125,15 @@ func TestEmbedded(t *testing.T) {
 	waitTerminal(t, coord.api, "t-abort")
 
 	// It is all in etcd: records under /tx, no inbox key left.
-	resp, err := cli.Get(ctx, "/tx/t-commit")
+	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	resp, err := cli.Get(ctx, keys.Record("t-commit"))
 	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("etcd get /tx/t-commit: %v %v", resp, err)
+		t.Fatalf("etcd get %s: %v %v", keys.Record("t-commit"), resp, err)
 	}
 	if rec, err := protocol.DecodeRecord(resp.Kvs[0].Value); err != nil || rec.State != protocol.StateCommitted {
 		t.Fatalf("record in etcd: %+v %v", rec, err)
 	}
-	if resp, err := cli.Get(ctx, "/tx/~inbox/", clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
+	if resp, err := cli.Get(ctx, keys.Inboxes(), clientv3.WithPrefix(), clientv3.WithCountOnly()); err != nil || resp.Count != 0 {
 		t.Fatalf("inbox keys left: %v %v", resp, err)
 	}
 

@@ -223,7 +223,8 @@ func (e *env) terminal(id string, within time.Duration) coordinator.Transaction 
 // keys returns every key under the prefix with its value.
 func (e *env) keys() map[string]string {
 	e.t.Helper()
-	resp, err := e.cli.Get(e.ctx, "/tx/", clientv3.WithPrefix())
+	start, end := protocol.MustKeys(protocol.DefaultPrefix).All()
+	resp, err := e.cli.Get(e.ctx, start, clientv3.WithRange(end))
 	if err != nil {
 		e.t.Fatal(err)
 	}
