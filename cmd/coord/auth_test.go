@@ -10,6 +10,7 @@ import (
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
 	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/poll"
 )
 
 // TestEtcdAuth: with auth enabled in etcd, `coord serve` logs in with
@@ -36,7 +37,7 @@ func TestEtcdAuth(t *testing.T) {
 
 	args := []string{"--etcd", etcd.Endpoints[0], "--etcd-user", "root", "--lease-ttl", "2s"}
 	coord := startCoord(t, "coord", []string{passwordEnv + "=" + password}, append(args, "--log-level", "debug")...)
-	waitFor(t, 10*time.Second, "coord leads", func() (bool, string) { return coord.leader(ctx), "not leading" })
+	poll.Until(t, 10*time.Second, "coord leads", func() (bool, string) { return coord.leader(ctx), "not leading" })
 	out, err := coord.api.Begin(ctx, httpapi.BeginRequest{ID: "authed", Branches: []httpapi.BranchRequest{{Participant: "nobody"}}}, true)
 	if err != nil || out.Cause != "participant_lost" {
 		t.Fatalf("begin with auth: %+v %v, want aborted, participant lost", out, err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -75,7 +76,7 @@ func etcdClient(t *testing.T, endpoints ...string) *clientv3.Client {
 func waitTerminal(t *testing.T, api *httpapi.Client, id string) httpapi.Transaction {
 	t.Helper()
 	var tx httpapi.Transaction
-	waitFor(t, 20*time.Second, id+" terminal", func() (bool, string) {
+	poll.Until(t, 20*time.Second, id+" terminal", func() (bool, string) {
 		var err error
 		tx, err = api.Get(context.Background(), id)
 		if err != nil {
@@ -150,14 +151,14 @@ func TestEmbedded(t *testing.T) {
 		out, err := coord.api.Begin(ctx, httpapi.BeginRequest{ID: "t-inflight", Branches: []httpapi.BranchRequest{{Participant: "bank-a"}, {Participant: "bank-slow"}}}, true)
 		inflight <- result{out, err}
 	}()
-	waitFor(t, 10*time.Second, "t-inflight begun", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "t-inflight begun", func() (bool, string) {
 		tx, err := coord.api.Get(ctx, "t-inflight")
 		return err == nil && tx.State == protocol.StatePreparing, "not yet"
 	})
 	if err := coord.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "API closed to new requests", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "API closed to new requests", func() (bool, string) {
 		_, err := coord.api.Health(ctx)
 		var apiErr *httpapi.Error
 		return err != nil && !errors.As(err, &apiErr), "still answering"
@@ -283,7 +284,7 @@ func checkTxCommands(t *testing.T, coord *coordProc) {
 	}
 
 	// The metrics saw it all (decisions as the leader's watch sees them).
-	waitFor(t, 10*time.Second, "metrics", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "metrics", func() (bool, string) {
 		resp, err := http.Get(coord.url + "/metrics")
 		if err != nil {
 			return false, err.Error()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
 	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/protocol"
 )
 
@@ -40,7 +41,7 @@ func TestReplicaKilledMidLoad(t *testing.T) {
 	common := []string{"--etcd", etcd.Endpoints[0], "--prefix", "/kill", "--lease-ttl", "2s", "--timeout", "5s", "--request-timeout", "2s"}
 	ctx := context.Background()
 	a := startCoord(t, "coord-a", nil, common...)
-	waitFor(t, 10*time.Second, "coord-a leads", func() (bool, string) { return a.leader(ctx), "not leading" })
+	poll.Until(t, 10*time.Second, "coord-a leads", func() (bool, string) { return a.leader(ctx), "not leading" })
 	b := startCoord(t, "coord-b", nil, common...)
 	if b.leader(ctx) {
 		t.Fatal("two leaders")
@@ -94,13 +95,13 @@ func TestReplicaKilledMidLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 30*time.Second, "20 transactions before the kill", func() (bool, string) { return done.Load() >= 20, strconv.FormatInt(done.Load(), 10) })
+	poll.Until(t, 30*time.Second, "20 transactions before the kill", func() (bool, string) { return done.Load() >= 20, strconv.FormatInt(done.Load(), 10) })
 	killed.Store(true)
 	if code := a.stop(t, syscall.SIGKILL, 10*time.Second); code != -1 {
 		t.Fatalf("coord-a exit status %d after SIGKILL", code)
 	}
 	before := done.Load()
-	waitFor(t, 60*time.Second, "20 transactions after the kill", func() (bool, string) {
+	poll.Until(t, 60*time.Second, "20 transactions after the kill", func() (bool, string) {
 		return done.Load() >= before+20, strconv.FormatInt(done.Load()-before, 10)
 	})
 	close(stop)
@@ -154,14 +155,14 @@ func TestGracefulStopHandsOver(t *testing.T) {
 	common := []string{"--etcd", etcd.Endpoints[0], "--prefix", "/handover", "--lease-ttl", "20s"}
 	ctx := context.Background()
 	a := startCoord(t, "coord-a", nil, common...)
-	waitFor(t, 10*time.Second, "coord-a leads", func() (bool, string) { return a.leader(ctx), "not leading" })
+	poll.Until(t, 10*time.Second, "coord-a leads", func() (bool, string) { return a.leader(ctx), "not leading" })
 	b := startCoord(t, "coord-b", nil, common...)
 
 	start := time.Now()
 	if code := a.stop(t, syscall.SIGTERM, 20*time.Second); code != 0 {
 		t.Fatalf("coord-a exit status %d after SIGTERM", code)
 	}
-	waitFor(t, 5*time.Second, "coord-b leads well within the 20s lease TTL", func() (bool, string) { return b.leader(ctx), "not leading" })
+	poll.Until(t, 5*time.Second, "coord-b leads well within the 20s lease TTL", func() (bool, string) { return b.leader(ctx), "not leading" })
 	t.Logf("coord-b leads %v after the SIGTERM", time.Since(start))
 	assertInOrder(t, a.logs, "http server stopped", "replica stopped; its lease is revoked")
 }

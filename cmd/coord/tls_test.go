@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concord-tx/concord/internal/poll"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -66,7 +67,7 @@ func TestEtcdTLS(t *testing.T) {
 	args := []string{"--etcd", clientURL.String(), "--etcd-cacert", pemFile("ca.pem"), "--lease-ttl", "2s", "--request-timeout", "2s"}
 	coord := startCoord(t, "coord", nil, append(args, "--etcd-cert", pemFile("client.pem"), "--etcd-key", pemFile("client-key.pem"))...)
 	ctx := context.Background()
-	waitFor(t, 10*time.Second, "coord leads", func() (bool, string) { return coord.leader(ctx), "not leading" })
+	poll.Until(t, 10*time.Second, "coord leads", func() (bool, string) { return coord.leader(ctx), "not leading" })
 	if l, ok := coord.logs.find("connected to etcd"); !ok || l["tls"] != true {
 		t.Errorf("connection log does not say TLS: %v", l)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 )
@@ -51,7 +52,7 @@ func TestParticipantDiesBeforeVoting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "doomed is preparing", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "doomed is preparing", func() (bool, string) {
 		return doomed.count(b.ID, "prepare") == 1, strings.Join(doomed.phases(b.ID), ",")
 	})
 	killed := time.Now()
@@ -92,7 +93,7 @@ func TestParticipantDiesAfterVotingYes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "b voted", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "b voted", func() (bool, string) {
 		tx, err := e.c.Get(e.ctx, begun.ID)
 		return err == nil && tx.Branches[1].Vote != nil, ""
 	})
@@ -100,7 +101,7 @@ func TestParticipantDiesAfterVotingYes(t *testing.T) {
 	// Wait until b's registration is gone, then let a vote: its yes
 	// commits, and b is not there to apply it.
 	keys := protocol.MustKeys(protocol.DefaultPrefix)
-	eventually(t, ttl+5*time.Second, "b's registration expired", func() (bool, string) {
+	poll.Until(t, ttl+5*time.Second, "b's registration expired", func() (bool, string) {
 		resp, err := e.cli.Get(e.ctx, keys.Participant("b"))
 		return err == nil && len(resp.Kvs) == 0, ""
 	})
@@ -110,7 +111,7 @@ func TestParticipantDiesAfterVotingYes(t *testing.T) {
 		t.Fatalf("outcome %+v, %v: want committed", out, err)
 	}
 	var tx coordinator.Transaction
-	eventually(t, 5*time.Second, "a acknowledged", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "a acknowledged", func() (bool, string) {
 		tx, err = e.c.Get(e.ctx, begun.ID)
 		return err == nil && tx.Branches[0].Acked, ""
 	})
@@ -159,7 +160,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "first instance preparing", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "first instance preparing", func() (bool, string) {
 		return first.count(begun.ID, "prepare") == 1, ""
 	})
 	kill(firstCli)
@@ -189,7 +190,7 @@ func TestFailingCommitBlocksNoOne(t *testing.T) {
 	if err != nil || !out.Committed() {
 		t.Fatalf("%+v %v", out, err)
 	}
-	eventually(t, 5*time.Second, "stuck commit retried", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "stuck commit retried", func() (bool, string) {
 		return a.count("stuck", "commit-failed") >= 2, strings.Join(a.phases("stuck"), ",")
 	})
 	for i := range 20 {
@@ -231,7 +232,7 @@ func TestParticipantNobodyRuns(t *testing.T) {
 	}
 	x := newRecorder("bank-x")
 	e.participant("bank-x", x, false)
-	eventually(t, 5*time.Second, "bank-x applied the abort", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "bank-x applied the abort", func() (bool, string) {
 		return e.inboxCount() == 0, strings.Join(x.phases("typo"), ",")
 	})
 	if got := x.phases("typo"); !equal(got, "abort") {

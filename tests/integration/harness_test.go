@@ -11,6 +11,7 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/internal/leaktest"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -187,29 +188,11 @@ func branches(names ...string) []protocol.Branch {
 	return bs
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	backoff := 5 * time.Millisecond
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s: %s", within, what, state)
-		}
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 100*time.Millisecond)
-	}
-}
-
 // terminal waits until transaction id is terminal and returns it.
 func (e *env) terminal(id string, within time.Duration) coordinator.Transaction {
 	e.t.Helper()
 	var tx coordinator.Transaction
-	eventually(e.t, within, "transaction "+id+" terminal", func() (bool, string) {
+	poll.Until(e.t, within, "transaction "+id+" terminal", func() (bool, string) {
 		var err error
 		tx, err = e.c.Get(e.ctx, id)
 		if err != nil {

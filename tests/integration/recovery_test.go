@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,7 +21,7 @@ import (
 func TestReplicaFailover(t *testing.T) {
 	e := newEnv(t)
 	r1, r1Cli := e.replica("r1")
-	eventually(t, 5*time.Second, "r1 leads", func() (bool, string) { return r1.IsLeader(), "" })
+	poll.Until(t, 5*time.Second, "r1 leads", func() (bool, string) { return r1.IsLeader(), "" })
 	r2, _ := e.replica("r2")
 	silent := newRecorder("silent")
 	silent.block["*"] = make(chan struct{})
@@ -33,7 +34,7 @@ func TestReplicaFailover(t *testing.T) {
 		t.Fatal("two leaders")
 	}
 	kill(r1Cli) // r1's lease now expires; it cannot revoke it
-	eventually(t, ttl+5*time.Second, "r2 leads", func() (bool, string) { return r2.IsLeader(), "" })
+	poll.Until(t, ttl+5*time.Second, "r2 leads", func() (bool, string) { return r2.IsLeader(), "" })
 	out, err := e.c.Wait(e.ctx, begun.ID)
 	if err != nil || out.Committed() || out.Cause != protocol.CauseDeadline {
 		t.Fatalf("outcome %+v, %v: want aborted at the deadline by r2", out, err)
@@ -57,7 +58,7 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("%+v %v", out, err)
 	}
 	e.terminal(out.ID, 5*time.Second)
-	eventually(t, 10*time.Second, "record deleted", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "record deleted", func() (bool, string) {
 		keys := e.keys()
 		for k := range keys {
 			if protocol.MustKeys("/tx").Parse(k).Kind != protocol.KindParticipant && protocol.MustKeys("/tx").Parse(k).Kind != protocol.KindElection {
@@ -186,7 +187,7 @@ func TestCompactionCatchUp(t *testing.T) {
 		}
 		ids = append(ids, bg.ID)
 	}
-	eventually(t, 5*time.Second, "a voted on all", func() (bool, string) {
+	poll.Until(t, 5*time.Second, "a voted on all", func() (bool, string) {
 		for _, id := range ids {
 			if a.count(id, "prepare") != 1 {
 				return false, id
@@ -255,7 +256,7 @@ func TestManyConcurrent(t *testing.T) {
 	close(work)
 	wg.Wait()
 	t.Logf("%d transactions decided in %v", total, time.Since(start))
-	eventually(t, 30*time.Second, "inboxes empty", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "inboxes empty", func() (bool, string) {
 		n := e.inboxCount()
 		return n == 0, fmt.Sprintf("%d inbox keys", n)
 	})

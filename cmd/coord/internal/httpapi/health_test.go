@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/participant"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -97,7 +98,7 @@ func TestMetrics(t *testing.T) {
 		`concord_decision_latency_seconds_bucket{outcome="aborted",le="+Inf"}`:      1,
 	}
 	// Decisions are seen by the leader's watch, a moment after the answer.
-	waitFor(t, 10*time.Second, "metrics", func() (bool, string) {
+	poll.Until(t, 10*time.Second, "metrics", func() (bool, string) {
 		status, body := f.do(t, "GET", "/metrics", "")
 		if status != 200 {
 			return false, body

@@ -17,6 +17,7 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/internal/leaktest"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/participant"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
@@ -152,7 +153,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		t.Fatal(err)
 	}
 	if withReplica {
-		waitFor(t, 10*time.Second, "replica leads", func() (bool, string) { return replica.IsLeader(), "not leading" })
+		poll.Until(t, 10*time.Second, "replica leads", func() (bool, string) { return replica.IsLeader(), "not leading" })
 	}
 	return f
 }
@@ -203,27 +204,11 @@ func (f *fixture) do(t *testing.T, method, path, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last: %s", what, timeout, last)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitState polls GET until transaction id is in state want.
 func (f *fixture) waitState(t *testing.T, id string, want string) httpapi.Transaction {
 	t.Helper()
 	var tx httpapi.Transaction
-	waitFor(t, 10*time.Second, id+" "+want, func() (bool, string) {
+	poll.Until(t, 10*time.Second, id+" "+want, func() (bool, string) {
 		var err error
 		tx, err = f.api.Get(context.Background(), id)
 		if err != nil {
