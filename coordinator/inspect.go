@@ -123,7 +123,11 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 			c.opts.observer.EtcdError("get", err)
 			return Page{}, fmt.Errorf("coordinator: list: %w", err)
 		}
-		rev = resp.Header.Revision
+		if rev == 0 {
+			// Later pages read at the first page's revision. (A response's
+			// header names the store's current revision, not the one read.)
+			rev = resp.Header.Revision
+		}
 		for _, kv := range resp.Kvs {
 			k := c.keys.Parse(string(kv.Key))
 			if k.Kind != protocol.KindRecord {

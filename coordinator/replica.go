@@ -115,7 +115,7 @@ func (r *Replica) term(ctx context.Context) error {
 		case <-cctx.Done():
 		}
 	}()
-	if err := el.Campaign(cctx, fmt.Sprintf("%x", session.Lease())); err != nil {
+	if err := r.campaign(cctx, el, fmt.Sprintf("%x", session.Lease())); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -141,6 +141,27 @@ func (r *Replica) term(ctx context.Context) error {
 		return errors.New("lease expired")
 	default:
 		return ctx.Err()
+	}
+}
+
+// campaign waits until this replica leads. A campaign that fails while the
+// session lives (its watch was compacted, etcd was briefly unreachable) is
+// resumed with the same key rather than leaving the election: the key keeps
+// its place in the queue.
+func (r *Replica) campaign(ctx context.Context, el *concurrency.Election, val string) error {
+	backoff := 50 * time.Millisecond
+	for {
+		err := el.Campaign(ctx, val)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		r.log.Info("campaign interrupted, resuming", zap.Error(err), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
 	}
 }
 
