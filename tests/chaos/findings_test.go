@@ -184,3 +184,55 @@ func TestFindingListIsNotOneRevision(t *testing.T) {
 	}
 	t.Log("no mixed-revision listing seen in 300 tries")
 }
+
+// TestFindingCompactionEjectsStandby: under frequent compaction the
+// standby replica keeps leaving the election (its Campaign fails with
+// "required revision has been compacted" and the replica starts a new
+// session), so for a while nobody stands ready to take over.
+func TestFindingCompactionEjectsStandby(t *testing.T) {
+	sys := findingSystem(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for sys.Observer.Campaigners() < 2 {
+		if ctx.Err() != nil {
+			t.Fatal("the two replicas never both campaigned")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Writes, so that there is history to compact: a bank's lease
+	// keep-alives do not write, so begin transactions nobody answers.
+	cl, err := coordinator.NewClient(ctx, sys.Cluster.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out time.Duration
+	drops := 0
+	end := time.Now().Add(10 * time.Second)
+	for i := 0; time.Now().Before(end); i++ {
+		if _, err := cl.Begin(ctx, coordinator.Request{ID: fmt.Sprintf("c-%05d", i), Branches: []protocol.Branch{{Participant: "nobody"}}, Timeout: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if i%10 == 0 {
+			if _, err := sys.Cluster.Compact(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		if sys.Observer.Campaigners() < 2 {
+			drops++
+			for sys.Observer.Campaigners() < 2 && time.Now().Before(end.Add(10*time.Second)) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			out += time.Since(start)
+		}
+	}
+	t.Logf("standby out of the election %d times, %v in all, in 10s of compaction", drops, out.Round(time.Millisecond))
+	if drops > 0 {
+		var logs []string
+		for _, c := range sys.Coords {
+			logs = append(logs, grepLog(c.LogPath(), "lost its session"))
+		}
+		t.Errorf("compaction made a replica leave the election %d times (%v out of it):\n%s", drops, out.Round(time.Millisecond), strings.Join(logs, "\n"))
+	}
+}

@@ -410,7 +410,7 @@ func (o *Observer) foldLocked(e Event) {
 				return // seen already (a re-list)
 			}
 		}
-		if prev.Valid() && !protocol.CanTransition(prev, e.State) && !(e.Relisted && prev.Outcome() == e.State.Outcome()) {
+		if prev.Valid() && !protocol.CanTransition(prev, e.State) && !(e.Relisted && reachable(prev, e.State)) {
 			t.Anomalies = append(t.Anomalies, fmt.Sprintf("state %v at revision %d after %v", e.State, e.Rev, prev))
 		}
 		if t.Decision.Valid() && e.State.Outcome() != t.Decision.Outcome() {
@@ -589,6 +589,18 @@ func (o *Observer) relist(ctx context.Context) (int64, error) {
 	o.mu.regKnown = true
 	o.mu.rev = max(o.mu.rev, rev)
 	return rev, nil
+}
+
+// reachable reports whether the state machine leads from one state to
+// another in any number of steps: what a re-list may show after missing
+// some.
+func reachable(from, to protocol.State) bool {
+	for _, s := range protocol.States {
+		if protocol.CanTransition(from, s) && (s == to || reachable(s, to)) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *TxView) copy() TxView {
