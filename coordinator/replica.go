@@ -177,7 +177,9 @@ type leadership struct {
 
 	ready      bool // the scan is complete: changes may trigger actions
 	active     map[string]*tracked
+	terminal   map[string]int64 // id → ModRevision of its terminal record
 	registered map[string]bool
+	regRev     map[string]int64 // participant → revision of the last change seen
 	timers     deadlineHeap
 	gcQueue    []gcEntry
 	results    chan actionResult
@@ -208,23 +210,35 @@ func newLeadership(r *Replica, fence clientv3.Cmp) *leadership {
 		r:          r,
 		fence:      fence,
 		active:     make(map[string]*tracked),
+		terminal:   make(map[string]int64),
 		registered: make(map[string]bool),
+		regRev:     make(map[string]int64),
 		results:    make(chan actionResult, actionWorkers),
 		actions:    make(chan func(context.Context) actionResult),
 	}
 }
 
 func (l *leadership) run(ctx context.Context) error {
-	rev, err := l.scan(ctx)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() {
 		cancel()
 		wg.Wait()
 	}()
+	// The watch starts before the scan, from the revision just read, and
+	// the scan reads every page at the latest revision: a compaction during
+	// a long scan cannot then invalidate it. The view keeps, for each key,
+	// the newest revision it has seen, so page reads and the watch's
+	// buffered events converge whatever order they come in.
+	head, err := l.r.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("read revision: %w", err)
+	}
+	start, end := l.r.keys.All()
+	wch := l.r.cli.Watch(clientv3.WithRequireLeader(ctx), start, clientv3.WithRange(end), clientv3.WithRev(head.Header.Revision+1))
+	if err := l.scan(ctx); err != nil {
+		return err
+	}
 	for range actionWorkers {
 		wg.Add(1)
 		go func() {
@@ -248,8 +262,6 @@ func (l *leadership) run(ctx context.Context) error {
 	for id := range l.active {
 		l.review(ctx, id)
 	}
-	start, end := l.r.keys.All()
-	wch := l.r.cli.Watch(clientv3.WithRequireLeader(ctx), start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	gcTick := time.NewTicker(l.gcInterval())
@@ -280,22 +292,22 @@ func (l *leadership) run(ctx context.Context) error {
 	}
 }
 
-// scan reads every record, vote and registration at one revision.
-func (l *leadership) scan(ctx context.Context) (int64, error) {
+// scan reads every registration, record and vote, page by page, each page
+// at the latest revision.
+func (l *leadership) scan(ctx context.Context) error {
 	cli, keys := l.r.cli, l.r.keys
 	regs, err := cli.Get(ctx, keys.Participants(), clientv3.WithPrefix())
 	if err != nil {
-		return 0, fmt.Errorf("scan registrations: %w", err)
+		return fmt.Errorf("scan registrations: %w", err)
 	}
-	rev := regs.Header.Revision
 	for _, kv := range regs.Kvs {
-		l.registered[keys.Parse(string(kv.Key)).Participant] = true
+		l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision)
 	}
 	start, end := keys.Records()
 	for {
-		resp, err := cli.Get(ctx, start, clientv3.WithRange(end), clientv3.WithRev(rev), clientv3.WithLimit(1000))
+		resp, err := cli.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(1000))
 		if err != nil {
-			return 0, fmt.Errorf("scan records: %w", err)
+			return fmt.Errorf("scan records: %w", err)
 		}
 		for _, kv := range resp.Kvs {
 			l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision)
@@ -306,8 +318,8 @@ func (l *leadership) scan(ctx context.Context) (int64, error) {
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 	slices.SortFunc(l.gcQueue, func(a, b gcEntry) int { return a.finished.Compare(b.finished) })
-	l.r.log.Info("view built", zap.Int("active", len(l.active)), zap.Int("terminal", len(l.gcQueue)), zap.Int("participants", len(l.registered)), zap.Int64("rev", rev))
-	return rev, nil
+	l.r.log.Info("view built", zap.Int("active", len(l.active)), zap.Int("terminal", len(l.gcQueue)), zap.Int("participants", len(l.registered)))
+	return nil
 }
 
 // apply folds one key's change into the view. Until the scan is complete it
@@ -317,7 +329,12 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 	switch k.Kind {
 	case protocol.KindRecord:
 		if deleted {
-			delete(l.active, k.ID)
+			if t := l.active[k.ID]; t != nil && t.rev < rev {
+				delete(l.active, k.ID)
+			}
+			if r, ok := l.terminal[k.ID]; ok && r < rev {
+				delete(l.terminal, k.ID)
+			}
 			return
 		}
 		rec, err := protocol.DecodeRecord(value)
@@ -331,6 +348,10 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 			t.voted[k.Participant] = true
 		}
 	case protocol.KindParticipant:
+		if rev <= l.regRev[k.Participant] {
+			return // older than what the view holds
+		}
+		l.regRev[k.Participant] = rev
 		l.registered[k.Participant] = !deleted
 		if deleted && l.ready {
 			for id, t := range l.active {
@@ -349,8 +370,12 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 
 func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64) {
 	t := l.active[rec.ID]
+	if r, ok := l.terminal[rec.ID]; ok && r >= rev || t != nil && t.rev >= rev {
+		return // older than what the view holds
+	}
 	if rec.State.Terminal() {
 		delete(l.active, rec.ID)
+		l.terminal[rec.ID] = rev
 		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: rec.Finished})
 		return
 	}
