@@ -109,11 +109,14 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 	}
 	tr.SetPhase(PhaseBefore)
 	tctx, stopTraffic := context.WithCancel(ctx)
-	defer stopTraffic()
 	trafficDone := make(chan struct{})
 	go func() {
 		defer close(trafficDone)
 		tr.Run(tctx, rc.Workers, rc.Seed)
+	}()
+	defer func() {
+		stopTraffic()
+		<-trafficDone // on every return: no client left behind
 	}()
 	phaseStart := time.Now()
 	durations := map[Phase]time.Duration{}
