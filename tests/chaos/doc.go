@@ -103,4 +103,12 @@
 //
 // Timing is not reproducible, so a seed replays the same choices of faults
 // and transfers, not the same interleaving.
+//
+// Besides the checks, each run reports the windows in which no coordinator
+// replica was in the election (nobody could take over a dead leader's
+// work), from the observer's view of the election keys.
+//
+// findings_test.go holds a targeted reproduction of each problem the chaos
+// runs found (README.md lists them and their status); they run with
+// CHAOS_FINDINGS=1.
 package chaos
