@@ -130,7 +130,7 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 	key := c.keys.Record(id)
 	resp, rev, err := c.begins.Do(ctx, batch.Op{
 		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-		Then: puts(writes),
+		Then: batch.Puts(writes),
 		Else: []clientv3.Op{clientv3.OpGet(key)},
 		Key:  id,
 	})
@@ -248,15 +248,6 @@ func (c *Client) record(ctx context.Context, id string) (protocol.Record, int64,
 		return protocol.Record{}, 0, fmt.Errorf("coordinator: read %s: %w", id, err)
 	}
 	return rec, resp.Kvs[0].ModRevision, nil
-}
-
-// puts turns protocol writes into etcd operations.
-func puts(kvs []protocol.KeyValue) []clientv3.Op {
-	ops := make([]clientv3.Op, len(kvs))
-	for i, kv := range kvs {
-		ops[i] = clientv3.OpPut(kv.Key, kv.Value)
-	}
-	return ops
 }
 
 // retry runs an idempotent etcd request with the client's policy.

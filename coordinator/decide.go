@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -20,7 +21,7 @@ func decideAbort(ctx context.Context, cli *clientv3.Client, o options, rec proto
 	}
 	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(o.keys.Record(rec.ID)), "=", rev)}, extra...)
 	resp, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return cli.Txn(ctx).If(cmps...).Then(puts(writes)...).Commit()
+		return cli.Txn(ctx).If(cmps...).Then(batch.Puts(writes)...).Commit()
 	})
 	if err != nil {
 		return protocol.Record{}, false, fmt.Errorf("coordinator: abort %s: %w", rec.ID, err)

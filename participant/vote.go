@@ -38,13 +38,13 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 				allYes = append(allYes, clientv3.Compare(clientv3.Value(keys.Vote(m.id, q)), "=", protocol.VoteYes))
 			}
 		}
-		then = clientv3.OpTxn(allYes, append([]clientv3.Op{voteOp}, puts(writes)...), []clientv3.Op{voteOp})
+		then = clientv3.OpTxn(allYes, append([]clientv3.Op{voteOp}, batch.Puts(writes)...), []clientv3.Op{voteOp})
 	} else {
 		_, writes, err := keys.DecisionWrites(rec, protocol.StateAborting, time.Now(), protocol.CauseVoteNo, me+": "+v.Reason)
 		if err != nil {
 			return err
 		}
-		then = clientv3.OpTxn(nil, append([]clientv3.Op{voteOp}, puts(writes)...), nil)
+		then = clientv3.OpTxn(nil, append([]clientv3.Op{voteOp}, batch.Puts(writes)...), nil)
 	}
 	op := batch.Op{
 		Cmps: []clientv3.Cmp{
@@ -127,13 +127,4 @@ func (in *inbox) failed(m message, log *zap.Logger, what string, err error) {
 	default:
 		log.Warn(what+" not written; it will be retried from the inbox", zap.Error(err))
 	}
-}
-
-// puts turns protocol writes into etcd operations.
-func puts(kvs []protocol.KeyValue) []clientv3.Op {
-	ops := make([]clientv3.Op, len(kvs))
-	for i, kv := range kvs {
-		ops[i] = clientv3.OpPut(kv.Key, kv.Value)
-	}
-	return ops
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/internal/retry"
+	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -271,6 +272,15 @@ func (w *Writer) commit(ctx context.Context, batch []*item) (*clientv3.TxnRespon
 	return retry.Do(ctx, w.cfg.Retry, func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return w.cli.Txn(ctx).If(w.cfg.Guard...).Then(ops...).Commit()
 	})
+}
+
+// Puts turns protocol writes into etcd operations.
+func Puts(kvs []protocol.KeyValue) []clientv3.Op {
+	ops := make([]clientv3.Op, len(kvs))
+	for i, kv := range kvs {
+		ops[i] = clientv3.OpPut(kv.Key, kv.Value)
+	}
+	return ops
 }
 
 func anyUrgent(pending []*item) bool {

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"path"
-	"sort"
 	"sync"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -66,16 +65,6 @@ func Diff(after, before map[string]int64) map[string]int64 {
 		}
 	}
 	return out
-}
-
-// Kinds returns the keys of counts, sorted.
-func Kinds(counts map[string]int64) []string {
-	ks := make([]string, 0, len(counts))
-	for k := range counts {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 func writes(t *pb.TxnRequest) bool {

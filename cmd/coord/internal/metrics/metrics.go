@@ -73,7 +73,7 @@ func New(leader func() bool) *Metrics {
 		}),
 		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_recovery_actions_total",
-			Help: "Actions of the leading replica: abort_deadline, abort_participant_lost, gc (records deleted).",
+			Help: "Actions of the leading replica: abort_deadline, abort_participant_lost, finish_abandoned, gc (records deleted).",
 		}, []string{"action"}),
 		etcdErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_etcd_request_errors_total",
