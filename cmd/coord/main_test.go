@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/internal/freeport"
 	"github.com/concord-tx/concord/internal/leaktest"
 	"go.uber.org/goleak"
 )
@@ -196,14 +196,9 @@ func runCoord(t *testing.T, args ...string) (int, string, string) {
 // freeAddrs returns n loopback host:port free at the time of the call.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	var out []string
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		out = append(out, l.Addr().String())
+	addrs, err := freeport.Addrs(n)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return addrs
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/concord-tx/concord/internal/freeport"
 )
 
 // process is a child process whose output goes to a file in the test's
@@ -170,12 +171,11 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
 // call.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeport.Addrs(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs[0]
 }
 
 func describe(v any) string { return fmt.Sprintf("%+v", v) }

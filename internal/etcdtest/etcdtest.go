@@ -6,7 +6,6 @@ package etcdtest
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
@@ -15,6 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/concord-tx/concord/internal/freeport"
 )
 
 // Server is one embedded etcd member.
@@ -105,20 +106,9 @@ func (s *Server) Close() {
 
 // freeURLs returns two loopback URLs on ports free at the time of the call.
 func freeURLs() (client, peer url.URL, err error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var urls [2]url.URL
-	for i := range urls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return url.URL{}, url.URL{}, err
-		}
-		ls = append(ls, l)
-		urls[i] = url.URL{Scheme: "http", Host: l.Addr().String()}
+	addrs, err := freeport.Addrs(2)
+	if err != nil {
+		return url.URL{}, url.URL{}, err
 	}
-	return urls[0], urls[1], nil
+	return url.URL{Scheme: "http", Host: addrs[0]}, url.URL{Scheme: "http", Host: addrs[1]}, nil
 }
