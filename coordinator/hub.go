@@ -84,6 +84,13 @@ func (h *hub) wait(ctx context.Context, id string, w *waiter) (Outcome, error) {
 	}
 }
 
+// waited reports whether anyone waits for transaction id.
+func (h *hub) waited(id string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.mu.waiters[id]) > 0
+}
+
 // notify hands a decided record to every waiter of its transaction.
 func (h *hub) notify(rec protocol.Record) {
 	h.mu.Lock()
@@ -115,7 +122,13 @@ func (h *hub) run(ctx context.Context, rev int64) {
 			}
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
-				if ev.Type != mvccpb.PUT || h.keys.Parse(string(ev.Kv.Key)).Kind != protocol.KindRecord {
+				if ev.Type != mvccpb.PUT {
+					continue
+				}
+				// Most records (begins, terminal records, other clients'
+				// transactions) have no waiter here; skip decoding them. A
+				// waiter registered after this event reads the record.
+				if k := h.keys.Parse(string(ev.Kv.Key)); k.Kind != protocol.KindRecord || !h.waited(k.ID) {
 					continue
 				}
 				rec, err := protocol.DecodeRecord(ev.Kv.Value)

@@ -91,7 +91,10 @@ func (in *inbox) serve(ctx context.Context) error {
 	prefix := in.p.keys.InboxPrefix(in.p.name)
 	for ctx.Err() == nil {
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := in.p.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		// Deletions are this participant's own acknowledgements, which
+		// forget their transactions when they succeed; not hearing of them
+		// again halves the events the watch carries.
+		wch := in.p.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
 		rev, err = in.follow(ctx, wch, resync.C, rev)
 		wcancel()
 		if err != nil {
@@ -131,10 +134,6 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 			}
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
-				if ev.Type == mvccpb.DELETE {
-					in.forget(in.p.keys.Parse(string(ev.Kv.Key)).ID, ev.Kv.ModRevision)
-					continue
-				}
 				in.dispatch(ctx, ev.Kv, false)
 			}
 		}

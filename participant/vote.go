@@ -104,7 +104,8 @@ func (in *inbox) ack(ctx context.Context, m message, log *zap.Logger) error {
 			return
 		}
 		// Not succeeded: acknowledged before, by an attempt whose answer
-		// was lost.
+		// was lost. Either way the inbox key is gone.
+		in.forget(m.id, rev)
 		finalised := resp.Succeeded && resp.Responses[1].GetResponseTxn().Succeeded
 		log.Debug("acknowledged", zap.Bool("finalised", finalised), zap.Int64("rev", rev))
 	})
