@@ -105,6 +105,12 @@ func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "floor\t%.0f Txn/s\tplain compare-and-swap at concurrency %d; one Txn p50 %.2f ms\n", r.TxnPerSec, r.Concurrency, r.TxnP50ms)
 	fmt.Fprintf(tw, "ceiling\t%.0f tx/s\tfloor / (N+2)\n", r.CeilingTxPerSec)
 	fmt.Fprintf(tw, "against it\t%.0f%%\tof the ceiling; p50 is %.1fx one Txn\n", 100*r.CeilingFraction, r.P50OverTxn)
+	fmt.Fprintf(tw, "path floor\tp50 %.2f ms\t%.1fx one Txn: begin, %d votes and a watch with bare etcd calls, at concurrency 1\n", r.PathFloorP50ms, r.PathFloorOverTxn, r.Participants)
+	where := "this process"
+	if r.Embedded {
+		where += ", etcd included"
+	}
+	fmt.Fprintf(tw, "CPU/tx\t%.2f ms\t%s; the path floor: %.2f ms\n", r.CPUmsPerTx, where, r.PathFloorCPUmsPerTx)
 	tw.Flush()
 }
 

@@ -57,9 +57,17 @@ type Result struct {
 	CeilingTxPerSec float64 `json:"ceiling_tx_per_sec"`
 	CeilingFraction float64 `json:"ceiling_fraction"`
 	P50OverTxn      float64 `json:"p50_over_txn"`
-	Embedded        bool    `json:"embedded_etcd"`
-	PayloadBytes    int     `json:"payload_bytes"`
-	ElapsedSeconds  float64 `json:"elapsed_s"`
+	// The commit path's shape with bare etcd calls, at concurrency 1: the
+	// least p50 any coordinator of this shape gets from this etcd.
+	PathFloorP50ms   float64 `json:"path_floor_p50_ms"`
+	PathFloorOverTxn float64 `json:"path_floor_over_txn"`
+	// CPU time of this process per transaction (the embedded etcd's
+	// included when it runs here), for the load and for the path floor.
+	CPUmsPerTx          float64 `json:"cpu_ms_per_tx"`
+	PathFloorCPUmsPerTx float64 `json:"path_floor_cpu_ms_per_tx"`
+	Embedded            bool    `json:"embedded_etcd"`
+	PayloadBytes        int     `json:"payload_bytes"`
+	ElapsedSeconds      float64 `json:"elapsed_s"`
 }
 
 // Run runs the benchmark.
@@ -164,7 +172,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 
-	before := counter.Snapshot()
+	before, cpu := counter.Snapshot(), processCPU()
 	start := time.Now()
 	lat, err := runLoad(ctx, coord, branches, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
 	elapsed := time.Since(start)
@@ -176,6 +184,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	counts := Diff(counter.Snapshot(), before)
+	cpu = processCPU() - cpu
 	res.Committed, res.Failed = len(lat.ok), lat.failed
 	res.ElapsedSeconds = elapsed.Seconds()
 	res.TxPerSec = float64(res.Committed) / elapsed.Seconds()
@@ -186,6 +195,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.EtcdRequestsPerTx[k] = float64(v) / n
 	}
 	res.EtcdWritesPerTx = float64(Writes(counts)) / n
+	res.CPUmsPerTx = float64(cpu.Microseconds()) / 1000 / n
 
 	fmt.Fprintf(progress, "measuring the floor: compare-and-swap Txns at concurrency %d\n", cfg.Concurrency)
 	floorFor := min(max(elapsed/2, 2*time.Second), 10*time.Second)
@@ -206,6 +216,29 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.CeilingFraction = res.TxPerSec / res.CeilingTxPerSec
 	if res.TxnP50ms > 0 {
 		res.P50OverTxn = res.P50ms / res.TxnP50ms
+	}
+
+	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency 1\n", cfg.Participants)
+	voters := make([]*clientv3.Client, cfg.Participants)
+	for i := range voters {
+		if voters[i], err = client(); err != nil {
+			return res, err
+		}
+	}
+	// Values the size of a record with this payload.
+	value := make([]byte, 256+cfg.Payload)
+	for i := range value {
+		value[i] = 'x'
+	}
+	cpu = processCPU()
+	path, err := pathFloor(ctx, ccli, voters, prefix, value, min(floorFor, 3*time.Second))
+	if err != nil {
+		return res, fmt.Errorf("commit path floor: %w", err)
+	}
+	res.PathFloorCPUmsPerTx = float64((processCPU() - cpu).Microseconds()) / 1000 / float64(len(path))
+	res.PathFloorP50ms = percentile(path, 50)
+	if res.TxnP50ms > 0 {
+		res.PathFloorOverTxn = res.PathFloorP50ms / res.TxnP50ms
 	}
 	_, _ = ccli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
 	return res, nil

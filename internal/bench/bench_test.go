@@ -29,6 +29,10 @@ func TestRun(t *testing.T) {
 	if res.EtcdRequestsPerTx["Txn"] == 0 || res.TxnPerSec <= 0 || res.TxnP50ms <= 0 || res.P50ms <= 0 {
 		t.Errorf("missing figures: %+v", res)
 	}
+	// The path starts with a Txn: its p50 cannot be far below one Txn's.
+	if res.PathFloorP50ms < res.TxnP50ms/2 || res.PathFloorOverTxn <= 0 {
+		t.Errorf("commit path floor p50 %.2f ms (%.2fx one Txn of %.2f ms): below what one Txn takes", res.PathFloorP50ms, res.PathFloorOverTxn, res.TxnP50ms)
+	}
 	if want := res.TxnPerSec / 5; res.CeilingTxPerSec != want {
 		t.Errorf("ceiling %.1f, want floor/(N+2) = %.1f", res.CeilingTxPerSec, want)
 	}
@@ -52,6 +56,7 @@ func BenchmarkCommit(b *testing.B) {
 			b.ReportMetric(res.EtcdWritesPerTx, "writes/tx")
 			b.ReportMetric(res.P50ms, "p50-ms")
 			b.ReportMetric(res.P50OverTxn, "p50/txn")
+			b.ReportMetric(res.PathFloorOverTxn, "pathfloor/txn")
 			b.ReportMetric(res.CeilingFraction*100, "%ceiling")
 		})
 	}
