@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -134,6 +135,9 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 		Else: []clientv3.Op{clientv3.OpGet(key)},
 		Key:  id,
 	})
+	if errors.Is(err, batch.ErrClosed) {
+		return Begun{}, fmt.Errorf("coordinator: begin %s: %w", id, ErrClosed)
+	}
 	if err != nil {
 		return Begun{}, fmt.Errorf("coordinator: begin %s: %w", id, err)
 	}

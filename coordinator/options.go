@@ -96,7 +96,8 @@ func WithLeaseTTL(d time.Duration) Option {
 }
 
 // WithRetention sets how long terminal records are kept before a replica
-// deletes them (default 1h). Transaction ids are unique within this window.
+// deletes them (default 1h), counted on the leading replica's clock from
+// when it saw them finish. Transaction ids are unique within this window.
 func WithRetention(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.retention = d })
 }

@@ -191,12 +191,14 @@ type tracked struct {
 	rev     int64 // ModRevision of the record
 	voted   map[string]bool
 	pending bool // an action is in flight
+	recheck bool // a review came while it was: review again when it ends
 }
 
 type gcEntry struct {
-	id       string
-	rev      int64
-	finished time.Time
+	id           string
+	rev          int64
+	finished     time.Time // on the leader's clock
+	participants []string  // whose inbox keys may be left (abandoned ones)
 }
 
 type actionResult struct {
@@ -376,7 +378,15 @@ func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64)
 	if rec.State.Terminal() {
 		delete(l.active, rec.ID)
 		l.terminal[rec.ID] = rev
-		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: rec.Finished})
+		// Retention runs on this leader's clock, not on the clock of the
+		// participant that wrote Finished: seen live, the record finished
+		// now; found by the scan, it finished when it says, but not in the
+		// future.
+		finished := l.r.opts.now()
+		if !l.ready && rec.Finished.Before(finished) {
+			finished = rec.Finished
+		}
+		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: finished, participants: rec.Participants})
 		return
 	}
 	if t == nil {
@@ -405,7 +415,14 @@ func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64)
 // aborting one that waits only for participants that are gone.
 func (l *leadership) review(ctx context.Context, id string) {
 	t := l.active[id]
-	if t == nil || t.pending {
+	if t == nil {
+		return
+	}
+	if t.pending {
+		// The action may fail its compares without changing the record
+		// (a participant registered again), and the timer that brought us
+		// here is spent: review once more when it ends.
+		t.recheck = true
 		return
 	}
 	o := l.r.opts
@@ -536,7 +553,11 @@ func (l *leadership) done(res actionResult) {
 		return
 	}
 	t.pending = false
-	if res.err != nil {
+	switch {
+	case t.recheck:
+		t.recheck = false
+		l.timers.push(l.r.opts.now(), res.id)
+	case res.err != nil:
 		l.timers.push(res.retry, res.id)
 	}
 }
@@ -582,10 +603,15 @@ func (l *leadership) collect(ctx context.Context) {
 	l.gcQueue = l.gcQueue[n:]
 	deleted := 0
 	for len(batch) > 0 {
-		const perTxn = 60 // two deletes each within etcd's 128 operations
-		chunk := batch[:min(perTxn, len(batch))]
-		batch = batch[len(chunk):]
-		deleted += l.delete(ctx, chunk)
+		// Within etcd's default 128 operations a Txn: each record costs
+		// its own delete, its votes' and one per participant's inbox key.
+		n, ops := 0, 0
+		for n < len(batch) && (n == 0 || ops+gcOps(batch[n]) <= 128) {
+			ops += gcOps(batch[n])
+			n++
+		}
+		deleted += l.delete(ctx, batch[:n])
+		batch = batch[n:]
 	}
 	if deleted > 0 {
 		l.r.opts.observer.Recovery("gc", deleted)
@@ -593,8 +619,12 @@ func (l *leadership) collect(ctx context.Context) {
 	}
 }
 
-// delete removes a chunk of terminal records in one Txn; if any of them
-// changed meanwhile, it falls back to one Txn each so the rest still go.
+func gcOps(e gcEntry) int { return 2 + len(e.participants) }
+
+// delete removes a chunk of terminal records in one Txn, with their votes
+// and the inbox keys that participants which never acknowledged left
+// behind; if any of them changed meanwhile, it falls back to one Txn each
+// so the rest still go.
 func (l *leadership) delete(ctx context.Context, chunk []gcEntry) int {
 	keys := l.r.keys
 	txn := func(entries []gcEntry) (bool, error) {
@@ -603,6 +633,9 @@ func (l *leadership) delete(ctx context.Context, chunk []gcEntry) int {
 		for _, e := range entries {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(keys.Record(e.id)), "=", e.rev))
 			ops = append(ops, clientv3.OpDelete(keys.Record(e.id)), clientv3.OpDelete(keys.TxPrefix(e.id), clientv3.WithPrefix()))
+			for _, p := range e.participants {
+				ops = append(ops, clientv3.OpDelete(keys.Inbox(p, e.id)))
+			}
 		}
 		resp, err := retry(ctx, l.r.opts, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 			return l.r.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()

@@ -49,8 +49,7 @@ type inbox struct {
 type message struct {
 	protocol.Message
 	id      string
-	created int64 // CreateRevision: the record's revision R
-	mod     int64 // ModRevision: R for prepare, the decision's revision otherwise
+	mod     int64 // ModRevision: the begin's revision R for prepare, the decision's otherwise
 	catchUp bool  // found by listing, not by the watch: maybe seen by a previous term
 }
 
@@ -91,10 +90,7 @@ func (in *inbox) serve(ctx context.Context) error {
 	prefix := in.p.keys.InboxPrefix(in.p.name)
 	for ctx.Err() == nil {
 		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		// Deletions are this participant's own acknowledgements, which
-		// forget their transactions when they succeed; not hearing of them
-		// again halves the events the watch carries.
-		wch := in.p.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
+		wch := in.p.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		rev, err = in.follow(ctx, wch, resync.C, rev)
 		wcancel()
 		if err != nil {
@@ -134,6 +130,13 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 			}
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
+				if ev.Type == mvccpb.DELETE {
+					// Forgotten here, in order with listings, and not when
+					// the acknowledgement's answer comes: a listing read
+					// before the deletion would hand the message out again.
+					in.forget(in.p.keys.Parse(string(ev.Kv.Key)).ID, ev.Kv.ModRevision)
+					continue
+				}
 				in.dispatch(ctx, ev.Kv, false)
 			}
 		}
@@ -193,7 +196,7 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 	if cancel := in.mu.preparing[k.ID]; cancel != nil && msg.Op != protocol.OpPrepare {
 		cancel()
 	}
-	m := &message{Message: msg, id: k.ID, created: kv.CreateRevision, mod: kv.ModRevision, catchUp: catchUp}
+	m := &message{Message: msg, id: k.ID, mod: kv.ModRevision, catchUp: catchUp}
 	if _, running := in.mu.runners[k.ID]; running {
 		in.mu.runners[k.ID] = m // supersedes anything not yet taken
 		in.mu.Unlock()

@@ -48,7 +48,7 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 	}
 	op := batch.Op{
 		Cmps: []clientv3.Cmp{
-			clientv3.Compare(clientv3.ModRevision(rk), "=", m.created),
+			clientv3.Compare(clientv3.ModRevision(rk), "=", m.mod), // R: this is a prepare message
 			clientv3.Compare(clientv3.CreateRevision(vk), "=", 0),
 		},
 		Then: []clientv3.Op{then},
@@ -104,8 +104,7 @@ func (in *inbox) ack(ctx context.Context, m message, log *zap.Logger) error {
 			return
 		}
 		// Not succeeded: acknowledged before, by an attempt whose answer
-		// was lost. Either way the inbox key is gone.
-		in.forget(m.id, rev)
+		// was lost.
 		finalised := resp.Succeeded && resp.Responses[1].GetResponseTxn().Succeeded
 		log.Debug("acknowledged", zap.Bool("finalised", finalised), zap.Int64("rev", rev))
 	})

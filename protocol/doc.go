@@ -26,8 +26,10 @@
 // preparing and one inbox key per participant holding a prepare message
 // (op "prepare", the record, the branch payload). It compares
 // CreateRevision(record) == 0, so a repeated begin with the same id creates
-// nothing. R is the CreateRevision of every key that Txn wrote, so a
-// participant learns R from its inbox key.
+// nothing. R is the revision of that Txn, so a participant learns R as the
+// ModRevision of the inbox key holding its prepare message (only a decision
+// rewrites that key). Not its CreateRevision: a key left over from an
+// earlier transaction with the same id would keep that one.
 //
 // A participant calls its Prepare handler and votes with one Txn:
 //
@@ -56,7 +58,8 @@
 // transaction is gone (CreateRevision == 0), it also writes the terminal
 // record (committed or aborted). So the last acknowledgement finalises the
 // transaction and no separate write is needed. Terminal records are deleted,
-// with their votes, after a retention window.
+// with their votes and any inbox key left (below), after a retention window
+// on the leading coordinator replica's clock.
 //
 // A participant's pending work is exactly its inbox.
 //
@@ -65,8 +68,10 @@
 // registered (a participant that is gone, or a name nobody runs) is made
 // aborted by the leading coordinator replica after one lease TTL, compared
 // on those participants having still neither voted nor registered. Their
-// inbox keys stay: a participant that called Prepare and died before voting
-// finds the abort there when it returns.
+// inbox keys stay until the record is deleted: a participant that called
+// Prepare and died before voting finds the abort there if it returns within
+// the retention window. One away longer must not keep prepared state past a
+// transaction's deadline, which it never voted in.
 //
 // # Participants and fencing
 //

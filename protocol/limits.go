@@ -12,9 +12,11 @@ type Branch struct {
 	Payload     []byte
 }
 
-// Limits bounds what a transaction may hold. The defaults keep a begin Txn
-// inside etcd's default --max-request-bytes (1.5 MiB) and --max-txn-ops
-// (128).
+// Limits bounds what a transaction may hold. The defaults keep most begin
+// Txns inside etcd's default --max-request-bytes (1.5 MiB) and --max-txn-ops
+// (128); BeginWrites refuses the few that would still write more than
+// MaxBeginBytes (many branches with long names and large payloads: each
+// prepare message repeats the record, and JSON base64-encodes payloads).
 type Limits struct {
 	MaxBranches     int           // branches per transaction
 	MaxPayload      int           // bytes per branch payload
@@ -27,7 +29,8 @@ type Limits struct {
 const (
 	DefaultMaxBranches     = 100
 	DefaultMaxPayload      = 64 << 10
-	DefaultMaxTotalPayload = 1 << 20
+	DefaultMaxTotalPayload = 640 << 10  // 853 KiB once base64-encoded
+	MaxBeginBytes          = 1000 << 10 // keys and values one begin writes, under the 1 MiB a batch carries
 	DefaultMinTimeout      = 100 * time.Millisecond
 	DefaultMaxTimeout      = 24 * time.Hour
 	MaxIDLength            = 128

@@ -32,6 +32,13 @@ func (k Keys) BeginWrites(rec Record, branches []Branch) ([]KeyValue, error) {
 		}
 		out = append(out, KeyValue{Key: k.Inbox(b.Participant, rec.ID), Value: string(mv)})
 	}
+	size := 0
+	for _, kv := range out {
+		size += len(kv.Key) + len(kv.Value)
+	}
+	if size > MaxBeginBytes {
+		return nil, fmt.Errorf("%w: transaction %s: its begin writes %d bytes (the record and %d prepare messages, each repeating the record, payloads base64-encoded), expected at most %d: use fewer branches or smaller payloads", ErrPayloadTooLarge, rec.ID, size, len(branches), MaxBeginBytes)
+	}
 	return out, nil
 }
 

@@ -291,3 +291,64 @@ func TestManyConcurrent(t *testing.T) {
 		t.Errorf("%d terminal records, %d committed; want %d and 900", terminal, committed, total)
 	}
 }
+
+// The inbox key of a participant nobody runs is deleted with its record at
+// retention, so such names leak nothing; and the id can then be begun again
+// and commits.
+func TestRetentionDeletesAbandonedInbox(t *testing.T) {
+	e := newEnv(t)
+	cli := e.srv.Client(t)
+	r, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(500*time.Millisecond),
+		coordinator.WithLogger(zaptest.NewLogger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	e.participant("a", newRecorder("a"), false)
+	out, err := e.c.Do(e.ctx, coordinator.Request{ID: "order-1", Branches: branches("a", "bank-x")})
+	if err != nil || out.Cause != protocol.CauseParticipantLost {
+		t.Fatalf("%+v %v", out, err)
+	}
+	poll.Until(t, ttl+20*time.Second, "record and inbox keys deleted", func() (bool, string) {
+		_, err := e.c.Get(e.ctx, "order-1")
+		return errors.Is(err, coordinator.ErrNotFound) && e.inboxCount() == 0, fmt.Sprintf("get: %v; %d inbox keys", err, e.inboxCount())
+	})
+	e.participant("bank-x", newRecorder("bank-x"), false)
+	out, err = e.c.Do(e.ctx, coordinator.Request{ID: "order-1", Branches: branches("a", "bank-x")})
+	if err != nil || !out.Committed() {
+		t.Fatalf("order-1 again: %+v %v", out, err)
+	}
+}
+
+// A participant learns the begin's revision from its prepare message's
+// ModRevision: an inbox key left over from an earlier transaction with the
+// same id, which the begin overwrites rather than creates, does not stop
+// its vote from counting.
+func TestLeftoverInboxKey(t *testing.T) {
+	e := newEnv(t)
+	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	now := time.Now().UTC()
+	old := protocol.Record{ID: "order-1", State: protocol.StateAborting, Participants: []string{"a", "b"},
+		Created: now.Add(-2 * time.Hour), Deadline: now.Add(-time.Hour), Decided: now.Add(-time.Hour), Cause: protocol.CauseDeadline, Digest: "earlier"}
+	v, err := protocol.EncodeMessage(protocol.Message{Op: protocol.OpAbort, Record: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.cli.Put(e.ctx, keys.Inbox("b", "order-1"), string(v)); err != nil {
+		t.Fatal(err)
+	}
+	a, b := newRecorder("a"), newRecorder("b")
+	e.participant("a", a, false)
+	if _, err := e.c.Begin(e.ctx, coordinator.Request{ID: "order-1", Branches: branches("a", "b"), Timeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	e.participant("b", b, false) // finds the prepare in a key created before the begin
+	out, err := e.c.Wait(e.ctx, "order-1")
+	if err != nil || !out.Committed() {
+		t.Fatalf("%+v %v", out, err)
+	}
+	e.terminal("order-1", 10*time.Second)
+	if got := b.phases("order-1"); !equal(got, "prepare", "commit") {
+		t.Errorf("b saw %v", got)
+	}
+}

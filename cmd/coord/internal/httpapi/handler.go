@@ -47,7 +47,7 @@ type Config struct {
 }
 
 // DefaultMaxBodyBytes leaves room for the largest transaction the protocol
-// accepts (1 MiB of payloads) plus JSON framing.
+// accepts (640 KiB of payloads by default, base64 in JSON) plus framing.
 const DefaultMaxBodyBytes = 2 << 20
 
 type api struct {
