@@ -24,10 +24,14 @@ const (
 	CheckExactlyOnce = "exactly-once" // balances are the sum of committed moves; one vote each
 	CheckJustified   = "justified"    // every abort had its cause: a no vote, the deadline, a lost participant
 	CheckProcesses   = "processes"    // no crash, panic or data race in any process
+	// CheckFaults is about the suite: every fault did what it says (an
+	// etcd partition showed its effect without leaking, and the member
+	// rejoined). The nemesis reports it; Check leaves it at 0.
+	CheckFaults = "faults"
 )
 
 // Checks lists the check names in report order.
-var Checks = []string{CheckMoney, CheckAtomicity, CheckDurability, CheckLiveness, CheckExactlyOnce, CheckJustified, CheckProcesses}
+var Checks = []string{CheckMoney, CheckAtomicity, CheckDurability, CheckLiveness, CheckExactlyOnce, CheckJustified, CheckProcesses, CheckFaults}
 
 // Account is one bank account as the bank reports it.
 type Account struct {

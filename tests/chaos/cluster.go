@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -18,7 +19,11 @@ import (
 type Member struct {
 	Name       string
 	ClientAddr string // host:port clients (and proxies) dial
-	PeerAddr   string
+	PeerAddr   string // where the member listens for its peers
+	// PeerProxy forwards to PeerAddr; its address is the member's
+	// advertised peer URL, so every peer connection to the member passes
+	// through it (peers.go).
+	PeerProxy *Proxy
 	*Process
 }
 
@@ -27,21 +32,30 @@ type Member struct {
 type Cluster struct {
 	Members []*Member
 	cli     *clientv3.Client // direct to every member, for the suite's own reads
+
+	mu      sync.Mutex
+	members map[*Member]*clientv3.Client // one member each, made on demand
 }
 
 // StartCluster starts n members in dir and waits until they agree on a
 // leader.
 func StartCluster(ctx context.Context, bin, dir string, n int) (*Cluster, error) {
-	c := &Cluster{}
+	c := &Cluster{members: make(map[*Member]*clientv3.Client)}
 	var peers []string
 	for i := range n {
-		ports, err := freePorts(2)
+		ports, err := freePorts(3)
 		if err != nil {
+			c.Close()
 			return nil, err
 		}
 		m := &Member{Name: fmt.Sprintf("etcd-%d", i), ClientAddr: ports[0], PeerAddr: ports[1]}
+		m.PeerProxy, err = NewPeerProxy(m.Name+"-peers", ports[2], m.PeerAddr, c.dialer)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
 		c.Members = append(c.Members, m)
-		peers = append(peers, fmt.Sprintf("%s=http://%s", m.Name, m.PeerAddr))
+		peers = append(peers, fmt.Sprintf("%s=http://%s", m.Name, m.PeerProxy.Addr()))
 	}
 	token := filepath.Base(dir)
 	for _, m := range c.Members {
@@ -51,7 +65,7 @@ func StartCluster(ctx context.Context, bin, dir string, n int) (*Cluster, error)
 			"--listen-client-urls", "http://" + m.ClientAddr,
 			"--advertise-client-urls", "http://" + m.ClientAddr,
 			"--listen-peer-urls", "http://" + m.PeerAddr,
-			"--initial-advertise-peer-urls", "http://" + m.PeerAddr,
+			"--initial-advertise-peer-urls", "http://" + m.PeerProxy.Addr(),
 			"--initial-cluster", strings.Join(peers, ","),
 			"--initial-cluster-state", "new",
 			"--initial-cluster-token", token,
@@ -193,13 +207,47 @@ func (c *Cluster) Compact(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, err
 }
 
-// Close kills every member and closes the client.
+// MemberClient is a client of m alone, bypassing the proxies: what a
+// client of that member sees.
+func (c *Cluster) MemberClient(m *Member) (*clientv3.Client, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.members == nil {
+		return nil, errors.New("cluster closed")
+	}
+	if cli := c.members[m]; cli != nil {
+		return cli, nil
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            []string{m.ClientAddr},
+		DialTimeout:          2 * time.Second,
+		DialKeepAliveTime:    time.Second,
+		DialKeepAliveTimeout: time.Second,
+		Logger:               zap.NewNop(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.members[m] = cli
+	return cli, nil
+}
+
+// Close kills every member and closes the clients and the peer proxies.
 func (c *Cluster) Close() {
 	if c.cli != nil {
 		c.cli.Close()
 	}
+	c.mu.Lock()
+	for _, cli := range c.members {
+		cli.Close()
+	}
+	c.members = nil
+	c.mu.Unlock()
 	for _, m := range c.Members {
-		m.Kill()
+		if m.Process != nil {
+			m.Kill()
+		}
+		m.PeerProxy.Close()
 	}
 }
 

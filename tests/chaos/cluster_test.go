@@ -51,4 +51,8 @@ func TestClusterLeaderKill(t *testing.T) {
 	if _, err := c.Compact(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Raft went through the peer proxies, which named who dialed.
+	if s := c.PeerStats(); s.Conns == 0 || s.Unnamed == s.Conns {
+		t.Fatalf("peer proxies: %+v", s)
+	}
 }

@@ -10,6 +10,11 @@
 //   - a 3-member etcd cluster, each member a process of an etcd binary built
 //     from the etcd module this repository depends on (binaries.go builds
 //     it, and cmd/coord and cmd/demo-participant, once per test binary);
+//     the members reach each other through peer proxies (peers.go): each
+//     advertises its proxy's address as its peer URL, and each proxy names
+//     the member that dialed every connection it carries, so that the
+//     traffic between one member and the others can be held, both ways or
+//     one way;
 //   - two `coord serve` replicas and three `demo-participant` banks, each
 //     reaching every etcd member through a proxy of its own (proxy.go), so
 //     one process's links can be cut, slowed or made to lose answers without
@@ -44,6 +49,15 @@
 //   - kill-coord, pause-coord: kill -9 a coordinator replica mid-load, or
 //     SIGSTOP it past its lease and SIGCONT;
 //   - kill-etcd-leader, kill-etcd-follower: kill -9 a member, restart it;
+//   - partition-etcd-leader, partition-etcd-follower: cut one member off
+//     from the other two, both ways, for 1-6s and at least until the cut
+//     shows (etcdpartition.go): a write through the member fails, the
+//     other two commit without it while it stays behind, and, if it led,
+//     they elect another leader; then heal and wait until it has caught
+//     up and takes writes again;
+//   - partition-etcd-oneway: the same with one direction held, the
+//     member's bytes to its peers or theirs to it, for the leader or a
+//     follower;
 //   - partition-bank, partition-coord: every link of one process to etcd
 //     holds its bytes (silence, as behind a dropped route) for up to the
 //     lease TTL plus 2s, then delivers them;
@@ -87,7 +101,15 @@
 //     abort (its log names the transaction, and its lease when it started
 //     leading) was decided after its election key was deleted;
 //   - processes: no process exited on its own, and no log shows a panic or
-//     a data race (with -race, the commands are built with -race too).
+//     a data race (with -race, the commands are built with -race too);
+//   - faults: every fault did what it says. A partition between etcd
+//     members that leaked (the cut member learned a revision the others
+//     committed after the cut, or took a write), showed no effect within
+//     15s, or whose member did not rejoin within 20s of the heal counts
+//     here. The table's "effects seen" column counts what the partitions
+//     were seen to do: new-leader, fell-behind, write-failed, rejoined,
+//     and no-leader-watch (a WithRequireLeader watch on the cut member
+//     ended with "no leader").
 //
 // # Running
 //

@@ -28,6 +28,10 @@ const (
 	FaultKillLeader   Fault = "kill-etcd-leader"
 	FaultKillFollower Fault = "kill-etcd-follower"
 	FaultCompaction   Fault = "compaction" // continuous: compact every few hundred ms
+	// Links between etcd members (etcdpartition.go).
+	FaultPartitionLeader   Fault = "partition-etcd-leader"   // cut the leader off from its peers, both ways
+	FaultPartitionFollower Fault = "partition-etcd-follower" // cut a follower off from its peers, both ways
+	FaultPartitionOneWay   Fault = "partition-etcd-oneway"   // one direction only, the leader or a follower
 	// Links between a service and etcd.
 	FaultPartitionBank  Fault = "partition-bank"
 	FaultPartitionCoord Fault = "partition-coord"
@@ -52,8 +56,10 @@ type Nemesis struct {
 	log    *os.File
 	start  time.Time
 
-	mu     sync.Mutex
-	counts map[string]int
+	mu       sync.Mutex
+	counts   map[string]int
+	effects  map[string]int // what the faults were seen to do
+	failures []string       // faults that did not do what they say
 }
 
 // NewNemesis injects the given faults; its timeline goes to logPath.
@@ -62,7 +68,7 @@ func NewNemesis(sys *System, faults []Fault, seed uint64, logPath string) (*Neme
 	if err != nil {
 		return nil, err
 	}
-	return &Nemesis{sys: sys, faults: faults, rng: rand.New(rand.NewPCG(seed, 0xfa017)), log: f, start: time.Now(), counts: map[string]int{}}, nil
+	return &Nemesis{sys: sys, faults: faults, rng: rand.New(rand.NewPCG(seed, 0xfa017)), log: f, start: time.Now(), counts: map[string]int{}, effects: map[string]int{}}, nil
 }
 
 // Counts returns the faults injected, by kind.
@@ -74,6 +80,39 @@ func (n *Nemesis) Counts() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// Effects returns what the faults were seen to do, by effect.
+func (n *Nemesis) Effects() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]int, len(n.effects))
+	for k, v := range n.effects {
+		out[k] = v
+	}
+	return out
+}
+
+// Failures lists the faults that did not do what they say: an etcd
+// partition that leaked or showed no effect, a member that did not rejoin.
+func (n *Nemesis) Failures() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.failures)
+}
+
+func (n *Nemesis) effect(name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.effects[name]++
+}
+
+func (n *Nemesis) failed(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	n.note("FAILED: %s", msg)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.failures = append(n.failures, msg)
 }
 
 // Close closes the timeline.
@@ -329,6 +368,8 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 		if err := m.Start(); err != nil {
 			n.note("%s: restart failed: %v", m.Name, err)
 		}
+	case FaultPartitionLeader, FaultPartitionFollower, FaultPartitionOneWay:
+		n.partitionMember(ctx, f)
 	case FaultPartitionBank, FaultPartitionCoord:
 		svcs := n.sys.Banks
 		if f == FaultPartitionCoord {
@@ -398,6 +439,7 @@ func (n *Nemesis) HealAll() {
 	for _, p := range n.sys.Proxies() {
 		p.Set(LinkFaults{})
 	}
+	n.sys.Cluster.HealPeers()
 	for _, m := range n.sys.Cluster.Members {
 		if !m.Running() {
 			m.Start()
@@ -411,7 +453,9 @@ func (n *Nemesis) HealAll() {
 			s.Start()
 		}
 	}
-	n.note("healed everything")
+	ps := n.sys.Cluster.PeerStats()
+	n.note("healed everything (peer proxies: %d connections accepted, %d of them with their dialer unnamed, %d times a direction was held)",
+		ps.Conns, ps.Unnamed, ps.HeldByPartition)
 }
 
 // sortedKeys returns m's keys in order.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,13 @@ type LinkFaults struct {
 	// before the answer is forwarded. etcd has applied the request; the
 	// caller sees an error: the outcome-unknown case.
 	LoseResponseRate float64
+	// HoldFrom holds, like Partition but in one direction only, the bytes
+	// a connection carries from its dialer to the target when the proxy
+	// named the dialer one of these (a peer proxy names each connection by
+	// the etcd member that dialed it); HoldTo holds the target's bytes to
+	// such a dialer. A connection whose dialer the proxy could not name is
+	// held by either as soon as it is not empty.
+	HoldFrom, HoldTo []string
 }
 
 // ProxyStats counts what a proxy did.
@@ -42,7 +50,8 @@ type ProxyStats struct {
 	LostResponses   int64 // answers to applied mutations cut by LoseResponseRate
 	MutationsSeen   int64 // answers to mutating requests seen
 	UnparsedConns   int64 // connections whose HTTP/2 framing could not be followed
-	HeldByPartition int64 // frames held back by a partition
+	HeldByPartition int64 // frames held back by a partition (or HoldFrom, HoldTo)
+	Unnamed         int64 // connections whose dialer a peer proxy could not name
 }
 
 // mutating are the gRPC methods whose answer LoseResponseRate may cut.
@@ -54,21 +63,26 @@ var mutating = map[string]bool{
 
 // Proxy is a TCP proxy between one client process and one etcd member. It
 // follows the HTTP/2 framing of gRPC so that it can tell which answer
-// belongs to which request; bytes are forwarded unchanged.
+// belongs to which request; bytes are forwarded unchanged. A peer proxy
+// (NewPeerProxy) stands in front of a member's peer port instead: it
+// forwards raft's HTTP/1.1 as raw bytes and names the member that dialed
+// each connection, so that faults can hold one member's traffic.
 type Proxy struct {
 	Name   string
 	target string
 	ln     net.Listener
+	raw    bool                  // no framing to follow: forward chunks as they come
+	dialer func(net.Conn) string // names the dialer of an accepted connection
 	wg     sync.WaitGroup
-	stats  struct{ conns, drops, lost, mutations, unparsed, held atomic.Int64 }
+	stats  struct{ conns, drops, lost, mutations, unparsed, held, unnamed atomic.Int64 }
 
 	mu struct {
 		sync.Mutex
-		faults LinkFaults
-		healed chan struct{} // closed when a partition is lifted
-		rng    *rand.Rand
-		links  map[*link]struct{}
-		closed bool
+		faults  LinkFaults
+		changed chan struct{} // closed, and replaced, whenever faults change
+		rng     *rand.Rand
+		links   map[*link]struct{}
+		closed  bool
 	}
 }
 
@@ -78,14 +92,27 @@ func NewProxy(name, target string, seed uint64) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{Name: name, target: target, ln: ln}
+	return newProxy(&Proxy{Name: name, target: target, ln: ln}, seed), nil
+}
+
+// NewPeerProxy listens on addr and forwards raw bytes to target, naming
+// the dialer of every connection it accepts with dialer ("" when it cannot
+// tell).
+func NewPeerProxy(name, addr, target string, dialer func(net.Conn) string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return newProxy(&Proxy{Name: name, target: target, ln: ln, raw: true, dialer: dialer}, 0), nil
+}
+
+func newProxy(p *Proxy, seed uint64) *Proxy {
 	p.mu.rng = rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	p.mu.links = make(map[*link]struct{})
-	p.mu.healed = make(chan struct{})
-	close(p.mu.healed)
+	p.mu.changed = make(chan struct{})
 	p.wg.Add(1)
 	go p.accept()
-	return p, nil
+	return p
 }
 
 // Addr is the host:port clients connect to.
@@ -99,14 +126,9 @@ func (p *Proxy) Target() string { return p.target }
 func (p *Proxy) Set(f LinkFaults) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	was := p.mu.faults.Partition
 	p.mu.faults = f
-	switch {
-	case f.Partition && !was:
-		p.mu.healed = make(chan struct{})
-	case !f.Partition && was:
-		close(p.mu.healed)
-	}
+	close(p.mu.changed) // held writers look again
+	p.mu.changed = make(chan struct{})
 }
 
 // Update changes the faults in force with f.
@@ -130,6 +152,7 @@ func (p *Proxy) Stats() ProxyStats {
 	return ProxyStats{
 		Conns: p.stats.conns.Load(), Drops: p.stats.drops.Load(), LostResponses: p.stats.lost.Load(),
 		MutationsSeen: p.stats.mutations.Load(), UnparsedConns: p.stats.unparsed.Load(), HeldByPartition: p.stats.held.Load(),
+		Unnamed: p.stats.unnamed.Load(),
 	}
 }
 
@@ -151,11 +174,8 @@ func (p *Proxy) CutAll() {
 func (p *Proxy) Close() {
 	p.mu.Lock()
 	p.mu.closed = true
-	if p.mu.faults.Partition {
-		p.mu.faults.Partition = false
-		close(p.mu.healed)
-	}
 	p.mu.Unlock()
+	p.Set(LinkFaults{})
 	p.ln.Close()
 	p.CutAll()
 	p.wg.Wait()
@@ -189,12 +209,18 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.stats.conns.Add(1)
+		var from string
+		if p.dialer != nil {
+			if from = p.dialer(c); from == "" {
+				p.stats.unnamed.Add(1)
+			}
+		}
 		s, err := net.DialTimeout("tcp", p.target, 2*time.Second)
 		if err != nil {
 			c.Close() // the member is down: the client sees a refused connection
 			continue
 		}
-		l := &link{p: p, client: c, server: s, streams: make(map[uint32]string), done: make(chan struct{})}
+		l := &link{p: p, from: from, client: c, server: s, streams: make(map[uint32]string), done: make(chan struct{})}
 		p.mu.Lock()
 		if p.mu.closed {
 			p.mu.Unlock()
@@ -207,15 +233,16 @@ func (p *Proxy) accept() {
 		p.wg.Add(4)
 		up, down := make(chan frame, 256), make(chan frame, 256)
 		go l.read(c, up, true)
-		go l.write(s, up)
+		go l.write(s, up, true)
 		go l.read(s, down, false)
-		go l.write(c, down)
+		go l.write(c, down, false)
 	}
 }
 
 // link is one proxied connection.
 type link struct {
 	p              *Proxy
+	from           string // who dialed, for a peer proxy ("" if unknown)
 	client, server net.Conn
 	once           sync.Once
 	done           chan struct{}
@@ -259,7 +286,6 @@ func (l *link) read(c net.Conn, out chan<- frame, fromClient bool) {
 		}
 	}
 	raw := func() {
-		l.p.stats.unparsed.Add(1)
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := r.Read(buf)
@@ -270,6 +296,10 @@ func (l *link) read(c net.Conn, out chan<- frame, fromClient bool) {
 				return
 			}
 		}
+	}
+	if l.p.raw {
+		raw()
+		return
 	}
 	var dec *hpack.Decoder
 	var path string
@@ -282,6 +312,7 @@ func (l *link) read(c net.Conn, out chan<- frame, fromClient bool) {
 			return
 		}
 		if string(preface) != http2Preface {
+			l.p.stats.unparsed.Add(1)
 			raw()
 			return
 		}
@@ -305,6 +336,7 @@ func (l *link) read(c net.Conn, out chan<- frame, fromClient bool) {
 			if !send(frame{b: hdr}) {
 				return
 			}
+			l.p.stats.unparsed.Add(1)
 			raw()
 			return
 		}
@@ -371,9 +403,23 @@ func (l *link) read(c net.Conn, out chan<- frame, fromClient bool) {
 
 const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
+// held says whether the faults f hold the bytes going up (from the
+// dialer to the target) or down.
+func (l *link) held(f LinkFaults, up bool) bool {
+	if f.Partition {
+		return true
+	}
+	names := f.HoldTo
+	if up {
+		names = f.HoldFrom
+	}
+	return len(names) > 0 && (l.from == "" || slices.Contains(names, l.from))
+}
+
 // write delivers queued frames at their time, holding them while the
-// proxy is partitioned, and applies the drop and lost-response faults.
-func (l *link) write(c net.Conn, in <-chan frame) {
+// proxy is partitioned (or holds this direction of the link), and applies
+// the drop and lost-response faults. up says the frames go to the target.
+func (l *link) write(c net.Conn, in <-chan frame, up bool) {
 	defer l.p.wg.Done()
 	defer l.cut()
 	w := bufio.NewWriterSize(c, 64<<10)
@@ -396,20 +442,26 @@ func (l *link) write(c net.Conn, in <-chan frame) {
 				return
 			}
 		}
-		l.p.mu.Lock()
-		f, healed := l.p.mu.faults, l.p.mu.healed
-		l.p.mu.Unlock()
-		if f.Partition {
+		var f LinkFaults
+		for counted := false; ; counted = true {
+			l.p.mu.Lock()
+			var changed chan struct{}
+			f, changed = l.p.mu.faults, l.p.mu.changed
+			l.p.mu.Unlock()
+			if !l.held(f, up) {
+				break
+			}
 			if w.Flush() != nil {
 				return
 			}
-			l.p.stats.held.Add(1)
+			if !counted {
+				l.p.stats.held.Add(1)
+			}
 			select {
-			case <-healed:
+			case <-changed:
 			case <-l.done:
 				return
 			}
-			f = l.p.Faults()
 		}
 		if fr.mutation {
 			l.p.stats.mutations.Add(1)

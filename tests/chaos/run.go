@@ -40,6 +40,7 @@ type Summary struct {
 	Aborted    int
 	Unknown    int
 	Faults     map[string]int
+	Effects    map[string]int // what the faults were seen to do (etcd partitions)
 	Violations map[string]int
 	Slowest    time.Duration
 	SlowestID  string
@@ -193,6 +194,9 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 		Healed: healed, Bound: rc.Bound, Processes: sys.Processes(), BankLogs: bankLogs,
 		CoordLogs: coordLogs, CampaignEnd: sys.Observer.CampaignEnd,
 	})
+	for _, f := range nem.Failures() {
+		rep.fail(CheckFaults, "%s", f)
+	}
 	sum.Attempted = len(ops)
 	sum.Rate = map[Phase]float64{}
 	for _, op := range ops {
@@ -214,6 +218,7 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 		}
 	}
 	sum.Faults = nem.Counts()
+	sum.Effects = nem.Effects()
 	sum.Violations = rep.Violations
 	sum.Slowest, sum.SlowestID = rep.Slowest, rep.SlowestID
 	sum.Longest, sum.LongestID = rep.Longest, rep.LongestID

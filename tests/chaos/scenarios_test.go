@@ -23,9 +23,11 @@ var scenarios = []Scenario{
 	{Name: "partition", Faults: []Fault{FaultPartitionBank, FaultPartitionCoord, FaultSlowLinks}},
 	{Name: "compaction", Faults: []Fault{FaultCompaction}},
 	{Name: "lost-responses", Faults: []Fault{FaultLostResponses}, LostResponseRate: 0.2},
+	{Name: "etcd-partition", Faults: []Fault{FaultPartitionLeader, FaultPartitionFollower, FaultPartitionOneWay}},
 	{Name: "mixed", Faults: []Fault{
 		FaultKillBank, FaultKillBankVoted, FaultKillBankCommit, FaultPauseBank,
 		FaultKillCoord, FaultPauseCoord, FaultKillLeader, FaultKillFollower,
+		FaultPartitionLeader, FaultPartitionFollower, FaultPartitionOneWay,
 		FaultPartitionBank, FaultPartitionCoord, FaultSlowLinks,
 		FaultCompaction, FaultLostResponses,
 	}},
