@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"maps"
 	"path"
 	"sync"
 
@@ -40,11 +41,7 @@ func (c *Counter) Interceptor() grpc.UnaryClientInterceptor {
 func (c *Counter) Snapshot() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int64, len(c.counts))
-	for k, v := range c.counts {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.counts)
 }
 
 // Writes is how many of the counted requests write to etcd's raft log.

@@ -3,6 +3,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -75,22 +76,14 @@ func NewNemesis(sys *System, faults []Fault, seed uint64, logPath string) (*Neme
 func (n *Nemesis) Counts() map[string]int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make(map[string]int, len(n.counts))
-	for k, v := range n.counts {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(n.counts)
 }
 
 // Effects returns what the faults were seen to do, by effect.
 func (n *Nemesis) Effects() map[string]int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	out := make(map[string]int, len(n.effects))
-	for k, v := range n.effects {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(n.effects)
 }
 
 // Failures lists the faults that did not do what they say: an etcd

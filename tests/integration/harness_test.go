@@ -48,11 +48,12 @@ func newEnv(t *testing.T) *env {
 // replica starts a coordinator replica on its own etcd client, so that
 // closing that client simulates the replica's process dying (its lease
 // then expires instead of being revoked).
-func (e *env) replica(name string) (*coordinator.Replica, *clientv3.Client) {
+func (e *env) replica(name string, opts ...coordinator.Option) (*coordinator.Replica, *clientv3.Client) {
 	e.t.Helper()
 	cli := e.srv.Client(e.t)
-	r, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Hour),
-		coordinator.WithLogger(zaptest.NewLogger(e.t).Named(name)))
+	opts = append([]coordinator.Option{coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Hour),
+		coordinator.WithLogger(zaptest.NewLogger(e.t).Named(name))}, opts...)
+	r, err := coordinator.NewReplica(cli, opts...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

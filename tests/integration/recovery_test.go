@@ -45,13 +45,7 @@ func TestReplicaFailover(t *testing.T) {
 // Terminal records are deleted, with their votes, after the retention window.
 func TestRetention(t *testing.T) {
 	e := newEnv(t)
-	cli := e.srv.Client(t)
-	r, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(500*time.Millisecond),
-		coordinator.WithLogger(zaptest.NewLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	e.replica("replica", coordinator.WithRetention(500*time.Millisecond))
 	e.participant("a", newRecorder("a"), false)
 	out, err := e.c.Do(e.ctx, coordinator.Request{Branches: branches("a")})
 	if err != nil || !out.Committed() {
@@ -302,13 +296,7 @@ func TestManyConcurrent(t *testing.T) {
 // and commits.
 func TestRetentionDeletesAbandonedInbox(t *testing.T) {
 	e := newEnv(t)
-	cli := e.srv.Client(t)
-	r, err := coordinator.NewReplica(cli, coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(500*time.Millisecond),
-		coordinator.WithLogger(zaptest.NewLogger(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	e.replica("replica", coordinator.WithRetention(500*time.Millisecond))
 	e.participant("a", newRecorder("a"), false)
 	out, err := e.c.Do(e.ctx, coordinator.Request{ID: "order-1", Branches: branches("a", "bank-x")})
 	if err != nil || out.Cause != protocol.CauseParticipantLost {
