@@ -22,10 +22,10 @@ import (
 // this is not the protocol.
 func pathFloor(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, prefix string, value []byte, d time.Duration) ([]time.Duration, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	base := prefix + "/bare/"
 	head, err := initiator.Get(ctx, base, clientv3.WithCountOnly())
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	from := clientv3.WithRev(head.Header.Revision + 1)
@@ -35,9 +35,10 @@ func pathFloor(ctx context.Context, initiator *clientv3.Client, voters []*client
 		waiting = map[string]chan struct{}{}
 		votes   = map[string]int{}
 		wg      sync.WaitGroup
+		voteErr = make(chan error, 1) // the first vote that failed
 	)
 	defer wg.Wait()
-	defer cancel()
+	defer cancel() // before the wait: it ends the watches
 	for i, cli := range voters {
 		inbox := fmt.Sprintf("%sinbox/%d/", base, i)
 		wch := cli.Watch(ctx, inbox, clientv3.WithPrefix(), from)
@@ -48,7 +49,13 @@ func pathFloor(ctx context.Context, initiator *clientv3.Client, voters []*client
 				for _, ev := range resp.Events {
 					id := strings.TrimPrefix(string(ev.Kv.Key), inbox)
 					vote := fmt.Sprintf("%svote/%s/%d", base, id, i)
-					_, _ = cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(vote), "=", 0)).Then(clientv3.OpPut(vote, "yes")).Commit()
+					_, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(vote), "=", 0)).Then(clientv3.OpPut(vote, "yes")).Commit()
+					if err != nil && ctx.Err() == nil {
+						select {
+						case voteErr <- err:
+						default:
+						}
+					}
 				}
 			}
 		}()
@@ -89,6 +96,8 @@ func pathFloor(ctx context.Context, initiator *clientv3.Client, voters []*client
 		}
 		select {
 		case <-done:
+		case err := <-voteErr:
+			return nil, fmt.Errorf("bare commit path: vote on %s: %w", id, err)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-time.After(10 * time.Second):
