@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -107,8 +108,7 @@ func (h *hub) run(ctx context.Context, rev int64) {
 	defer close(h.done)
 	start, end := h.keys.Records()
 	for ctx.Err() == nil {
-		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := h.cli.Watch(wctx, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+		wch, stop := watch.Open(ctx, h.cli, h.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
 		for resp := range wch {
 			if resp.CompactRevision != 0 {
 				// Decisions between rev and the compaction are gone from
@@ -141,7 +141,7 @@ func (h *hub) run(ctx context.Context, rev int64) {
 				}
 			}
 		}
-		cancel()
+		stop()
 		select {
 		case <-ctx.Done():
 		case <-time.After(50 * time.Millisecond):

@@ -12,7 +12,7 @@ const (
 	DefaultTimeout        = 30 * time.Second
 	DefaultLeaseTTL       = 10 * time.Second
 	DefaultRetention      = time.Hour
-	DefaultRequestTimeout = 5 * time.Second
+	DefaultRequestTimeout = 2 * time.Second
 )
 
 // Option configures a Client or a Replica.
@@ -102,8 +102,12 @@ func WithRetention(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.retention = d })
 }
 
-// WithRequestTimeout bounds each etcd request (default 5s). A request that
-// times out has an unknown outcome and is re-read before acting again.
+// WithRequestTimeout bounds each attempt of an etcd request (default 2s).
+// An attempt that times out has an unknown outcome; the request is sent
+// again, which the etcd client routes to the next member, and its compares
+// tell whether the first attempt applied. The bound is what a request
+// caught on an etcd member cut off from its peers costs: such a member
+// takes requests and never answers them.
 func WithRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.requestTimeout = d })
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/concord-tx/concord/internal/session"
+	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
@@ -91,8 +93,7 @@ func (r *Replica) run(ctx context.Context) {
 // term is one lease of this replica: campaign, then lead until the lease is
 // lost or ctx ends. The session (and its lease) is revoked on the way out.
 func (r *Replica) term(ctx context.Context) error {
-	ttl := int((r.opts.leaseTTL + time.Second - 1) / time.Second)
-	session, err := concurrency.NewSession(r.cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	sess, err := session.New(ctx, r.cli, session.Config{TTL: r.opts.leaseTTL, RequestTimeout: r.opts.requestTimeout, Logger: r.log})
 	if err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
@@ -100,22 +101,25 @@ func (r *Replica) term(ctx context.Context) error {
 		// Revoke so a standby takes over now rather than after the TTL.
 		rctx, cancel := context.WithTimeout(context.Background(), r.opts.requestTimeout)
 		defer cancel()
-		if _, err := r.cli.Revoke(rctx, session.Lease()); err != nil {
+		if _, err := r.cli.Revoke(rctx, sess.Lease()); err != nil {
 			r.log.Debug("revoke replica lease", zap.Error(err))
 		}
-		session.Orphan()
+		sess.Orphan()
 	}()
-	el := concurrency.NewElection(session, r.keys.Election())
+	el := concurrency.NewElection(sess, r.keys.Election())
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
-		case <-session.Done():
+		case <-sess.Done():
 			cancel()
 		case <-cctx.Done():
 		}
 	}()
-	if err := r.campaign(cctx, el, fmt.Sprintf("%x", session.Lease())); err != nil {
+	// Requiring a leader ends the campaign's watch when its member loses
+	// its peers, rather than leaving this replica waiting on a member that
+	// will not see the leader's key go; the campaign resumes elsewhere.
+	if err := r.campaign(clientv3.WithRequireLeader(cctx), el, fmt.Sprintf("%x", sess.Lease())); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -124,7 +128,7 @@ func (r *Replica) term(ctx context.Context) error {
 	r.leader.Store(true)
 	defer r.leader.Store(false)
 	fence := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
-	r.log.Info("leading", zap.Int64("lease", int64(session.Lease())), zap.Int64("rev", el.Rev()))
+	r.log.Info("leading", zap.Int64("lease", int64(sess.Lease())), zap.Int64("rev", el.Rev()))
 	for cctx.Err() == nil {
 		l := newLeadership(r, fence)
 		err := l.run(cctx)
@@ -137,7 +141,7 @@ func (r *Replica) term(ctx context.Context) error {
 		}
 	}
 	select {
-	case <-session.Done():
+	case <-sess.Done():
 		return errors.New("lease expired")
 	default:
 		return ctx.Err()
@@ -237,7 +241,8 @@ func (l *leadership) run(ctx context.Context) error {
 		return fmt.Errorf("read revision: %w", err)
 	}
 	start, end := l.r.keys.All()
-	wch := l.r.cli.Watch(clientv3.WithRequireLeader(ctx), start, clientv3.WithRange(end), clientv3.WithRev(head.Header.Revision+1))
+	wch, stop := watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(head.Header.Revision+1))
+	defer stop()
 	if err := l.scan(ctx); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/internal/retry"
+	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -89,10 +90,9 @@ func (in *inbox) serve(ctx context.Context) error {
 	defer resync.Stop()
 	prefix := in.p.keys.InboxPrefix(in.p.name)
 	for ctx.Err() == nil {
-		wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		wch := in.p.cli.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		wch, stop := watch.Open(ctx, in.p.cli, in.p.log, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 		rev, err = in.follow(ctx, wch, resync.C, rev)
-		wcancel()
+		stop()
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,7 @@ const (
 	DefaultLeaseTTL       = 10 * time.Second
 	DefaultWorkers        = 32
 	DefaultResyncInterval = time.Minute
-	DefaultRequestTimeout = 5 * time.Second
+	DefaultRequestTimeout = 2 * time.Second
 	DefaultMinBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff     = 5 * time.Second
 	DefaultAckDelay       = 10 * time.Millisecond
@@ -79,7 +79,11 @@ func WithResyncInterval(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.resync = d })
 }
 
-// WithRequestTimeout bounds each etcd request (default 5s).
+// WithRequestTimeout bounds each attempt of an etcd request (default 2s);
+// a request that times out is sent again, and the etcd client routes it to
+// the next member. The bound is what a request caught on an etcd member cut
+// off from its peers costs: such a member takes requests and never answers
+// them.
 func WithRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.requestTimeout = d })
 }

@@ -7,10 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/concord-tx/concord/internal/session"
+	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 )
 
@@ -163,8 +164,7 @@ func (p *Participant) run(ctx context.Context) {
 // term is one lease of this instance: register (waiting as a standby if
 // need be), then serve the inbox until the lease is lost or ctx ends.
 func (p *Participant) term(ctx context.Context) error {
-	ttl := int((p.opts.leaseTTL + time.Second - 1) / time.Second)
-	session, err := concurrency.NewSession(p.cli, concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	sess, err := session.New(ctx, p.cli, session.Config{TTL: p.opts.leaseTTL, RequestTimeout: p.opts.requestTimeout, Logger: p.log})
 	if err != nil {
 		return fmt.Errorf("session: %w", err)
 	}
@@ -175,28 +175,28 @@ func (p *Participant) term(ctx context.Context) error {
 		// be reached, the lease expires by itself.
 		rctx, cancel := context.WithTimeout(context.Background(), p.opts.requestTimeout)
 		defer cancel()
-		if _, err := p.cli.Revoke(rctx, session.Lease()); err != nil {
+		if _, err := p.cli.Revoke(rctx, sess.Lease()); err != nil {
 			p.log.Debug("revoke lease", zap.Error(err))
 		}
-		session.Orphan()
+		sess.Orphan()
 	}()
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
 		select {
-		case <-session.Done():
+		case <-sess.Done():
 			cancel()
 		case <-tctx.Done():
 		}
 	}()
-	if err := p.register(tctx, session.Lease()); err != nil {
+	if err := p.register(tctx, sess.Lease()); err != nil {
 		return err
 	}
 	defer p.setActive(false)
-	err = newInbox(p, session.Lease()).serve(tctx)
+	err = newInbox(p, sess.Lease()).serve(tctx)
 	select {
-	case <-session.Done():
-		return fmt.Errorf("lease %x expired: %w", session.Lease(), ErrFenced)
+	case <-sess.Done():
+		return fmt.Errorf("lease %x expired: %w", sess.Lease(), ErrFenced)
 	default:
 		return err
 	}
@@ -249,9 +249,9 @@ func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) erro
 
 // waitDeleted returns once key is deleted after revision rev.
 func (p *Participant) waitDeleted(ctx context.Context, key string, rev int64) error {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	defer cancel()
-	for resp := range p.cli.Watch(wctx, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut()) {
+	wch, stop := watch.Open(ctx, p.cli, p.log, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
+	defer stop()
+	for resp := range wch {
 		if err := resp.Err(); err != nil {
 			return nil // try to register again; that read tells the truth
 		}

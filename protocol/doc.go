@@ -82,6 +82,16 @@
 // LeaseValue(registration) to the instance's own lease, so an instance that
 // was paused past its lease cannot act after another has taken over.
 //
+// An etcd member cut off from its peers still accepts requests, renewals
+// and watches on its client port and answers none of them. A participant
+// written in another language should do what the Go SDK does: renew its
+// lease with one short keep-alive request at a time (a new stream each,
+// deadline well inside the TTL), send every request with the require-leader
+// metadata (hasleader=true) and a deadline, and re-open its inbox watch
+// through another member when the member serving it stays behind a
+// revision read from the cluster (a progress request tells the member's
+// revision).
+//
 // # Outcome unknown
 //
 // Any etcd request may time out after it was applied. Every Txn above is

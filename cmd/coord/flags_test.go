@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/concord-tx/concord/coordinator"
 )
 
 // runInProcess runs coord's command line in this process with env as the
@@ -91,7 +93,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 	if cfg.etcd.user != "concord" || cfg.etcd.password != "s3cret" {
 		t.Errorf("auth %q/%q", cfg.etcd.user, cfg.etcd.password)
 	}
-	if cfg.retention != time.Hour || cfg.requestTimeout != 5*time.Second || cfg.log.format != "console" {
+	if cfg.retention != time.Hour || cfg.requestTimeout != coordinator.DefaultRequestTimeout || cfg.log.format != "console" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Policy says how to retry.
@@ -22,8 +24,13 @@ type Policy struct {
 
 // Do runs f until it succeeds, ctx ends, or its error is one a repeat
 // cannot fix. It returns the last result and error.
+//
+// Each attempt requires a leader: an etcd member that has lost its peers
+// refuses it at once instead of holding it until the attempt times out,
+// and the next attempt goes to another member.
 func Do[T any](ctx context.Context, p Policy, f func(context.Context) (T, error)) (T, error) {
 	backoff := p.MinBackoff
+	ctx = clientv3.WithRequireLeader(ctx)
 	for {
 		actx, cancel := context.WithTimeout(ctx, p.Timeout)
 		v, err := f(actx)

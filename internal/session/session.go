@@ -1,0 +1,80 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/concord-tx/concord/internal/retry"
+)
+
+// Config says what lease to keep.
+type Config struct {
+	TTL            time.Duration // lease TTL, rounded up to whole seconds
+	RequestTimeout time.Duration // bound on granting the lease, retries included
+	Logger         *zap.Logger   // may be nil
+}
+
+// New grants a lease and returns a session that keeps it alive until ctx
+// ends, the session is closed or orphaned, or the lease is lost (its Done
+// channel closes then). The caller revokes the lease or leaves it to
+// expire; New never does.
+//
+// The session's Client is not cli but a view of it that shares cli's
+// connections, key-value and watch services; it must not be closed.
+func New(ctx context.Context, cli *clientv3.Client, cfg Config) (*concurrency.Session, error) {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	ttl := int64((cfg.TTL + time.Second - 1) / time.Second)
+	r := &renewer{Lease: cli.Lease, log: lg, ttl: time.Duration(ttl) * time.Second}
+	r.attempt = attemptTimeout(r.ttl)
+	if conn := cli.ActiveConnection(); conn != nil {
+		r.remote = pb.NewLeaseClient(conn)
+	}
+
+	gctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
+	defer cancel()
+	// A grant whose answer was lost leaves a lease nobody renews; it
+	// expires after one TTL.
+	resp, err := retry.Do(gctx, retry.Policy{Timeout: r.attempt, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond},
+		func(actx context.Context) (*clientv3.LeaseGrantResponse, error) {
+			r.granted = time.Now()
+			return cli.Grant(actx, ttl)
+		})
+	if err != nil {
+		return nil, fmt.Errorf("grant lease: %w", err)
+	}
+	r.ttl = time.Duration(resp.TTL) * time.Second // etcd may raise it to its minimum
+
+	if r.remote == nil {
+		// A client with no connection of its own (clientv3.NewCtxClient)
+		// renews through its own lease service.
+		return concurrency.NewSession(cli, concurrency.WithLease(resp.ID), concurrency.WithContext(ctx))
+	}
+	// The view lives as long as the renewal: concurrency's election uses
+	// its context for clean-up requests.
+	vctx, stop := context.WithCancel(ctx)
+	r.stop = stop
+	view := clientv3.NewCtxClient(vctx, clientv3.WithZapLogger(cli.GetLogger()))
+	view.KV, view.Watcher, view.Lease = cli.KV, cli.Watcher, r
+	s, err := concurrency.NewSession(view, concurrency.WithLease(resp.ID), concurrency.WithContext(vctx))
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// attemptTimeout is how long one renewal may take before the next attempt
+// goes to another member: a quarter of the TTL, so that several attempts
+// fit in it, within [250ms, 2s].
+func attemptTimeout(ttl time.Duration) time.Duration {
+	return min(max(ttl/4, 250*time.Millisecond), 2*time.Second)
+}
