@@ -20,4 +20,9 @@
 // opening one costs an authentication when etcd has auth on. The lease is
 // given up only when no renewal succeeded within the TTL the last one
 // granted, counted from when it was sent, or when etcd says it is gone.
+// Time in which members answer that they have no leader does not count:
+// without a leader nothing expires a lease, and a new leader restarts every
+// lease's countdown (etcd's lessor.Promote). (A process that can reach only a member cut off
+// from the rest keeps believing in its lease until it reaches another;
+// every action it takes is fenced, so that belief is harmless.)
 package session

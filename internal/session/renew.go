@@ -99,11 +99,24 @@ func (r *renewer) renewOnce(ctx context.Context, st **stream, id clientv3.LeaseI
 			return &clientv3.LeaseKeepAliveResponse{ResponseHeader: resp.Header, ID: id, TTL: resp.TTL}, sent, nil
 		case ctx.Err() != nil:
 			return nil, time.Time{}, ctx.Err()
+		case errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader):
+			// While members answer that they have no leader, nobody can
+			// let the lease expire, and a new leader restarts every
+			// lease's countdown when it takes over: an election longer
+			// than what was left of the TTL does not cost the lease.
+			expires = later(expires, time.Now().Add(r.attempt))
 		}
 		(*st).close()
 		*st = nil
-		r.failed(ctx, id, err, left)
+		r.failed(ctx, id, err, time.Until(expires))
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // failed logs a failed attempt and pauses briefly, so that a cluster in

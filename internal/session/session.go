@@ -73,8 +73,9 @@ func New(ctx context.Context, cli *clientv3.Client, cfg Config) (*concurrency.Se
 }
 
 // attemptTimeout is how long one renewal may take before the next attempt
-// goes to another member: a quarter of the TTL, so that several attempts
-// fit in it, within [250ms, 2s].
+// goes to another member: a sixth of the TTL, within [250ms, 2s], so that
+// after a renewal every third of the TTL, the two thirds left hold an
+// attempt on each member of a three-member cluster with room to spare.
 func attemptTimeout(ttl time.Duration) time.Duration {
-	return min(max(ttl/4, 250*time.Millisecond), 2*time.Second)
+	return min(max(ttl/6, 250*time.Millisecond), 2*time.Second)
 }
