@@ -167,9 +167,10 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 func (c *Client) Wait(ctx context.Context, id string) (Outcome, error) {
 	w := c.hub.register(id)
 	defer c.hub.unregister(id, w)
-	resp, err := c.cli.Get(ctx, c.keys.Record(id))
+	resp, err := retry(ctx, c.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return c.cli.Get(ctx, c.keys.Record(id))
+	})
 	if err != nil {
-		c.opts.observer.EtcdError("get", err)
 		return Outcome{}, fmt.Errorf("coordinator: wait %s: %w", id, err)
 	}
 	if len(resp.Kvs) == 0 {

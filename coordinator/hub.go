@@ -19,6 +19,7 @@ import (
 // cancel each.
 type hub struct {
 	cli    *clientv3.Client
+	opts   options // for the retries of its reads
 	keys   protocol.Keys
 	log    *zap.Logger
 	cancel context.CancelFunc
@@ -41,7 +42,7 @@ func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error
 		return nil, fmt.Errorf("coordinator: read current revision: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	h := &hub{cli: cli, keys: o.keys, log: o.logger, cancel: cancel, done: make(chan struct{})}
+	h := &hub{cli: cli, opts: o, keys: o.keys, log: o.logger, cancel: cancel, done: make(chan struct{})}
 	h.mu.waiters = make(map[string]map[*waiter]struct{})
 	go h.run(runCtx, resp.Header.Revision)
 	return h, nil
@@ -159,13 +160,17 @@ func (h *hub) resync(ctx context.Context) int64 {
 		ids = append(ids, id)
 	}
 	h.mu.Unlock()
-	resp, err := h.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	resp, err := retry(ctx, h.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return h.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	})
 	if err != nil {
 		return 0
 	}
 	rev := resp.Header.Revision
 	for _, id := range ids {
-		r, err := h.cli.Get(ctx, h.keys.Record(id), clientv3.WithRev(rev))
+		r, err := retry(ctx, h.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+			return h.cli.Get(ctx, h.keys.Record(id), clientv3.WithRev(rev))
+		})
 		if err != nil {
 			return 0
 		}

@@ -29,12 +29,13 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 		return Transaction{}, fmt.Errorf("%w: id: %w", ErrInvalidRequest, err)
 	}
 	key := c.keys.Record(id)
-	resp, err := c.cli.Txn(ctx).Then(
-		clientv3.OpGet(key),
-		clientv3.OpGet(c.keys.TxPrefix(id), clientv3.WithPrefix()),
-	).Commit()
+	resp, err := retry(ctx, c.opts, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return c.cli.Txn(ctx).Then(
+			clientv3.OpGet(key),
+			clientv3.OpGet(c.keys.TxPrefix(id), clientv3.WithPrefix()),
+		).Commit()
+	})
 	if err != nil {
-		c.opts.observer.EtcdError("txn", err)
 		return Transaction{}, fmt.Errorf("coordinator: get %s: %w", id, err)
 	}
 	recKVs := resp.Responses[0].GetResponseRange().Kvs
@@ -60,9 +61,10 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 	for i, p := range rec.Participants {
 		inboxOps[i] = clientv3.OpGet(c.keys.Inbox(p, id), clientv3.WithCountOnly(), clientv3.WithRev(resp.Header.Revision))
 	}
-	inboxes, err := c.cli.Txn(ctx).Then(inboxOps...).Commit()
+	inboxes, err := retry(ctx, c.opts, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+		return c.cli.Txn(ctx).Then(inboxOps...).Commit()
+	})
 	if err != nil {
-		c.opts.observer.EtcdError("txn", err)
 		return Transaction{}, fmt.Errorf("coordinator: get %s: %w", id, err)
 	}
 	tx := Transaction{Record: rec, Revision: recKVs[0].ModRevision, Branches: make([]BranchStatus, len(rec.Participants))}
@@ -118,9 +120,10 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 		if rev != 0 {
 			getOpts = append(getOpts, clientv3.WithRev(rev))
 		}
-		resp, err := c.cli.Get(ctx, start, getOpts...)
+		resp, err := retry(ctx, c.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+			return c.cli.Get(ctx, start, getOpts...)
+		})
 		if err != nil {
-			c.opts.observer.EtcdError("get", err)
 			return Page{}, fmt.Errorf("coordinator: list: %w", err)
 		}
 		if rev == 0 {

@@ -236,13 +236,16 @@ func (l *leadership) run(ctx context.Context) error {
 	// a long scan cannot then invalidate it. The view keeps, for each key,
 	// the newest revision it has seen, so page reads and the watch's
 	// buffered events converge whatever order they come in.
-	head, err := l.r.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	head, err := retry(ctx, l.r.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return l.r.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	})
 	if err != nil {
 		return fmt.Errorf("read revision: %w", err)
 	}
 	start, end := l.r.keys.All()
-	wch, stop := watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(head.Header.Revision+1))
-	defer stop()
+	rev := head.Header.Revision // the watch has passed on everything up to here
+	wch, stop := watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+	defer func() { stop() }()
 	if err := l.scan(ctx); err != nil {
 		return err
 	}
@@ -281,12 +284,19 @@ func (l *leadership) run(ctx context.Context) error {
 			return ctx.Err()
 		case resp, ok := <-wch:
 			if !ok {
-				return errors.New("watch closed")
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				// Its member fell behind: go on from here through another.
+				stop()
+				wch, stop = watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+				continue
 			}
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("watch: %w", err)
 			}
 			for _, ev := range resp.Events {
+				rev = ev.Kv.ModRevision
 				l.apply(ctx, ev.Type == clientv3.EventTypeDelete, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
 			}
 		case res := <-l.results:

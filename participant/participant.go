@@ -2,7 +2,6 @@ package participant
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -247,20 +246,24 @@ func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) erro
 	}
 }
 
-// waitDeleted returns once key is deleted after revision rev.
+// waitDeleted returns once key is deleted after revision rev, or the watch
+// ends (its member fell behind, or etcd ended it): registering again tells
+// which.
 func (p *Participant) waitDeleted(ctx context.Context, key string, rev int64) error {
 	wch, stop := watch.Open(ctx, p.cli, p.log, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
 	defer stop()
 	for resp := range wch {
-		if err := resp.Err(); err != nil {
-			return nil // try to register again; that read tells the truth
-		}
 		if len(resp.Events) > 0 {
 			return nil
 		}
+		if resp.Err() != nil {
+			break
+		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	// Ended without the deletion: pause before the read that tells.
+	select {
+	case <-ctx.Done():
+	case <-time.After(p.opts.minBackoff):
 	}
-	return errors.New("registration watch closed")
+	return ctx.Err()
 }

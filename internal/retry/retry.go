@@ -65,6 +65,9 @@ func Transient(err error) bool {
 		"too many operations", "request is too large", "duplicate key",
 		"permission denied", "authentication failed", "user name is empty",
 		"invalid auth token", "key is not provided",
+		// A read at a revision etcd no longer has, or does not have yet,
+		// will not find it by asking again.
+		"required revision has been compacted", "required revision is a future revision",
 	} {
 		if strings.Contains(s, permanent) {
 			return false

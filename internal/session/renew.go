@@ -47,7 +47,7 @@ func (r *renewer) renew(ctx context.Context, id clientv3.LeaseID, ch chan<- *cli
 	// from when the leader handled the request, which is after it was sent.
 	expires := r.granted.Add(r.ttl)
 	for {
-		resp, sent, err := r.renewOnce(ctx, &st, id, expires)
+		resp, sent, err := r.renewOnce(ctx, &st, id, expires, expires.Add(r.ttl))
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("lease lost", zap.Int64("lease", int64(id)), zap.Error(err))
@@ -72,15 +72,17 @@ func (r *renewer) renew(ctx context.Context, id clientv3.LeaseID, ch chan<- *cli
 // gone, or expires passes. It returns the answer and when it was sent. A
 // renewal not answered within the attempt timeout, or a stream that
 // fails, costs the stream: the next one is opened on the member the
-// client's balancer picks next.
-func (r *renewer) renewOnce(ctx context.Context, st **stream, id clientv3.LeaseID, expires time.Time) (*clientv3.LeaseKeepAliveResponse, time.Time, error) {
+// client's balancer picks next. Answers that there is no leader move
+// expires on, up to limit: one member cut off from the rest also answers
+// so, while the others may still count the lease down.
+func (r *renewer) renewOnce(ctx context.Context, st **stream, id clientv3.LeaseID, expires, limit time.Time) (*clientv3.LeaseKeepAliveResponse, time.Time, error) {
 	for {
 		left := time.Until(expires)
 		if left <= 0 {
 			return nil, time.Time{}, errExpired
 		}
 		if *st == nil {
-			s, err := openStream(ctx, r.remote)
+			s, err := openStream(ctx, r.remote, min(r.attempt, left))
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, time.Time{}, ctx.Err()
@@ -104,7 +106,7 @@ func (r *renewer) renewOnce(ctx context.Context, st **stream, id clientv3.LeaseI
 			// let the lease expire, and a new leader restarts every
 			// lease's countdown when it takes over: an election longer
 			// than what was left of the TTL does not cost the lease.
-			expires = later(expires, time.Now().Add(r.attempt))
+			expires = later(expires, earlier(limit, time.Now().Add(r.attempt)))
 		}
 		(*st).close()
 		*st = nil
@@ -114,6 +116,13 @@ func (r *renewer) renewOnce(ctx context.Context, st **stream, id clientv3.LeaseI
 
 func later(a, b time.Time) time.Time {
 	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
 		return a
 	}
 	return b
@@ -143,10 +152,16 @@ type received struct {
 }
 
 // openStream opens a stream that requires a leader: a member that knows
-// it has none refuses it at once.
-func openStream(ctx context.Context, remote pb.LeaseClient) (*stream, error) {
+// it has none refuses it at once. Opening is bounded by timeout: with auth
+// on, the etcd client authenticates first, a request that a cut member
+// holds like any other.
+func openStream(ctx context.Context, remote pb.LeaseClient, timeout time.Duration) (*stream, error) {
 	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	bound := time.AfterFunc(timeout, cancel)
 	s, err := remote.LeaseKeepAlive(sctx)
+	if !bound.Stop() && err == nil {
+		err = context.DeadlineExceeded // cancelled as it opened
+	}
 	if err != nil {
 		cancel()
 		return nil, clientv3.ContextError(ctx, err)

@@ -63,14 +63,22 @@ func New(ctx context.Context, cli *clientv3.Client, cfg Config) (*concurrency.Se
 	vctx, stop := context.WithCancel(ctx)
 	r.stop = stop
 	view := clientv3.NewCtxClient(vctx, clientv3.WithZapLogger(cli.GetLogger()))
-	view.KV, view.Watcher, view.Lease = cli.KV, cli.Watcher, r
-	s, err := concurrency.NewSession(view, concurrency.WithLease(resp.ID), concurrency.WithContext(vctx))
+	view.KV, view.Watcher, view.Lease = cli.KV, sharedWatcher{cli.Watcher}, r
+	// The session's own context is ctx, not the view's: Session.Close
+	// revokes with it after the renewal, and so the view, has ended.
+	s, err := concurrency.NewSession(view, concurrency.WithLease(resp.ID), concurrency.WithContext(ctx))
 	if err != nil {
 		stop()
 		return nil, err
 	}
 	return s, nil
 }
+
+// sharedWatcher is the caller's watch service, which closing the view must
+// not close.
+type sharedWatcher struct{ clientv3.Watcher }
+
+func (sharedWatcher) Close() error { return nil }
 
 // attemptTimeout is how long one renewal may take before the next attempt
 // goes to another member: a sixth of the TTL, within [250ms, 2s], so that

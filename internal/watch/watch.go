@@ -9,25 +9,26 @@
 // more. A participant whose inbox watch is silent votes on nothing, and
 // every transaction that needs it waits.
 //
-// Open checks, twice a second, that the member serving the watch has caught
-// up with a revision read from the cluster through a member that has a
-// leader; when it has not within a second, Open ends the watch (its channel
-// closes) so that the caller opens it again from where it got to. Each
-// watch gets a gRPC stream of its own (the etcd client puts watches with
-// the same metadata on one stream), so the new one is placed afresh by the
-// client's round-robin balancer, and the check's progress requests reach
-// only that stream. A member that is merely slow is given the second to
-// catch up; if it does not, moving is cheap.
+// Open checks, twice a second, that the member serving the watch has
+// reached a revision read from the cluster through a member that has a
+// leader. The member tells its revision when the check's probe watch is
+// created and in answer to progress requests; when it still reports an
+// older one after a second, Open ends the watch (its channel closes) so
+// that the caller opens it again from where it got to. Each watch has a
+// watcher, and so a gRPC stream, of its own, so the new one is placed
+// afresh by the client's round-robin balancer, and progress requests reach
+// only that stream. A member that is merely slow is given the second; if it
+// misses it, moving is cheap. (A watch that replays a long history holds
+// back the member's progress answers, and may be moved too; it resumes
+// where it got to.)
 package watch
 
 import (
 	"context"
 	"time"
 
-	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	"google.golang.org/grpc/metadata"
 )
 
 const (
@@ -39,17 +40,21 @@ const (
 // returned channel also closes when the serving member is found behind;
 // stop ends the watch and waits for its check to end. It must be called.
 func Open(ctx context.Context, cli *clientv3.Client, lg *zap.Logger, key string, opts ...clientv3.OpOption) (wch clientv3.WatchChan, stop func()) {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	if cli.ActiveConnection() == nil {
+		// A client with no connection of its own (clientv3.NewCtxClient):
+		// its watcher is all there is.
+		return cli.Watch(wctx, key, opts...), cancel
+	}
 	if lg == nil {
 		lg = zap.NewNop()
 	}
-	sctx := metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx),
-		"concord-watch-stream", uuid.NewString())
-	wctx, cancel := context.WithCancel(sctx)
-	wch = cli.Watch(wctx, key, opts...)
+	w := clientv3.NewWatcher(cli)
+	wch = w.Watch(wctx, key, opts...)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if check(wctx, cli, key) {
+		if behind(wctx, cli, w, key) {
 			lg.Info("watch's etcd member is behind the cluster; watching through another", zap.String("key", key))
 			cancel()
 		}
@@ -57,15 +62,17 @@ func Open(ctx context.Context, cli *clientv3.Client, lg *zap.Logger, key string,
 	return wch, func() {
 		cancel()
 		<-done
+		w.Close()
 	}
 }
 
-// check returns true once the member serving ctx's stream is found
-// behind, false when ctx ends or the stream does.
-func check(ctx context.Context, cli *clientv3.Client, key string) bool {
-	// A watch on the same stream that passes no events: it receives the
-	// stream's progress notifications, which carry the member's revision.
-	probe := cli.Watch(ctx, key, clientv3.WithFilterPut(), clientv3.WithFilterDelete())
+// behind returns true once the member serving w's stream is found behind
+// the cluster, false when ctx ends or the stream does.
+func behind(ctx context.Context, cli *clientv3.Client, w clientv3.Watcher, key string) bool {
+	// A watch on the same stream that passes no events: its creation and
+	// the stream's progress notifications carry the member's revision.
+	probe := w.Watch(ctx, key, clientv3.WithFilterPut(), clientv3.WithFilterDelete(), clientv3.WithCreatedNotify())
+	var member int64 // the highest revision the member reported
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
@@ -80,43 +87,45 @@ func check(ctx context.Context, cli *clientv3.Client, key string) bool {
 		if err != nil {
 			continue // no member with a leader answered: nothing to compare with
 		}
-		caught, ok := caughtUp(ctx, cli, probe, resp.Header.Revision)
-		if !ok {
+		var ok bool
+		if member, ok = reach(ctx, w, probe, member, resp.Header.Revision); !ok {
 			return false
 		}
-		if !caught {
+		if member < resp.Header.Revision {
 			return true
 		}
 	}
 }
 
-// caughtUp asks the stream's member for its revision until it reports want
-// or more, for up to grace. ok is false when ctx or the probe ended.
-func caughtUp(ctx context.Context, cli *clientv3.Client, probe clientv3.WatchChan, want int64) (caught, ok bool) {
+// reach reads the probe, and asks the member for its revision, until it
+// reports want or more or grace passes; it returns the highest revision
+// the member reported. ok is false when ctx or the probe ended.
+func reach(ctx context.Context, w clientv3.Watcher, probe clientv3.WatchChan, member, want int64) (int64, bool) {
 	deadline := time.NewTimer(grace)
 	defer deadline.Stop()
-	for {
-		if err := cli.RequestProgress(ctx); err != nil {
-			return false, false
+	for member < want {
+		// A member holds its answer back while a watch on the stream
+		// starts after its revision or is replaying history: ask again.
+		if err := w.RequestProgress(ctx); err != nil {
+			return member, false
 		}
 		again := time.After(interval / 5)
 	wait:
-		for {
+		for member < want {
 			select {
 			case <-ctx.Done():
-				return false, false
+				return member, false
 			case <-deadline.C:
-				return false, true
+				return member, true
 			case resp, open := <-probe:
 				if !open || resp.Err() != nil {
-					return false, false
+					return member, false
 				}
-				if resp.Header.Revision >= want {
-					return true, true
-				}
+				member = max(member, resp.Header.Revision)
 			case <-again:
 				break wait
 			}
 		}
 	}
+	return member, true
 }

@@ -61,6 +61,44 @@ func TestHealthyMemberKeepsWatch(t *testing.T) {
 	t.Logf("%d events, %d progress notifications", got, progress)
 }
 
+// TestIdleWatchStays: a watch from the next revision on an idle member,
+// the way every caller opens one, is not moved: the member holds back its
+// progress answers (the watch starts after its revision), and its revision
+// at the probe's creation is the cluster's.
+func TestIdleWatchStays(t *testing.T) {
+	cli := etcdtest.Start(t).Client(t)
+	ctx := t.Context()
+	resp, err := cli.Put(ctx, "k/0", "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wch, stop := watch.Open(ctx, cli, nil, "k/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	defer stop()
+	select {
+	case r, ok := <-wch:
+		if !ok {
+			t.Fatal("watch of an idle member ended: judged behind")
+		}
+		if len(r.Events) > 0 {
+			t.Fatalf("events on an idle member: %v", r.Events)
+		}
+	case <-time.After(3 * time.Second): // six checks
+	}
+	// And it still delivers.
+	if _, err := cli.Put(ctx, "k/1", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for r := range wch {
+		if len(r.Events) > 0 {
+			if got := string(r.Events[0].Kv.Key); got != "k/1" {
+				t.Fatalf("event for %s, want k/1", got)
+			}
+			return
+		}
+	}
+	t.Fatal("watch ended before the event")
+}
+
 // TestStopEndsWatch: stop closes the channel and returns once the check
 // has ended (the package's leak check would see it otherwise).
 func TestStopEndsWatch(t *testing.T) {
