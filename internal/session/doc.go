@@ -11,18 +11,18 @@
 // the other two members loses it for no reason: a participant's undecided
 // transactions abort as if it had crashed, a coordinator stops leading.
 //
-// Here the renewals go on a keep-alive stream of the session's own, one at
-// a time, each with a deadline well inside the TTL, and the stream requires
-// a leader. A renewal that is refused (a member that knows it has no
-// leader) or not answered in time (one that does not know yet) costs the
-// stream, and the next one is opened on the member the client's
-// round-robin balancer picks next. The stream is kept while it answers:
+// Here the renewals go on keep-alive streams of the session's own that
+// require a leader. Each renewal goes first on the stream that answered
+// the last one; when it has no answer for a tenth of the TTL, it is sent
+// again on a new stream, which the client's round-robin balancer opens on
+// the next member, and so on, the earlier ones still waiting; the first
+// answer wins and the other streams are closed. A member that refuses (it knows it has
+// no leader) costs its stream at once. Streams are kept while they answer:
 // opening one costs an authentication when etcd has auth on. The lease is
 // given up only when no renewal succeeded within the TTL the last one
 // granted, counted from when it was sent, or when etcd says it is gone.
-// Time in which members answer that they have no leader does not count:
-// without a leader nothing expires a lease, and a new leader restarts every
-// lease's countdown (etcd's lessor.Promote). (A process that can reach only a member cut off
-// from the rest keeps believing in its lease until it reaches another;
-// every action it takes is fenced, so that belief is harmless.)
+// Time in which members answer that they have no leader does not count,
+// up to one TTL more: without a leader nothing expires a lease, and a new
+// leader restarts every lease's countdown (etcd's lessor.Promote). The
+// limit is there because a member cut off from the rest answers so too.
 package session

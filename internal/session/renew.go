@@ -11,17 +11,26 @@ import (
 	"go.uber.org/zap"
 )
 
+// maxStreams bounds the renewals of one round in flight at once; the
+// oldest is closed to make room for another. The attempt timeout, a tenth
+// of the TTL, makes room for about seven in a round before the lease would
+// be given up.
+const maxStreams = 8
+
 // renewer is the session's lease service: the caller's for everything but
-// keep-alives, which it sends on a stream of its own, one at a time, and
-// gives that stream up when an answer is late.
+// keep-alives, which it sends on streams of its own.
 type renewer struct {
 	clientv3.Lease
 	remote  pb.LeaseClient // through the caller's connection and interceptors
 	log     *zap.Logger
-	ttl     time.Duration // as granted
-	attempt time.Duration
+	ttl     time.Duration      // as granted
+	attempt time.Duration      // before a late renewal is sent again on a new stream
 	granted time.Time          // when the grant that succeeded was sent
 	stop    context.CancelFunc // ends the view's context
+
+	// Owned by renew's goroutine.
+	good *stream       // the stream that answered last, with nothing in flight
+	recv chan received // every stream's answers
 }
 
 // errExpired says that no renewal succeeded before the lease's TTL ran out.
@@ -31,6 +40,7 @@ var errExpired = errors.New("no renewal succeeded within the lease's TTL")
 // returned channel then. concurrency.NewSession calls it once.
 func (r *renewer) KeepAlive(ctx context.Context, id clientv3.LeaseID) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
 	ch := make(chan *clientv3.LeaseKeepAliveResponse, 1)
+	r.recv = make(chan received)
 	go r.renew(ctx, id, ch)
 	return ch, nil
 }
@@ -41,13 +51,12 @@ func (r *renewer) Close() error { return nil }
 func (r *renewer) renew(ctx context.Context, id clientv3.LeaseID, ch chan<- *clientv3.LeaseKeepAliveResponse) {
 	defer r.stop()
 	defer close(ch)
-	var st *stream
-	defer func() { st.close() }()
+	defer func() { r.good.close() }()
 	// A lower bound on when etcd lets the lease expire: it counts the TTL
 	// from when the leader handled the request, which is after it was sent.
 	expires := r.granted.Add(r.ttl)
 	for {
-		resp, sent, err := r.renewOnce(ctx, &st, id, expires, expires.Add(r.ttl))
+		resp, sent, err := r.round(ctx, id, expires, expires.Add(r.ttl))
 		if err != nil {
 			if ctx.Err() == nil {
 				r.log.Warn("lease lost", zap.Int64("lease", int64(id)), zap.Error(err))
@@ -68,50 +77,110 @@ func (r *renewer) renew(ctx context.Context, id clientv3.LeaseID, ch chan<- *cli
 	}
 }
 
-// renewOnce sends renewals until one is answered, etcd says the lease is
-// gone, or expires passes. It returns the answer and when it was sent. A
-// renewal not answered within the attempt timeout, or a stream that
-// fails, costs the stream: the next one is opened on the member the
-// client's balancer picks next. Answers that there is no leader move
-// expires on, up to limit: one member cut off from the rest also answers
-// so, while the others may still count the lease down.
-func (r *renewer) renewOnce(ctx context.Context, st **stream, id clientv3.LeaseID, expires, limit time.Time) (*clientv3.LeaseKeepAliveResponse, time.Time, error) {
+// round renews the lease once: it sends the renewal on the stream that
+// answered last, and each time no answer has come for the attempt
+// timeout, sends it again on a new stream, which the client's balancer
+// places on the next member, keeping the earlier ones (up to maxStreams)
+// in case they are only slow. It ends at the first answer, when etcd says the lease is
+// gone, or when expires passes, and closes every stream but the one that
+// answered. It returns the answer and when it was sent.
+//
+// Answers that there is no leader move expires on, up to limit: without a
+// leader nothing expires a lease, and a new leader restarts every lease's
+// countdown when it takes over. The limit is there because a member cut
+// off from the rest answers so too, while the others may count down.
+func (r *renewer) round(ctx context.Context, id clientv3.LeaseID, expires, limit time.Time) (*clientv3.LeaseKeepAliveResponse, time.Time, error) {
+	sent := map[*stream]time.Time{} // streams with this round's renewal in flight
+	defer func() {
+		for st := range sent {
+			st.close()
+		}
+	}()
+	next := time.Now() // when to send on another stream
 	for {
-		left := time.Until(expires)
-		if left <= 0 {
+		now := time.Now()
+		if !now.Before(expires) {
 			return nil, time.Time{}, errExpired
 		}
-		if *st == nil {
-			s, err := openStream(ctx, r.remote, min(r.attempt, left))
+		if !now.Before(next) {
+			if len(sent) == maxStreams {
+				oldest := oldestOf(sent)
+				delete(sent, oldest)
+				oldest.close()
+			}
+			next = now.Add(r.attempt)
+			st, err := r.send(ctx, id)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil, time.Time{}, ctx.Err()
 				}
-				r.failed(ctx, id, err, left)
-				continue
+				r.log.Debug("lease renewal not sent", zap.Int64("lease", int64(id)), zap.Error(err))
+				next = now.Add(min(50*time.Millisecond, r.attempt)) // not a flood when every member fails at once
+			} else {
+				sent[st] = now
 			}
-			*st = s
 		}
-		sent := time.Now()
-		resp, err := (*st).renew(ctx, id, min(r.attempt, left))
-		switch {
-		case err == nil && resp.TTL <= 0:
-			return nil, time.Time{}, rpctypes.ErrLeaseNotFound
-		case err == nil:
-			return &clientv3.LeaseKeepAliveResponse{ResponseHeader: resp.Header, ID: id, TTL: resp.TTL}, sent, nil
-		case ctx.Err() != nil:
+		wait := time.NewTimer(time.Until(earlier(expires, next)))
+		select {
+		case <-ctx.Done():
+			wait.Stop()
 			return nil, time.Time{}, ctx.Err()
-		case errors.Is(rpctypes.Error(err), rpctypes.ErrNoLeader):
-			// While members answer that they have no leader, nobody can
-			// let the lease expire, and a new leader restarts every
-			// lease's countdown when it takes over: an election longer
-			// than what was left of the TTL does not cost the lease.
-			expires = later(expires, earlier(limit, time.Now().Add(r.attempt)))
+		case <-wait.C:
+			if len(sent) > 0 {
+				r.log.Debug("lease renewal late, sending it on another stream", zap.Int64("lease", int64(id)), zap.Int("in_flight", len(sent)))
+			}
+		case got := <-r.recv:
+			wait.Stop()
+			at, ours := sent[got.st]
+			if !ours {
+				continue // from a stream closed since
+			}
+			delete(sent, got.st)
+			switch {
+			case got.err != nil:
+				got.st.close()
+				r.log.Debug("lease renewal failed", zap.Int64("lease", int64(id)), zap.Error(got.err))
+				if errors.Is(rpctypes.Error(got.err), rpctypes.ErrNoLeader) {
+					expires = later(expires, earlier(limit, time.Now().Add(r.attempt)))
+				}
+				next = earlier(next, time.Now().Add(min(50*time.Millisecond, r.attempt)))
+			case got.resp.TTL <= 0:
+				got.st.close()
+				return nil, time.Time{}, rpctypes.ErrLeaseNotFound
+			default:
+				r.good = got.st
+				return &clientv3.LeaseKeepAliveResponse{ResponseHeader: got.resp.Header, ID: id, TTL: got.resp.TTL}, at, nil
+			}
 		}
-		(*st).close()
-		*st = nil
-		r.failed(ctx, id, err, time.Until(expires))
 	}
+}
+
+// send sends the renewal on the stream that answered last, or else starts
+// a new stream that opens and sends it in the background: opening waits,
+// with auth on, for an authentication that a cut member holds like any
+// other request, and the round must not wait with it.
+func (r *renewer) send(ctx context.Context, id clientv3.LeaseID) (*stream, error) {
+	st := r.good
+	r.good = nil
+	if st == nil {
+		return startStream(ctx, r.remote, r.recv, id), nil
+	}
+	if err := st.s.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)}); err != nil {
+		st.close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// oldestOf returns the stream of sent that was sent on first.
+func oldestOf(sent map[*stream]time.Time) *stream {
+	var oldest *stream
+	for st, at := range sent {
+		if oldest == nil || at.Before(sent[oldest]) {
+			oldest = st
+		}
+	}
+	return oldest
 }
 
 func later(a, b time.Time) time.Time {
@@ -128,82 +197,59 @@ func earlier(a, b time.Time) time.Time {
 	return b
 }
 
-// failed logs a failed attempt and pauses briefly, so that a cluster in
-// which every member fails at once (an election) is not flooded.
-func (r *renewer) failed(ctx context.Context, id clientv3.LeaseID, err error, left time.Duration) {
-	r.log.Debug("lease renewal failed, trying another member", zap.Int64("lease", int64(id)), zap.Error(err))
-	select {
-	case <-ctx.Done():
-	case <-time.After(min(50*time.Millisecond, left)):
-	}
-}
-
-// stream is one keep-alive stream and the goroutine reading it.
+// stream is one keep-alive stream and the goroutine that opens and reads
+// it.
 type stream struct {
-	s      pb.Lease_LeaseKeepAliveClient
+	s      pb.Lease_LeaseKeepAliveClient // set before its first answer is passed on
 	cancel context.CancelFunc
-	recv   chan received
 	done   chan struct{}
 }
 
 type received struct {
+	st   *stream
 	resp *pb.LeaseKeepAliveResponse
 	err  error
 }
 
-// openStream opens a stream that requires a leader: a member that knows
-// it has none refuses it at once. Opening is bounded by timeout: with auth
-// on, the etcd client authenticates first, a request that a cut member
-// holds like any other.
-func openStream(ctx context.Context, remote pb.LeaseClient, timeout time.Duration) (*stream, error) {
+// startStream opens a stream that requires a leader (a member that knows
+// it has none refuses it at once), sends the renewal of id on it, and
+// passes its answers to recv, until it fails or is closed.
+func startStream(ctx context.Context, remote pb.LeaseClient, recv chan<- received, id clientv3.LeaseID) *stream {
 	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-	bound := time.AfterFunc(timeout, cancel)
-	s, err := remote.LeaseKeepAlive(sctx)
-	if !bound.Stop() && err == nil {
-		err = context.DeadlineExceeded // cancelled as it opened
+	st := &stream{cancel: cancel, done: make(chan struct{})}
+	go st.run(sctx, remote, recv, id)
+	return st
+}
+
+func (st *stream) run(ctx context.Context, remote pb.LeaseClient, recv chan<- received, id clientv3.LeaseID) {
+	defer close(st.done)
+	pass := func(got received) bool {
+		select {
+		case recv <- got:
+			return got.err == nil
+		case <-ctx.Done():
+			return false
+		}
+	}
+	s, err := remote.LeaseKeepAlive(ctx)
+	if err == nil {
+		err = s.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)})
 	}
 	if err != nil {
-		cancel()
-		return nil, clientv3.ContextError(ctx, err)
+		pass(received{st: st, err: clientv3.ContextError(ctx, err)})
+		return
 	}
-	st := &stream{s: s, cancel: cancel, recv: make(chan received), done: make(chan struct{})}
-	go st.read(sctx)
-	return st, nil
-}
-
-func (st *stream) read(ctx context.Context) {
-	defer close(st.done)
+	st.s = s
 	for {
-		resp, err := st.s.Recv()
-		select {
-		case st.recv <- received{resp, err}:
-		case <-ctx.Done():
-			return
-		}
-		if err != nil {
+		resp, err := s.Recv()
+		if !pass(received{st, resp, err}) {
 			return
 		}
 	}
 }
 
-// renew sends one renewal and waits up to timeout for its answer.
-func (st *stream) renew(ctx context.Context, id clientv3.LeaseID, timeout time.Duration) (*pb.LeaseKeepAliveResponse, error) {
-	if err := st.s.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)}); err != nil {
-		return nil, err
-	}
-	timer := time.NewTimer(timeout)
-	defer timer.Stop()
-	select {
-	case got := <-st.recv:
-		return got.resp, got.err
-	case <-timer.C:
-		return nil, context.DeadlineExceeded
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// close ends the stream and waits for its reader. A nil stream is closed.
+// close ends the stream and waits for its goroutine. A nil stream is
+// closed.
 func (st *stream) close() {
 	if st == nil {
 		return

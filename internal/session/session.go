@@ -43,7 +43,7 @@ func New(ctx context.Context, cli *clientv3.Client, cfg Config) (*concurrency.Se
 	defer cancel()
 	// A grant whose answer was lost leaves a lease nobody renews; it
 	// expires after one TTL.
-	resp, err := retry.Do(gctx, retry.Policy{Timeout: r.attempt, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond},
+	resp, err := retry.Do(gctx, retry.Policy{Timeout: cfg.RequestTimeout / 2, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond},
 		func(actx context.Context) (*clientv3.LeaseGrantResponse, error) {
 			r.granted = time.Now()
 			return cli.Grant(actx, ttl)
@@ -80,10 +80,11 @@ type sharedWatcher struct{ clientv3.Watcher }
 
 func (sharedWatcher) Close() error { return nil }
 
-// attemptTimeout is how long one renewal may take before the next attempt
-// goes to another member: a sixth of the TTL, within [250ms, 2s], so that
-// after a renewal every third of the TTL, the two thirds left hold an
-// attempt on each member of a three-member cluster with room to spare.
+// attemptTimeout is how long a renewal may go unanswered before it is sent
+// again on another stream: a tenth of the TTL, within [100ms, 1s]. The
+// late one is kept, so a short wait costs a request, not the stream, and
+// after a renewal every third of the TTL, the two thirds left hold several
+// attempts on every member of the cluster.
 func attemptTimeout(ttl time.Duration) time.Duration {
-	return min(max(ttl/6, 250*time.Millisecond), 2*time.Second)
+	return min(max(ttl/10, 100*time.Millisecond), time.Second)
 }
