@@ -84,10 +84,11 @@
 //
 // An etcd member cut off from its peers still accepts requests, renewals
 // and watches on its client port and answers none of them. A participant
-// written in another language should do what the Go SDK does: renew its
-// lease with one short keep-alive request at a time (a new stream each,
-// deadline well inside the TTL), send every request with the require-leader
-// metadata (hasleader=true) and a deadline, and re-open its inbox watch
+// written in another language should do what the Go SDK does: when a
+// lease renewal has no answer within a fraction of the TTL, send it again
+// on a new keep-alive stream (which the client opens on another member),
+// keeping the late one; send every request with the require-leader
+// metadata (hasleader=true) and a deadline; and re-open its inbox watch
 // through another member when the member serving it stays behind a
 // revision read from the cluster (a progress request tells the member's
 // revision).
