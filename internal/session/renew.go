@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -40,7 +41,6 @@ var errExpired = errors.New("no renewal succeeded within the lease's TTL")
 // returned channel then. concurrency.NewSession calls it once.
 func (r *renewer) KeepAlive(ctx context.Context, id clientv3.LeaseID) (<-chan *clientv3.LeaseKeepAliveResponse, error) {
 	ch := make(chan *clientv3.LeaseKeepAliveResponse, 1)
-	r.recv = make(chan received)
 	go r.renew(ctx, id, ch)
 	return ch, nil
 }
@@ -102,7 +102,12 @@ func (r *renewer) round(ctx context.Context, id clientv3.LeaseID, expires, limit
 		if !now.Before(expires) {
 			return nil, time.Time{}, errExpired
 		}
-		if !now.Before(next) {
+		if !now.Before(next) && r.opening(sent, now) {
+			// With auth on, every stream authenticates as it opens, which
+			// takes a while on a loaded etcd and would take longer still
+			// with more opening at once: wait for the one opening.
+			next = now.Add(r.attempt)
+		} else if !now.Before(next) {
 			if len(sent) == maxStreams {
 				oldest := oldestOf(sent)
 				delete(sent, oldest)
@@ -172,6 +177,17 @@ func (r *renewer) send(ctx context.Context, id clientv3.LeaseID) (*stream, error
 	return st, nil
 }
 
+// opening reports whether a stream of sent is still opening, for less than
+// a third of the TTL (one that takes longer may be held by a cut member).
+func (r *renewer) opening(sent map[*stream]time.Time, now time.Time) bool {
+	for st, at := range sent {
+		if !st.opened.Load() && now.Sub(at) < r.ttl/3 {
+			return true
+		}
+	}
+	return false
+}
+
 // oldestOf returns the stream of sent that was sent on first.
 func oldestOf(sent map[*stream]time.Time) *stream {
 	var oldest *stream
@@ -201,6 +217,7 @@ func earlier(a, b time.Time) time.Time {
 // it.
 type stream struct {
 	s      pb.Lease_LeaseKeepAliveClient // set before its first answer is passed on
+	opened atomic.Bool                   // open, and the renewal sent on it
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -211,40 +228,69 @@ type received struct {
 	err  error
 }
 
-// startStream opens a stream that requires a leader (a member that knows
-// it has none refuses it at once), sends the renewal of id on it, and
-// passes its answers to recv, until it fails or is closed.
+// Streams require a leader: a member that knows it has none refuses them
+// at once.
+
+// openStream opens a stream and passes its answers to recv, until it fails
+// or is closed. Opening is bounded by timeout.
+func openStream(ctx context.Context, remote pb.LeaseClient, recv chan<- received, timeout time.Duration) (*stream, error) {
+	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	bound := time.AfterFunc(timeout, cancel)
+	s, err := remote.LeaseKeepAlive(sctx)
+	if !bound.Stop() && err == nil {
+		err = context.DeadlineExceeded // cancelled as it opened
+	}
+	if err != nil {
+		cancel()
+		return nil, clientv3.ContextError(ctx, err)
+	}
+	st := &stream{s: s, cancel: cancel, done: make(chan struct{})}
+	st.opened.Store(true)
+	go func() {
+		defer close(st.done)
+		st.read(sctx, recv)
+	}()
+	return st, nil
+}
+
+// startStream opens a stream in the background, sends the renewal of id
+// on it, and passes its answers to recv, until it fails or is closed.
 func startStream(ctx context.Context, remote pb.LeaseClient, recv chan<- received, id clientv3.LeaseID) *stream {
 	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	st := &stream{cancel: cancel, done: make(chan struct{})}
-	go st.run(sctx, remote, recv, id)
+	go func() {
+		defer close(st.done)
+		s, err := remote.LeaseKeepAlive(sctx)
+		if err == nil {
+			err = s.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)})
+		}
+		if err != nil {
+			st.pass(sctx, recv, received{st: st, err: clientv3.ContextError(sctx, err)})
+			return
+		}
+		st.s = s
+		st.opened.Store(true)
+		st.read(sctx, recv)
+	}()
 	return st
 }
 
-func (st *stream) run(ctx context.Context, remote pb.LeaseClient, recv chan<- received, id clientv3.LeaseID) {
-	defer close(st.done)
-	pass := func(got received) bool {
-		select {
-		case recv <- got:
-			return got.err == nil
-		case <-ctx.Done():
-			return false
-		}
-	}
-	s, err := remote.LeaseKeepAlive(ctx)
-	if err == nil {
-		err = s.Send(&pb.LeaseKeepAliveRequest{ID: int64(id)})
-	}
-	if err != nil {
-		pass(received{st: st, err: clientv3.ContextError(ctx, err)})
-		return
-	}
-	st.s = s
+func (st *stream) read(ctx context.Context, recv chan<- received) {
 	for {
-		resp, err := s.Recv()
-		if !pass(received{st, resp, err}) {
+		resp, err := st.s.Recv()
+		if !st.pass(ctx, recv, received{st, resp, err}) {
 			return
 		}
+	}
+}
+
+// pass hands got to recv; false when the stream is done.
+func (st *stream) pass(ctx context.Context, recv chan<- received, got received) bool {
+	select {
+	case recv <- got:
+		return got.err == nil
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -37,6 +37,15 @@ func New(ctx context.Context, cli *clientv3.Client, cfg Config) (*concurrency.Se
 	r.attempt = attemptTimeout(r.ttl)
 	if conn := cli.ActiveConnection(); conn != nil {
 		r.remote = pb.NewLeaseClient(conn)
+		r.recv = make(chan received)
+		// Open the renewals' stream before the lease exists: with auth on,
+		// opening authenticates first, which can take a good part of a
+		// short TTL on a loaded etcd. If it fails, renewing opens another.
+		if st, err := openStream(ctx, r.remote, r.recv, cfg.RequestTimeout); err == nil {
+			r.good = st
+		} else {
+			lg.Debug("open lease renewal stream", zap.Error(err))
+		}
 	}
 
 	gctx, cancel := context.WithTimeout(ctx, cfg.RequestTimeout)
@@ -49,6 +58,7 @@ func New(ctx context.Context, cli *clientv3.Client, cfg Config) (*concurrency.Se
 			return cli.Grant(actx, ttl)
 		})
 	if err != nil {
+		r.good.close()
 		return nil, fmt.Errorf("grant lease: %w", err)
 	}
 	r.ttl = time.Duration(resp.TTL) * time.Second // etcd may raise it to its minimum
@@ -69,6 +79,7 @@ func New(ctx context.Context, cli *clientv3.Client, cfg Config) (*concurrency.Se
 	s, err := concurrency.NewSession(view, concurrency.WithLease(resp.ID), concurrency.WithContext(ctx))
 	if err != nil {
 		stop()
+		r.good.close()
 		return nil, err
 	}
 	return s, nil
