@@ -17,8 +17,10 @@
 // again on a new stream, which the client's round-robin balancer opens on
 // the next member, and so on, the earlier ones still waiting; the first
 // answer wins and the other streams are closed. A member that refuses (it knows it has
-// no leader) costs its stream at once. Streams are kept while they answer:
-// opening one costs an authentication when etcd has auth on. The lease is
+// no leader) costs its stream at once. Streams are kept while they answer,
+// because with auth on, opening one authenticates first (bcrypt and a raft
+// write): the first opens before the lease is granted, so that its
+// authentication does not eat into the TTL, and one opens at a time. The lease is
 // given up only when no renewal succeeded within the TTL the last one
 // granted, counted from when it was sent, or when etcd says it is gone.
 // Time in which members answer that they have no leader does not count,

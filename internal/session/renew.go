@@ -81,9 +81,9 @@ func (r *renewer) renew(ctx context.Context, id clientv3.LeaseID, ch chan<- *cli
 // answered last, and each time no answer has come for the attempt
 // timeout, sends it again on a new stream, which the client's balancer
 // places on the next member, keeping the earlier ones (up to maxStreams)
-// in case they are only slow. It ends at the first answer, when etcd says the lease is
-// gone, or when expires passes, and closes every stream but the one that
-// answered. It returns the answer and when it was sent.
+// in case they are only slow. It ends at the first answer, when etcd says
+// the lease is gone, or when expires passes, and closes every stream but
+// the one that answered. It returns the answer and when it was sent.
 //
 // Answers that there is no leader move expires on, up to limit: without a
 // leader nothing expires a lease, and a new leader restarts every lease's
