@@ -19,9 +19,7 @@ import (
 // cancel each.
 type hub struct {
 	cli    *clientv3.Client
-	opts   options // for the retries of its reads
-	keys   protocol.Keys
-	log    *zap.Logger
+	opts   options
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -42,7 +40,7 @@ func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error
 		return nil, fmt.Errorf("coordinator: read current revision: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	h := &hub{cli: cli, opts: o, keys: o.keys, log: o.logger, cancel: cancel, done: make(chan struct{})}
+	h := &hub{cli: cli, opts: o, cancel: cancel, done: make(chan struct{})}
 	h.mu.waiters = make(map[string]map[*waiter]struct{})
 	go h.run(runCtx, resp.Header.Revision)
 	return h, nil
@@ -107,9 +105,9 @@ func (h *hub) notify(rec protocol.Record) {
 
 func (h *hub) run(ctx context.Context, rev int64) {
 	defer close(h.done)
-	start, end := h.keys.Records()
+	start, end := h.opts.keys.Records()
 	for ctx.Err() == nil {
-		wch, stop := watch.Open(ctx, h.cli, h.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
 		for resp := range wch {
 			if resp.CompactRevision != 0 {
 				// Decisions between rev and the compaction are gone from
@@ -118,7 +116,7 @@ func (h *hub) run(ctx context.Context, rev int64) {
 				break
 			}
 			if err := resp.Err(); err != nil {
-				h.log.Debug("record watch ended", zap.Error(err), zap.Int64("rev", rev))
+				h.opts.logger.Debug("record watch ended", zap.Error(err), zap.Int64("rev", rev))
 				break
 			}
 			for _, ev := range resp.Events {
@@ -129,12 +127,12 @@ func (h *hub) run(ctx context.Context, rev int64) {
 				// Most records (begins, terminal records, other clients'
 				// transactions) have no waiter here; skip decoding them. A
 				// waiter registered after this event reads the record.
-				if k := h.keys.Parse(string(ev.Kv.Key)); k.Kind != protocol.KindRecord || !h.waited(k.ID) {
+				if k := h.opts.keys.Parse(string(ev.Kv.Key)); k.Kind != protocol.KindRecord || !h.waited(k.ID) {
 					continue
 				}
 				rec, err := protocol.DecodeRecord(ev.Kv.Value)
 				if err != nil {
-					h.log.Warn("undecodable record", zap.ByteString("key", ev.Kv.Key), zap.Error(err))
+					h.opts.logger.Warn("undecodable record", zap.ByteString("key", ev.Kv.Key), zap.Error(err))
 					continue
 				}
 				if rec.State.Decided() {
@@ -169,7 +167,7 @@ func (h *hub) resync(ctx context.Context) int64 {
 	rev := resp.Header.Revision
 	for _, id := range ids {
 		r, err := retry(ctx, h.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return h.cli.Get(ctx, h.keys.Record(id), clientv3.WithRev(rev))
+			return h.cli.Get(ctx, h.opts.keys.Record(id), clientv3.WithRev(rev))
 		})
 		if err != nil {
 			return 0

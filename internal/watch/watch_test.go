@@ -26,7 +26,10 @@ func TestHealthyMemberKeepsWatch(t *testing.T) {
 	defer stop()
 
 	const n = 40 // one every 100ms: eight checks
+	writer := make(chan struct{})
+	defer func() { <-writer }()
 	go func() {
+		defer close(writer)
 		for i := range n {
 			if _, err := cli.Put(ctx, fmt.Sprintf("k/%02d", i), "v"); err != nil {
 				return

@@ -1,12 +1,9 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"testing"
 	"time"
 
@@ -60,8 +57,8 @@ func TestCutFollowerKeepsSessions(t *testing.T) {
 			n++
 			coord := sys.Coords[n%len(sys.Coords)]
 			start := time.Now()
-			state, reason := transfer(ctx, t, coord.URL(), fmt.Sprintf("cut-%03d", n))
-			if state != "committed" {
+			state, reason := transfer(t, coord.URL(), fmt.Sprintf("cut-%03d", n))
+			if state != Committed {
 				sys.Cluster.HealPeers()
 				t.Fatalf("transfer %d through %s, %v into the cut of %s: %s (%s)", n, coord.Name, start.Sub(cutAt).Round(time.Millisecond), m.Name, state, reason)
 			}
@@ -104,32 +101,19 @@ func sessionLeases(ctx context.Context, t *testing.T, sys *System) map[string]in
 	return leases
 }
 
-// transfer moves 1 from bank-a:alice to bank-b:alice through coord and
-// returns the decided state and reason. Its timeout is long: the test
-// asks whether it commits, not how fast.
-func transfer(ctx context.Context, t *testing.T, coord, id string) (state, reason string) {
+// transfer moves 1 from bank-a:alice to bank-b:alice through coord, with
+// the traffic generator's call, and returns the decision and its reason.
+// Its timeout is long: the test asks whether it commits, not how fast.
+func transfer(t *testing.T, coord, id string) (Result, string) {
 	t.Helper()
-	body, _ := json.Marshal(map[string]any{
-		"id": id, "timeout": "20s",
-		"branches": []map[string]any{
-			{"participant": "bank-a", "payload": map[string]any{"account": "alice", "amount": -1}},
-			{"participant": "bank-b", "payload": map[string]any{"account": "alice", "amount": 1}},
-		},
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, coord+"/v1/transactions", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
+	leg := func(bank string, amount int64) beginBranch {
+		p, _ := json.Marshal(map[string]any{"account": "alice", "amount": amount})
+		return beginBranch{Participant: bank, Payload: p}
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := readClient.Do(req) // 30s: past the transaction's timeout
-	if err != nil {
-		t.Fatalf("transfer %s: %v", id, err)
+	body, _ := json.Marshal(beginRequest{ID: id, Timeout: "20s", Branches: []beginBranch{leg("bank-a", -1), leg("bank-b", 1)}})
+	res, reason, errText, _ := (&Traffic{client: readClient}).call(coord, body, time.Now().Add(30*time.Second))
+	if res == Unknown {
+		t.Fatalf("transfer %s: %s", id, errText)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	var r struct{ State, Reason string }
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &r) != nil {
-		t.Fatalf("transfer %s: HTTP %d: %s", id, resp.StatusCode, b)
-	}
-	return r.State, r.Reason
+	return res, reason
 }
