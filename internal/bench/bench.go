@@ -65,9 +65,12 @@ type Result struct {
 	// included when it runs here), for the load and for the path floor.
 	CPUmsPerTx          float64 `json:"cpu_ms_per_tx"`
 	PathFloorCPUmsPerTx float64 `json:"path_floor_cpu_ms_per_tx"`
-	Embedded            bool    `json:"embedded_etcd"`
-	PayloadBytes        int     `json:"payload_bytes"`
-	ElapsedSeconds      float64 `json:"elapsed_s"`
+	// FloorBlock, at concurrency 1: the floors were measured in blocks of
+	// this many transactions alternating with the load's. 0: after it.
+	FloorBlock     int     `json:"floor_block"`
+	Embedded       bool    `json:"embedded_etcd"`
+	PayloadBytes   int     `json:"payload_bytes"`
+	ElapsedSeconds float64 `json:"elapsed_s"`
 }
 
 // Run runs the benchmark.
@@ -96,12 +99,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer stopEtcd()
 	res.Embedded = len(cfg.Endpoints) == 0
 	counter := NewCounter()
-	newClient := func() (*clientv3.Client, error) {
+	newClient := func(counted bool) (*clientv3.Client, error) {
 		c := clientv3.Config{
 			Endpoints:   endpoints,
 			DialTimeout: 5 * time.Second,
 			Logger:      zap.NewNop(),
-			DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(counter.Interceptor())},
+		}
+		if counted {
+			c.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(counter.Interceptor())}
 		}
 		if cfg.ClientConfig != nil {
 			cfg.ClientConfig(&c)
@@ -114,8 +119,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			c.Close()
 		}
 	}()
-	client := func() (*clientv3.Client, error) {
-		c, err := newClient()
+	// Concord's clients are counted; the floors' are not, so that their
+	// requests, measured between Concord's, stay out of its counts.
+	client := func(counted bool) (*clientv3.Client, error) {
+		c, err := newClient(counted)
 		if err == nil {
 			clients = append(clients, c)
 		}
@@ -127,7 +134,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	names := make([]string, cfg.Participants)
 	for i := range names {
 		names[i] = fmt.Sprintf("p%d", i)
-		cli, err := client()
+		cli, err := client(true)
 		if err != nil {
 			return res, err
 		}
@@ -140,7 +147,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return res, err
 		}
 	}
-	ccli, err := client()
+	ccli, err := client(true)
 	if err != nil {
 		return res, err
 	}
@@ -172,56 +179,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 
-	before, cpu := counter.Snapshot(), processCPU()
-	start := time.Now()
-	lat, err := runLoad(ctx, coord, branches, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
-	elapsed := time.Since(start)
-	if err != nil && len(lat.ok) == 0 {
+	floorCli, err := client(false)
+	if err != nil {
 		return res, err
 	}
-	// Acknowledgements and finalisation belong to the transactions too.
-	if err := waitQuiet(ctx, ccli, keys); err != nil {
-		return res, err
-	}
-	counts := Diff(counter.Snapshot(), before)
-	cpu = processCPU() - cpu
-	res.Committed, res.Failed = len(lat.ok), lat.failed
-	res.ElapsedSeconds = elapsed.Seconds()
-	res.TxPerSec = float64(res.Committed) / elapsed.Seconds()
-	res.P50ms, res.P99ms, res.Maxms = percentile(lat.ok, 50), percentile(lat.ok, 99), percentile(lat.ok, 100)
-	n := float64(res.Committed + res.Failed)
-	res.EtcdRequestsPerTx = make(map[string]float64)
-	for k, v := range counts {
-		res.EtcdRequestsPerTx[k] = float64(v) / n
-	}
-	res.EtcdWritesPerTx = float64(Writes(counts)) / n
-	res.CPUmsPerTx = float64(cpu.Microseconds()) / 1000 / n
-
-	fmt.Fprintf(progress, "measuring the floor: compare-and-swap Txns at concurrency %d\n", cfg.Concurrency)
-	floorFor := min(max(elapsed/2, 2*time.Second), 10*time.Second)
-	rate, _, err := casFloor(ctx, ccli, prefix, cfg.Concurrency, floorFor)
-	if err != nil {
-		return res, fmt.Errorf("floor: %w", err)
-	}
-	_, single, err := casFloor(ctx, ccli, prefix, 1, min(floorFor, 3*time.Second))
-	if err != nil {
-		return res, fmt.Errorf("floor: %w", err)
-	}
-	res.TxnPerSec = rate
-	res.TxnP50ms = percentile(single, 50)
-	// The design's writes per transaction, one request each: begin, N
-	// votes, finalisation. Group commit sends fewer requests than that,
-	// which is how the rate can pass the ceiling.
-	res.CeilingTxPerSec = rate / float64(cfg.Participants+2)
-	res.CeilingFraction = res.TxPerSec / res.CeilingTxPerSec
-	if res.TxnP50ms > 0 {
-		res.P50OverTxn = res.P50ms / res.TxnP50ms
-	}
-
-	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency 1\n", cfg.Participants)
 	voters := make([]*clientv3.Client, cfg.Participants)
 	for i := range voters {
-		if voters[i], err = client(); err != nil {
+		if voters[i], err = client(false); err != nil {
 			return res, err
 		}
 	}
@@ -230,18 +194,160 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for i := range value {
 		value[i] = 'x'
 	}
-	cpu = processCPU()
-	path, err := pathFloor(ctx, ccli, voters, prefix, value, min(floorFor, 3*time.Second))
+	path, err := startBarePath(ctx, floorCli, voters, prefix, value)
 	if err != nil {
 		return res, fmt.Errorf("commit path floor: %w", err)
 	}
-	res.PathFloorCPUmsPerTx = float64((processCPU() - cpu).Microseconds()) / 1000 / float64(len(path))
-	res.PathFloorP50ms = percentile(path, 50)
+	defer path.close()
+
+	var m measured
+	before := counter.Snapshot()
+	if cfg.Concurrency == 1 {
+		m, err = alternate(ctx, coord, branches, floorCli, path, prefix, cfg, progress)
+	} else {
+		m, err = oneAfterAnother(ctx, coord, branches, floorCli, path, prefix, cfg, progress)
+	}
+	if err != nil {
+		return res, err
+	}
+	// Acknowledgements and finalisation belong to the transactions too.
+	if err := waitQuiet(ctx, ccli, keys); err != nil {
+		return res, err
+	}
+	counts := Diff(counter.Snapshot(), before)
+
+	lat := m.load
+	res.Committed, res.Failed = len(lat.ok), lat.failed
+	res.ElapsedSeconds = m.elapsed.Seconds()
+	res.TxPerSec = float64(res.Committed) / m.elapsed.Seconds()
+	res.P50ms, res.P99ms, res.Maxms = percentile(lat.ok, 50), percentile(lat.ok, 99), percentile(lat.ok, 100)
+	n := float64(res.Committed + res.Failed)
+	res.EtcdRequestsPerTx = make(map[string]float64)
+	for k, v := range counts {
+		res.EtcdRequestsPerTx[k] = float64(v) / n
+	}
+	res.EtcdWritesPerTx = float64(Writes(counts)) / n
+	res.CPUmsPerTx = float64(m.cpu.Microseconds()) / 1000 / n
+
+	res.TxnPerSec = m.txnRate
+	res.TxnP50ms = percentile(m.single, 50)
+	// The design's writes per transaction, one request each: begin, N
+	// votes, finalisation. Group commit sends fewer requests than that,
+	// which is how the rate can pass the ceiling.
+	res.CeilingTxPerSec = m.txnRate / float64(cfg.Participants+2)
+	res.CeilingFraction = res.TxPerSec / res.CeilingTxPerSec
+	if res.TxnP50ms > 0 {
+		res.P50OverTxn = res.P50ms / res.TxnP50ms
+	}
+	res.PathFloorCPUmsPerTx = float64(m.pathCPU.Microseconds()) / 1000 / float64(len(m.path))
+	res.PathFloorP50ms = percentile(m.path, 50)
 	if res.TxnP50ms > 0 {
 		res.PathFloorOverTxn = res.PathFloorP50ms / res.TxnP50ms
 	}
+	if cfg.Concurrency == 1 {
+		res.FloorBlock = block
+	}
+	path.close() // before its keys go
 	_, _ = ccli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
 	return res, nil
+}
+
+// measured is what a run measured: Concord's transactions, and the floors.
+type measured struct {
+	load    latencies
+	elapsed time.Duration // the load's wall time
+	cpu     time.Duration // this process's CPU time during the load
+
+	txnRate float64         // compare-and-swap Txns a second at the load's concurrency
+	single  []time.Duration // one compare-and-swap Txn at a time
+	path    []time.Duration // the bare commit path
+	pathCPU time.Duration
+}
+
+// block is how many transactions each part of an alternating run takes
+// before handing over to the next.
+const block = 100
+
+// alternate measures at concurrency 1, in alternating blocks: block
+// transactions through Concord, then as many single compare-and-swap Txns,
+// then as many transactions along the bare commit path, and again. A
+// shared machine's speed drifts by tens of percent over seconds; measured
+// in blocks a fraction of a second long, the three see the same machine,
+// and their ratios mean what they say.
+func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, prefix string, cfg Config, progress io.Writer) (measured, error) {
+	var m measured
+	single := &cas{cli: cli, key: prefix + "/floor/single"}
+	var singleTime time.Duration
+	start, shown := time.Now(), time.Now()
+	for cfg.Transactions > 0 && len(m.load.ok)+m.load.failed < cfg.Transactions || cfg.Transactions == 0 && m.elapsed < cfg.Duration {
+		n := block
+		if cfg.Transactions > 0 {
+			n = min(n, cfg.Transactions-len(m.load.ok)-m.load.failed)
+		}
+		cpu, t0 := processCPU(), time.Now()
+		lat, err := runLoad(ctx, coord, branches, 1, n, 0, io.Discard)
+		m.elapsed += time.Since(t0)
+		m.cpu += processCPU() - cpu
+		m.load.ok = append(m.load.ok, lat.ok...)
+		m.load.failed += lat.failed
+		if err != nil && len(m.load.ok) == 0 {
+			return m, err
+		}
+
+		t0 = time.Now()
+		for range n {
+			d, err := single.once(ctx)
+			if err != nil {
+				return m, fmt.Errorf("floor: %w", err)
+			}
+			m.single = append(m.single, d)
+		}
+		singleTime += time.Since(t0)
+
+		cpu = processCPU()
+		lats, err := path.run(ctx, n, 0)
+		if err != nil {
+			return m, fmt.Errorf("commit path floor: %w", err)
+		}
+		m.pathCPU += processCPU() - cpu
+		m.path = append(m.path, lats...)
+
+		if time.Since(shown) >= time.Second {
+			shown = time.Now()
+			fmt.Fprintf(progress, "%6.1fs  %8d committed  %8.0f tx/s   p50 %.2f ms; between blocks: one Txn p50 %.2f ms, bare path p50 %.2f ms\n",
+				time.Since(start).Seconds(), len(m.load.ok), float64(len(m.load.ok))/m.elapsed.Seconds(), percentile(m.load.ok, 50), percentile(m.single, 50), percentile(m.path, 50))
+		}
+	}
+	m.txnRate = float64(len(m.single)) / singleTime.Seconds()
+	return m, nil
+}
+
+// oneAfterAnother measures at a concurrency above 1: the load, then the
+// Txn rate at the same concurrency, then one Txn at a time and the bare
+// commit path, each for about half the load's time (2s to 10s).
+func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, prefix string, cfg Config, progress io.Writer) (measured, error) {
+	var m measured
+	cpu, start := processCPU(), time.Now()
+	lat, err := runLoad(ctx, coord, branches, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
+	m.elapsed, m.cpu, m.load = time.Since(start), processCPU()-cpu, lat
+	if err != nil && len(lat.ok) == 0 {
+		return m, err
+	}
+	fmt.Fprintf(progress, "measuring the floor: compare-and-swap Txns at concurrency %d\n", cfg.Concurrency)
+	floorFor := min(max(m.elapsed/2, 2*time.Second), 10*time.Second)
+	if m.txnRate, _, err = casFloor(ctx, cli, prefix, cfg.Concurrency, floorFor); err != nil {
+		return m, fmt.Errorf("floor: %w", err)
+	}
+	if _, m.single, err = casFloor(ctx, cli, prefix, 1, min(floorFor, 3*time.Second)); err != nil {
+		return m, fmt.Errorf("floor: %w", err)
+	}
+	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency 1\n", len(branches))
+	cpu = processCPU()
+	if m.path, err = path.run(ctx, 0, min(floorFor, 3*time.Second)); err != nil {
+		return m, fmt.Errorf("commit path floor: %w", err)
+	}
+	m.pathCPU = processCPU() - cpu
+	return m, nil
 }
 
 // etcdFor returns endpoints if given; otherwise it starts an embedded
@@ -359,37 +465,27 @@ func casFloor(ctx context.Context, cli *clientv3.Client, prefix string, c int, d
 	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
-		mu    sync.Mutex
-		lats  []time.Duration
-		count atomic.Int64
-		wg    sync.WaitGroup
-		errs  atomic.Int64
+		mu   sync.Mutex
+		lats []time.Duration
+		errs atomic.Int64
+		wg   sync.WaitGroup
 	)
 	start := time.Now()
 	for w := range c {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			key := fmt.Sprintf("%s/floor/%d", prefix, w)
-			var rev int64
+			worker := &cas{cli: cli, key: fmt.Sprintf("%s/floor/%d", prefix, w)}
 			var local []time.Duration
 			for runCtx.Err() == nil {
-				t0 := time.Now()
-				resp, err := cli.Txn(runCtx).If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
-					Then(clientv3.OpPut(key, "v")).Else(clientv3.OpGet(key)).Commit()
+				d, err := worker.once(runCtx)
 				if err != nil {
 					if runCtx.Err() == nil {
 						errs.Add(1)
 					}
 					continue
 				}
-				local = append(local, time.Since(t0))
-				count.Add(1)
-				if resp.Succeeded {
-					rev = resp.Header.Revision
-				} else if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
-					rev = kvs[0].ModRevision
-				}
+				local = append(local, d)
 			}
 			mu.Lock()
 			lats = append(lats, local...)
@@ -398,10 +494,34 @@ func casFloor(ctx context.Context, cli *clientv3.Client, prefix string, c int, d
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	if count.Load() == 0 {
+	if len(lats) == 0 {
 		return 0, nil, fmt.Errorf("no Txn succeeded (%d errors)", errs.Load())
 	}
-	return float64(count.Load()) / elapsed.Seconds(), lats, nil
+	return float64(len(lats)) / elapsed.Seconds(), lats, nil
+}
+
+// cas is compare-and-swap Txns on one key, one at a time.
+type cas struct {
+	cli *clientv3.Client
+	key string
+	rev int64 // the key's ModRevision as last seen
+}
+
+// once runs one Txn and returns how long it took.
+func (c *cas) once(ctx context.Context) (time.Duration, error) {
+	t0 := time.Now()
+	resp, err := c.cli.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(c.key), "=", c.rev)).
+		Then(clientv3.OpPut(c.key, "v")).Else(clientv3.OpGet(c.key)).Commit()
+	if err != nil {
+		return 0, err
+	}
+	took := time.Since(t0)
+	if resp.Succeeded {
+		c.rev = resp.Header.Revision
+	} else if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+		c.rev = kvs[0].ModRevision
+	}
+	return took, nil
 }
 
 func percentile(ds []time.Duration, p float64) float64 {

@@ -36,6 +36,20 @@ func TestRun(t *testing.T) {
 	if want := res.TxnPerSec / 5; res.CeilingTxPerSec != want {
 		t.Errorf("ceiling %.1f, want floor/(N+2) = %.1f", res.CeilingTxPerSec, want)
 	}
+	// At concurrency 1 the floors are measured between blocks of the load.
+	one, err := Run(ctx, Config{Participants: 2, Concurrency: 1, Transactions: 150})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if one.Committed != 150 || one.Failed != 0 || one.FloorBlock != block {
+		t.Fatalf("concurrency 1: committed %d, failed %d, floor block %d", one.Committed, one.Failed, one.FloorBlock)
+	}
+	if one.TxnP50ms <= 0 || one.TxnPerSec <= 0 || one.PathFloorP50ms < one.TxnP50ms/2 || one.P50OverTxn <= 0 {
+		t.Errorf("concurrency 1: missing figures: %+v", one)
+	}
+	if one.EtcdWritesPerTx < 2 || one.EtcdWritesPerTx > 4 {
+		t.Errorf("concurrency 1: %.2f etcd writes per transaction, want 2 to N+2 (the floors' are not counted)", one.EtcdWritesPerTx)
+	}
 	for _, bad := range []Config{{Participants: 0, Concurrency: 1, Transactions: 1}, {Participants: 2, Concurrency: 0, Transactions: 1}, {Participants: 2, Concurrency: 1}} {
 		if _, err := Run(ctx, bad); err == nil {
 			t.Errorf("config %+v accepted", bad)
