@@ -121,10 +121,11 @@ func (h *hub) run(ctx context.Context, rev int64) {
 			}
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
-				if ev.Type != mvccpb.PUT {
+				// Version 1 is the record's creation, by a begin: undecided.
+				if ev.Type != mvccpb.PUT || ev.Kv.Version == 1 {
 					continue
 				}
-				// Most records (begins, terminal records, other clients'
+				// Most records (terminal records, other clients'
 				// transactions) have no waiter here; skip decoding them. A
 				// waiter registered after this event reads the record.
 				if k := h.opts.keys.Parse(string(ev.Kv.Key)); k.Kind != protocol.KindRecord || !h.waited(k.ID) {

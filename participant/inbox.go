@@ -78,8 +78,10 @@ func (in *inbox) serve(ctx context.Context) error {
 	in.writer = batch.New(in.p.cli, batch.Config{Guard: []clientv3.Cmp{in.fence}, Retry: in.policy, LazyDelay: in.p.opts.ackDelay})
 	defer func() {
 		cancel()
-		in.wg.Wait()
+		// First the writer: a runner may be sending a batch, which retries
+		// until the writer closes; those that submit later get ErrClosed.
 		in.writer.Close()
+		in.wg.Wait()
 	}()
 	rev, err := in.list(ctx)
 	if err != nil {

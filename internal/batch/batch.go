@@ -7,9 +7,10 @@
 // safety, and re-sending a batch after an unknown outcome is as harmless as
 // re-sending each operation.
 //
-// Batching is natural: an urgent operation is sent at once if fewer than
-// MaxInFlight batches are outstanding, and otherwise waits for one to come
-// back, taking along everything queued meanwhile. Lazy operations (such as
+// Batching is natural: an urgent operation is sent at once, by the
+// goroutine that submits it, if fewer than MaxInFlight batches are
+// outstanding, and otherwise waits for one to come back, taking along
+// everything queued meanwhile. Lazy operations (such as
 // acknowledgements, which nobody waits for) wait up to LazyDelay for an
 // urgent one to ride with.
 package batch
@@ -74,21 +75,33 @@ type item struct {
 
 // Done receives an operation's own response (the nested Txn's), the
 // revision of the etcd Txn that carried it, or the error that stopped it.
-// It runs on the Writer's goroutines and must not block.
+// It runs on the goroutine that sent the batch, which may be another
+// submitter's, and must not block.
 type Done func(resp *pb.TxnResponse, rev int64, err error)
 
-// Writer batches operations. It owns one goroutine plus one per batch in
-// flight; Close stops them all.
+// Writer batches operations. An operation that finds a batch slot free is
+// sent at once, on the goroutine that submits it, so that at low load an
+// operation costs no hand-over between goroutines; operations that find
+// every slot taken wait, and the batch that frees a slot takes them along.
+// Close stops every batch in flight.
 type Writer struct {
-	cli     *clientv3.Client
-	cfg     Config
-	in      chan *item
-	stopped chan struct{} // closed when run has returned
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	cli    *clientv3.Client
+	cfg    Config
+	ctx    context.Context // ends at Close: batches in flight stop retrying
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // batches in flight
+
+	mu struct {
+		sync.Mutex
+		pending  []*item
+		inflight int
+		closed   bool
+		lazyDue  bool        // a lazy operation has waited LazyDelay
+		timer    *time.Timer // set while a lazy operation waits
+	}
 }
 
-// New starts a Writer on cli.
+// New returns a Writer on cli.
 func New(cli *clientv3.Client, cfg Config) *Writer {
 	if cfg.MaxOps <= 0 {
 		cfg.MaxOps = 128
@@ -103,15 +116,22 @@ func New(cli *clientv3.Client, cfg Config) *Writer {
 		cfg.LazyDelay = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Writer{cli: cli, cfg: cfg, in: make(chan *item), stopped: make(chan struct{}), cancel: cancel}
-	w.wg.Add(1)
-	go w.run(ctx)
-	return w
+	return &Writer{cli: cli, cfg: cfg, ctx: ctx, cancel: cancel}
 }
 
-// Close stops the writer and waits for batches in flight. Operations not
-// yet sent fail with ErrClosed.
+// Close fails the operations not yet sent with ErrClosed, stops the
+// batches in flight and waits for them.
 func (w *Writer) Close() {
+	w.mu.Lock()
+	pending := w.mu.pending
+	w.mu.pending, w.mu.closed = nil, true
+	if w.mu.timer != nil {
+		w.mu.timer.Stop()
+	}
+	w.mu.Unlock()
+	for _, it := range pending {
+		it.done(nil, 0, ErrClosed)
+	}
 	w.cancel()
 	w.wg.Wait()
 }
@@ -136,9 +156,10 @@ func (w *Writer) Do(ctx context.Context, op Op) (*pb.TxnResponse, int64, error) 
 	}
 }
 
-// Submit queues op without waiting for it; done is called exactly once with
-// the outcome (ctx.Err() if ctx ends before the writer takes it, in which
-// case it is not sent).
+// Submit queues op; done is called exactly once with the outcome (ctx.Err()
+// if ctx has ended already, in which case op is not sent). When a batch
+// slot is free, Submit sends op's batch itself and returns once done has
+// been called; otherwise it returns at once.
 func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 	it := &item{key: op.Key, op: clientv3.OpTxn(op.Cmps, op.Then, op.Else), lazy: op.Lazy, done: done}
 	it.need = need(it.op)
@@ -147,69 +168,92 @@ func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 		done(nil, 0, fmt.Errorf("batch: operation needs %d etcd operations and %d bytes, over the limits %d and %d", 1+it.need, it.bytes, w.cfg.MaxOps, w.cfg.MaxBytes))
 		return
 	}
-	select {
-	case w.in <- it:
-	case <-ctx.Done():
-		done(nil, 0, ctx.Err())
-	case <-w.stopped:
+	if err := ctx.Err(); err != nil {
+		done(nil, 0, err)
+		return
+	}
+	w.mu.Lock()
+	if w.mu.closed {
+		w.mu.Unlock()
 		done(nil, 0, ErrClosed)
+		return
+	}
+	w.mu.pending = append(w.mu.pending, it)
+	if it.lazy && w.mu.timer == nil {
+		w.mu.timer = time.AfterFunc(w.cfg.LazyDelay, w.lazyDue)
+	}
+	batch := w.takeDueLocked()
+	w.mu.Unlock()
+	if batch == nil {
+		return
+	}
+	w.send(batch)
+	// What is due meanwhile goes on a goroutine of its own: the submitter
+	// waits for its own batch only.
+	if next := w.finished(); next != nil {
+		go w.sendAll(next)
 	}
 }
 
-func (w *Writer) run(ctx context.Context) {
-	defer w.wg.Done()
-	defer close(w.stopped)
-	var (
-		pending  []*item
-		inflight int
-		lazyDue  bool
-		timer    *time.Timer
-		timerC   <-chan time.Time
-		finished = make(chan struct{})
-	)
-	for {
-		select {
-		case <-ctx.Done():
-			for _, it := range pending {
-				it.done(nil, 0, ErrClosed)
-			}
-			for ; inflight > 0; inflight-- {
-				<-finished
-			}
-			if timer != nil {
-				timer.Stop()
-			}
-			return
-		case it := <-w.in:
-			pending = append(pending, it)
-			if it.lazy && timerC == nil {
-				timer = time.NewTimer(w.cfg.LazyDelay)
-				timerC = timer.C
-			}
-		case <-finished:
-			inflight--
-		case <-timerC:
-			timerC = nil
-			lazyDue = true
+// lazyDue lets lazy operations go without company.
+func (w *Writer) lazyDue() {
+	w.mu.Lock()
+	w.mu.timer = nil
+	w.mu.lazyDue = true
+	batch := w.takeDueLocked()
+	w.mu.Unlock()
+	w.sendAll(batch)
+}
+
+// takeDueLocked takes the batches that are due and have a free slot,
+// counting them in flight. It returns the first for the caller to send and
+// starts goroutines for the others.
+func (w *Writer) takeDueLocked() []*item {
+	first := w.takeLocked()
+	if first != nil {
+		for more := w.takeLocked(); more != nil; more = w.takeLocked() {
+			go w.sendAll(more)
 		}
-		for inflight < w.cfg.MaxInFlight && len(pending) > 0 && (lazyDue || anyUrgent(pending)) {
-			var batch []*item
-			batch, pending = w.take(pending)
-			inflight++
-			w.wg.Add(1)
-			go func() {
-				defer w.wg.Done()
-				w.send(ctx, batch)
-				finished <- struct{}{}
-			}()
+	}
+	return first
+}
+
+// takeLocked takes the next batch if a slot is free and an operation is
+// due; nil otherwise.
+func (w *Writer) takeLocked() []*item {
+	if w.mu.closed || w.mu.inflight >= w.cfg.MaxInFlight || len(w.mu.pending) == 0 || !w.mu.lazyDue && !anyUrgent(w.mu.pending) {
+		return nil
+	}
+	var batch []*item
+	batch, w.mu.pending = w.take(w.mu.pending)
+	w.mu.inflight++
+	w.wg.Add(1)
+	if len(w.mu.pending) == 0 {
+		w.mu.lazyDue = false
+		if w.mu.timer != nil {
+			w.mu.timer.Stop()
+			w.mu.timer = nil
 		}
-		if len(pending) == 0 {
-			lazyDue = false
-			if timer != nil {
-				timer.Stop()
-			}
-			timerC = nil
-		}
+	}
+	return batch
+}
+
+// finished frees the slot of a batch that has been sent and returns the
+// next batch due, for the caller to send.
+func (w *Writer) finished() []*item {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.mu.inflight--
+	w.wg.Done()
+	return w.takeDueLocked()
+}
+
+// sendAll sends batch, if any, and then every batch due when the one
+// before it comes back.
+func (w *Writer) sendAll(batch []*item) {
+	for batch != nil {
+		w.send(batch)
+		batch = w.finished()
 	}
 }
 
@@ -239,12 +283,12 @@ func (w *Writer) take(pending []*item) (batch, rest []*item) {
 	return batch, rest
 }
 
-func (w *Writer) send(ctx context.Context, batch []*item) {
-	resp, err := w.commit(ctx, batch)
-	if err != nil && len(batch) > 1 && !retry.Transient(err) {
+func (w *Writer) send(batch []*item) {
+	resp, err := w.commit(w.ctx, batch)
+	if err != nil && len(batch) > 1 && !retry.Transient(err) && w.ctx.Err() == nil {
 		// One operation the server refuses must not sink the others.
 		for _, it := range batch {
-			w.send(ctx, []*item{it})
+			w.send([]*item{it})
 		}
 		return
 	}

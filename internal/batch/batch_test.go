@@ -145,3 +145,41 @@ func TestConflictsAndFailures(t *testing.T) {
 		t.Errorf("after close: %v", err)
 	}
 }
+
+// An operation that finds a slot free is sent by its submitter, so its
+// answer has come when Submit returns; a lazy operation alone goes after
+// LazyDelay.
+func TestSubmitterSends(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	ctx := context.Background()
+	const delay = 50 * time.Millisecond
+	w := New(cli, Config{Retry: policy, LazyDelay: delay})
+	defer w.Close()
+	answered := false
+	w.Submit(ctx, create("now"), func(resp *pb.TxnResponse, _ int64, err error) {
+		answered = err == nil && resp.Succeeded
+	})
+	if !answered {
+		t.Fatal("Submit returned before its operation was answered")
+	}
+	sent := make(chan time.Duration, 1)
+	start := time.Now()
+	w.Submit(ctx, Op{Then: []clientv3.Op{clientv3.OpPut("later", "v")}, Lazy: true}, func(_ *pb.TxnResponse, _ int64, err error) {
+		if err != nil {
+			t.Error(err)
+		}
+		sent <- time.Since(start)
+	})
+	select {
+	case took := <-sent:
+		if took < delay {
+			t.Errorf("a lazy operation alone went after %v, before its delay of %v", took, delay)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lazy operation alone was never sent")
+	}
+	if resp, err := cli.Get(ctx, "later"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("lazy operation not written: %v %v", resp, err)
+	}
+}
