@@ -158,8 +158,9 @@ func (w *Writer) Do(ctx context.Context, op Op) (*pb.TxnResponse, int64, error) 
 
 // Submit queues op; done is called exactly once with the outcome (ctx.Err()
 // if ctx has ended already, in which case op is not sent). When a batch
-// slot is free, Submit sends op's batch itself and returns once done has
-// been called; otherwise it returns at once.
+// slot is free and op goes alone, Submit sends it itself, gives up when ctx
+// ends (the outcome is then unknown), and returns once done has been
+// called; otherwise it returns at once.
 func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 	it := &item{key: op.Key, op: clientv3.OpTxn(op.Cmps, op.Then, op.Else), lazy: op.Lazy, done: done}
 	it.need = need(it.op)
@@ -187,9 +188,20 @@ func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 	if batch == nil {
 		return
 	}
-	w.send(batch)
+	if len(batch) > 1 || batch[0] != it {
+		// Others' operations are in it: it is sent on a goroutine of its
+		// own, bound only by the writer's life, not by this ctx.
+		go w.sendAll(batch)
+		return
+	}
+	// Only this operation: sent here, and given up when ctx ends.
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(w.ctx, cancel)
+	w.send(sctx, batch)
+	stop()
+	cancel()
 	// What is due meanwhile goes on a goroutine of its own: the submitter
-	// waits for its own batch only.
+	// waits for its own operation only.
 	if next := w.finished(); next != nil {
 		go w.sendAll(next)
 	}
@@ -252,7 +264,7 @@ func (w *Writer) finished() []*item {
 // before it comes back.
 func (w *Writer) sendAll(batch []*item) {
 	for batch != nil {
-		w.send(batch)
+		w.send(w.ctx, batch)
 		batch = w.finished()
 	}
 }
@@ -283,12 +295,14 @@ func (w *Writer) take(pending []*item) (batch, rest []*item) {
 	return batch, rest
 }
 
-func (w *Writer) send(batch []*item) {
-	resp, err := w.commit(w.ctx, batch)
-	if err != nil && len(batch) > 1 && !retry.Transient(err) && w.ctx.Err() == nil {
+// send sends batch until it is answered, fails for good, or ctx ends, and
+// calls each operation's done.
+func (w *Writer) send(ctx context.Context, batch []*item) {
+	resp, err := w.commit(ctx, batch)
+	if err != nil && len(batch) > 1 && !retry.Transient(err) && ctx.Err() == nil {
 		// One operation the server refuses must not sink the others.
 		for _, it := range batch {
-			w.send([]*item{it})
+			w.send(ctx, []*item{it})
 		}
 		return
 	}

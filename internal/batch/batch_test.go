@@ -183,3 +183,23 @@ func TestSubmitterSends(t *testing.T) {
 		t.Fatalf("lazy operation not written: %v %v", resp, err)
 	}
 }
+
+// A caller's ctx bounds the operation it sends itself: with etcd gone, Do
+// returns when ctx ends rather than retrying for the writer's life.
+func TestDoEndsWithItsContext(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	w := New(cli, Config{Retry: policy})
+	defer w.Close()
+	srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := w.Do(ctx, create("gone"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Do with etcd gone: %v, want the context's deadline", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Do returned %v after its context ended", took)
+	}
+}
