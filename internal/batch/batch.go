@@ -98,6 +98,7 @@ type Writer struct {
 		closed   bool
 		lazyDue  bool        // a lazy operation has waited LazyDelay
 		timer    *time.Timer // set while a lazy operation waits
+		timerSeq uint64      // which timer is the current one
 	}
 }
 
@@ -181,7 +182,9 @@ func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 	}
 	w.mu.pending = append(w.mu.pending, it)
 	if it.lazy && w.mu.timer == nil {
-		w.mu.timer = time.AfterFunc(w.cfg.LazyDelay, w.lazyDue)
+		w.mu.timerSeq++
+		seq := w.mu.timerSeq
+		w.mu.timer = time.AfterFunc(w.cfg.LazyDelay, func() { w.lazyDue(seq) })
 	}
 	batch := w.takeDueLocked()
 	w.mu.Unlock()
@@ -207,9 +210,15 @@ func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 	}
 }
 
-// lazyDue lets lazy operations go without company.
-func (w *Writer) lazyDue() {
+// lazyDue lets lazy operations go without company, when timer seq fires
+// and is still the current one: a timer stopped too late to keep it from
+// firing must not let a later lazy operation go early.
+func (w *Writer) lazyDue(seq uint64) {
 	w.mu.Lock()
+	if w.mu.timer == nil || seq != w.mu.timerSeq {
+		w.mu.Unlock()
+		return
+	}
 	w.mu.timer = nil
 	w.mu.lazyDue = true
 	batch := w.takeDueLocked()
