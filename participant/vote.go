@@ -19,9 +19,11 @@ import (
 // evaluates that compare when it applies the Txn, one Txn at a time, so of
 // two last voters exactly one decides. A no vote carries the abort decision.
 //
-// The vote is submitted without waiting: the worker is free for the next
-// transaction, and this one's decision cannot arrive before the vote is
-// applied (or is an abort that makes the vote moot).
+// The handler's slot is already free. When the writer has a slot free, this
+// transaction's runner sends the vote itself and waits for its answer (or
+// for ctx); that holds up only this transaction's next message, whose
+// decision cannot arrive before the vote is applied (or is an abort that
+// makes the vote moot).
 func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.Logger) error {
 	keys, me, rec := in.p.keys, in.p.name, m.Record
 	rk, vk := keys.Record(m.id), keys.Vote(m.id, me)
