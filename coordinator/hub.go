@@ -35,7 +35,9 @@ type waiter struct{ ch chan protocol.Record }
 func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error) {
 	// The watch starts after this revision; every Wait registers and then
 	// reads, at a later revision, so nothing falls between the two.
-	resp, err := cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	resp, err := retry(ctx, o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	})
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: read current revision: %w", err)
 	}

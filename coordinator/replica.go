@@ -13,7 +13,6 @@ import (
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
 )
 
@@ -106,7 +105,6 @@ func (r *Replica) term(ctx context.Context) error {
 		}
 		sess.Orphan()
 	}()
-	el := concurrency.NewElection(sess, r.keys.Election())
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
@@ -116,10 +114,8 @@ func (r *Replica) term(ctx context.Context) error {
 		case <-cctx.Done():
 		}
 	}()
-	// Requiring a leader ends the campaign's watch when its member loses
-	// its peers, rather than leaving this replica waiting on a member that
-	// will not see the leader's key go; the campaign resumes elsewhere.
-	if err := r.campaign(clientv3.WithRequireLeader(cctx), el, fmt.Sprintf("%x", sess.Lease())); err != nil {
+	c, err := r.campaign(cctx, sess.Lease())
+	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -127,8 +123,8 @@ func (r *Replica) term(ctx context.Context) error {
 	}
 	r.leader.Store(true)
 	defer r.leader.Store(false)
-	fence := clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())
-	r.log.Info("leading", zap.Int64("lease", int64(sess.Lease())), zap.Int64("rev", el.Rev()))
+	fence := c.fence()
+	r.log.Info("leading", zap.Int64("lease", int64(sess.Lease())), zap.Int64("rev", c.rev))
 	for cctx.Err() == nil {
 		l := newLeadership(r, fence)
 		err := l.run(cctx)
@@ -145,27 +141,6 @@ func (r *Replica) term(ctx context.Context) error {
 		return errors.New("lease expired")
 	default:
 		return ctx.Err()
-	}
-}
-
-// campaign waits until this replica leads. A campaign that fails while the
-// session lives (its watch was compacted, etcd was briefly unreachable) is
-// resumed with the same key rather than leaving the election: the key keeps
-// its place in the queue.
-func (r *Replica) campaign(ctx context.Context, el *concurrency.Election, val string) error {
-	backoff := 50 * time.Millisecond
-	for {
-		err := el.Campaign(ctx, val)
-		if err == nil || ctx.Err() != nil {
-			return err
-		}
-		r.log.Info("campaign interrupted, resuming", zap.Error(err), zap.Duration("backoff", backoff))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 
@@ -313,7 +288,12 @@ func (l *leadership) run(ctx context.Context) error {
 // at the latest revision.
 func (l *leadership) scan(ctx context.Context) error {
 	cli, keys := l.r.cli, l.r.keys
-	regs, err := cli.Get(ctx, keys.Participants(), clientv3.WithPrefix())
+	get := func(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+		return retry(ctx, l.r.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+			return cli.Get(ctx, key, opts...)
+		})
+	}
+	regs, err := get(keys.Participants(), clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("scan registrations: %w", err)
 	}
@@ -322,7 +302,7 @@ func (l *leadership) scan(ctx context.Context) error {
 	}
 	start, end := keys.Records()
 	for {
-		resp, err := cli.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(1000))
+		resp, err := get(start, clientv3.WithRange(end), clientv3.WithLimit(1000))
 		if err != nil {
 			return fmt.Errorf("scan records: %w", err)
 		}

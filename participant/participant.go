@@ -209,7 +209,11 @@ func (p *Participant) term(ctx context.Context) error {
 func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) error {
 	key := p.keys.Participant(p.name)
 	for {
-		resp, err := p.cli.Txn(ctx).
+		// Each attempt is bounded: a member that holds it (its leader
+		// died after it took the request) would answer only when etcd's
+		// own request timeout passes.
+		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), p.opts.requestTimeout)
+		resp, err := p.cli.Txn(actx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
 			Then(clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))).
 			Else(clientv3.OpTxn(
@@ -217,6 +221,7 @@ func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) erro
 				[]clientv3.Op{clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))},
 				[]clientv3.Op{clientv3.OpGet(key)})).
 			Commit()
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

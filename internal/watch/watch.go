@@ -34,6 +34,9 @@ import (
 const (
 	interval = 500 * time.Millisecond // between checks
 	grace    = time.Second            // for the member to reach the cluster's revision
+	// createTimeout bounds the wait for a member to create a watch, which
+	// it does at once, without consulting its peers.
+	createTimeout = 2 * time.Second
 )
 
 // Open watches key with opts like cli.Watch, requiring a leader. The
@@ -50,7 +53,16 @@ func Open(ctx context.Context, cli *clientv3.Client, lg *zap.Logger, key string,
 		lg = zap.NewNop()
 	}
 	w := clientv3.NewWatcher(cli)
+	// Watch returns only once the member has created the watch. A member
+	// that takes the stream and never answers (its process frozen) would
+	// hold this call for good: give it createTimeout, then end the watch,
+	// which closes the channel as a member found behind does.
+	slow := time.AfterFunc(createTimeout, func() {
+		lg.Info("watch's etcd member did not create it in time; watching through another", zap.String("key", key), zap.Duration("waited", createTimeout))
+		cancel()
+	})
 	wch = w.Watch(wctx, key, opts...)
+	slow.Stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

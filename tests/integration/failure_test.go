@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
@@ -240,5 +241,42 @@ func TestParticipantNobodyRuns(t *testing.T) {
 	}
 	if tx, err := e.c.Get(e.ctx, "typo"); err != nil || tx.State != protocol.StateAborted || !tx.Branches[1].Acked {
 		t.Errorf("after bank-x: %+v %v", tx, err)
+	}
+}
+
+// TestCommitPastSilentMember: every client lists, before the real etcd
+// member, one that takes every request and never answers. Every request
+// is bounded and sent again to the next member, every watch that member
+// does not create is opened again elsewhere, so participants register,
+// a replica leads, and transactions commit as usual, only slower.
+func TestCommitPastSilentMember(t *testing.T) {
+	const requestTimeout = 300 * time.Millisecond
+	e := newEnvWith(t, etcdtest.SilentMember(t), coordinator.WithRequestTimeout(requestTimeout))
+	e.replica("replica", coordinator.WithRequestTimeout(requestTimeout))
+	names := []string{"p0", "p1"}
+	recs := make([]*recorder, len(names))
+	for i, n := range names {
+		recs[i] = newRecorder(n)
+		e.participant(n, recs[i], false, participant.WithRequestTimeout(requestTimeout))
+	}
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+		out, err := e.c.Do(ctx, coordinator.Request{ID: fmt.Sprintf("silent-%d", i), Branches: branches(names...)})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !out.Committed() {
+			t.Fatalf("transaction %d: outcome %+v, want committed", i, out)
+		}
+		tx := e.terminal(out.ID, 30*time.Second)
+		if tx.State != protocol.StateCommitted {
+			t.Fatalf("record %+v", tx.Record)
+		}
+		for j, r := range recs {
+			if got := r.phases(out.ID); !equal(got, "prepare", "commit") {
+				t.Errorf("%s saw %v for %s, want [prepare commit]", names[j], got, out.ID)
+			}
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -29,20 +30,47 @@ type env struct {
 	cli *clientv3.Client
 	c   *coordinator.Client
 	ctx context.Context
+	// silent, if set, is listed before the real member in every client's
+	// endpoints: a member that never answers (etcdtest.SilentMember).
+	silent string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvWith(t, "") }
+
+// newEnvWith is newEnv whose clients also list silent among their
+// endpoints; Client options follow.
+func newEnvWith(t *testing.T, silent string, opts ...coordinator.Option) *env {
 	t.Helper()
-	srv := etcdtest.Start(t)
-	cli := srv.Client(t)
+	e := &env{t: t, srv: etcdtest.Start(t), silent: silent}
+	e.cli = e.client()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	c, err := coordinator.NewClient(ctx, cli, coordinator.WithLogger(zaptest.NewLogger(t).Named("client")))
+	opts = append([]coordinator.Option{coordinator.WithLogger(zaptest.NewLogger(t).Named("client"))}, opts...)
+	c, err := coordinator.NewClient(ctx, e.cli, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &env{t: t, srv: srv, cli: cli, c: c, ctx: ctx}
+	e.c, e.ctx = c, ctx
+	return e
+}
+
+// client returns a new etcd client, closed at cleanup.
+func (e *env) client() *clientv3.Client {
+	e.t.Helper()
+	if e.silent == "" {
+		return e.srv.Client(e.t)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{e.silent, e.srv.Endpoints[0]},
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { cli.Close() })
+	return cli
 }
 
 // replica starts a coordinator replica on its own etcd client, so that
@@ -50,7 +78,7 @@ func newEnv(t *testing.T) *env {
 // then expires instead of being revoked).
 func (e *env) replica(name string, opts ...coordinator.Option) (*coordinator.Replica, *clientv3.Client) {
 	e.t.Helper()
-	cli := e.srv.Client(e.t)
+	cli := e.client()
 	opts = append([]coordinator.Option{coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Hour),
 		coordinator.WithLogger(zaptest.NewLogger(e.t).Named(name))}, opts...)
 	r, err := coordinator.NewReplica(cli, opts...)
@@ -158,7 +186,7 @@ func (r *recorder) count(id, phase string) int {
 // etcd client and waits until it is active (unless standby is true).
 func (e *env) participant(name string, h participant.Handler, standby bool, opts ...participant.Option) (*participant.Participant, *clientv3.Client) {
 	e.t.Helper()
-	cli := e.srv.Client(e.t)
+	cli := e.client()
 	opts = append([]participant.Option{participant.WithLeaseTTL(ttl),
 		participant.WithRetryBackoff(10*time.Millisecond, 200*time.Millisecond),
 		participant.WithLogger(zaptest.NewLogger(e.t).Named(name))}, opts...)
