@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"sync"
 	"time"
@@ -49,10 +50,11 @@ const (
 // History is every request of a run with its answer, kept in memory for
 // the checks and appended to a JSON-lines file as it completes.
 type History struct {
-	mu  sync.Mutex
-	ops []Op
-	f   *os.File
-	enc *json.Encoder
+	mu    sync.Mutex
+	ops   []Op
+	tally map[Result]int
+	f     *os.File
+	enc   *json.Encoder
 }
 
 // NewHistory writes the history to path.
@@ -61,7 +63,7 @@ func NewHistory(path string) (*History, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &History{f: f, enc: json.NewEncoder(f)}, nil
+	return &History{tally: map[Result]int{}, f: f, enc: json.NewEncoder(f)}, nil
 }
 
 // Add records a completed request.
@@ -69,7 +71,15 @@ func (h *History) Add(op Op) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ops = append(h.ops, op)
+	h.tally[op.Result]++
 	h.enc.Encode(op)
+}
+
+// Tally returns how many requests got each answer so far.
+func (h *History) Tally() map[Result]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return maps.Clone(h.tally)
 }
 
 // Ops returns every request recorded so far.

@@ -133,7 +133,9 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 	defer nem.Close()
 	nem.LostResponseRate = sc.LostResponseRate
 	fctx, stopFaults := context.WithTimeout(ctx, rc.Duration)
+	stopProgress := reportProgress(logf, sc.Name, phaseStart, hist, nem)
 	nem.Run(fctx)
+	stopProgress()
 	stopFaults()
 	nem.HealAll()
 	healed := time.Now()
