@@ -49,6 +49,8 @@
 //   - kill-coord, pause-coord: kill -9 a coordinator replica mid-load, or
 //     SIGSTOP it past its lease and SIGCONT;
 //   - kill-etcd-leader, kill-etcd-follower: kill -9 a member, restart it;
+//   - pause-etcd: SIGSTOP a member, the leader or a follower, and SIGCONT:
+//     its ports stay open and nothing answers what it takes;
 //   - partition-etcd-leader, partition-etcd-follower: cut one member off
 //     from the other two, both ways, for 1-6s and at least until the cut
 //     shows (etcdpartition.go): a write through the member fails, the

@@ -28,6 +28,7 @@ const (
 	// etcd.
 	FaultKillLeader   Fault = "kill-etcd-leader"
 	FaultKillFollower Fault = "kill-etcd-follower"
+	FaultPauseEtcd    Fault = "pause-etcd" // SIGSTOP the leader or a follower (even odds), SIGCONT
 	FaultCompaction   Fault = "compaction" // continuous: compact every few hundred ms
 	// Links between etcd members (etcdpartition.go).
 	FaultPartitionLeader   Fault = "partition-etcd-leader"   // cut the leader off from its peers, both ways
@@ -339,20 +340,9 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 			n.pause(f, c, ttl+n.between(500*time.Millisecond, 2*time.Second), "mid-load, "+role)
 		}
 	case FaultKillLeader, FaultKillFollower:
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := n.sys.Cluster.WaitHealthy(cctx); err != nil {
-			n.note("%s: cluster not healthy, skipped: %v", f, err)
+		m, _ := n.member(ctx, f, f == FaultKillLeader)
+		if m == nil {
 			return
-		}
-		leader, followers, err := n.sys.Cluster.Leader(cctx)
-		if err != nil || len(followers) == 0 {
-			n.note("%s: no leader found: %v", f, err)
-			return
-		}
-		m := leader
-		if f == FaultKillFollower {
-			m = followers[n.intn(len(followers))]
 		}
 		down := n.between(time.Second, 4*time.Second)
 		m.Kill()
@@ -361,6 +351,25 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 		if err := m.Start(); err != nil {
 			n.note("%s: restart failed: %v", m.Name, err)
 		}
+	case FaultPauseEtcd:
+		// A frozen member keeps its ports: the kernel takes connections
+		// and requests, and nothing answers them. Its peers elect another
+		// leader if it led; clients must leave it on their own.
+		m, role := n.member(ctx, f, n.intn(2) == 0)
+		if m == nil {
+			return
+		}
+		d := n.between(time.Second, ttl+2*time.Second)
+		if err := m.Pause(); err != nil {
+			n.note("%s: %v", f, err)
+			return
+		}
+		n.count(string(f), "%s (%s) stopped for %v", m.Name, role, d.Round(time.Millisecond))
+		hold(d)
+		if err := m.Resume(); err != nil {
+			n.note("%s: %v", f, err)
+		}
+		n.note("%s resumed", m.Name)
 	case FaultPartitionLeader, FaultPartitionFollower, FaultPartitionOneWay:
 		n.partitionMember(ctx, f)
 	case FaultPartitionBank, FaultPartitionCoord:
@@ -391,6 +400,26 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 		s.SetLinks(LinkFaults{})
 		n.note("%s healed", s.Name)
 	}
+}
+
+// member waits for a healthy cluster and returns its leader, or one of
+// its followers at random; nil (and a note) if there is none within 10s.
+func (n *Nemesis) member(ctx context.Context, f Fault, leader bool) (*Member, string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := n.sys.Cluster.WaitHealthy(cctx); err != nil {
+		n.note("%s: cluster not healthy, skipped: %v", f, err)
+		return nil, ""
+	}
+	l, followers, err := n.sys.Cluster.Leader(cctx)
+	if err != nil || len(followers) == 0 {
+		n.note("%s: no leader found: %v", f, err)
+		return nil, ""
+	}
+	if leader {
+		return l, "the leader"
+	}
+	return followers[n.intn(len(followers))], "a follower"
 }
 
 // await waits a little for an event matching match.
@@ -434,6 +463,9 @@ func (n *Nemesis) HealAll() {
 	}
 	n.sys.Cluster.HealPeers()
 	for _, m := range n.sys.Cluster.Members {
+		if m.Paused() {
+			m.Resume()
+		}
 		if !m.Running() {
 			m.Start()
 		}
