@@ -263,6 +263,7 @@ func retry[T any](ctx context.Context, o options, op string, f func(context.Cont
 func policy(o options, op string) retrypkg.Policy {
 	return retrypkg.Policy{
 		Timeout:    o.requestTimeout,
+		HedgeAfter: retrypkg.HedgeAfter(o.requestTimeout),
 		MinBackoff: 10 * time.Millisecond,
 		MaxBackoff: time.Second,
 		OnError: func(err error) {

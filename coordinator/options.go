@@ -105,9 +105,11 @@ func WithRetention(d time.Duration) Option {
 // WithRequestTimeout bounds each attempt of an etcd request (default 2s).
 // An attempt that times out has an unknown outcome; the request is sent
 // again, which the etcd client routes to the next member, and its compares
-// tell whether the first attempt applied. The bound is what a request
-// caught on an etcd member cut off from its peers costs: such a member
-// takes requests and never answers them.
+// tell whether the first attempt applied. An attempt unanswered after a
+// quarter of the bound gets a copy alongside it, which goes to the next
+// member too. A request caught on an etcd member cut off from its peers,
+// or frozen, costs that quarter: such a member takes requests and never
+// answers them.
 func WithRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.requestTimeout = d })
 }

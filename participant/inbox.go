@@ -61,6 +61,7 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 		fence: clientv3.Compare(clientv3.LeaseValue(p.keys.Participant(p.name)), "=", lease),
 		policy: retry.Policy{
 			Timeout:    p.opts.requestTimeout,
+			HedgeAfter: retry.HedgeAfter(p.opts.requestTimeout),
 			MinBackoff: p.opts.minBackoff,
 			MaxBackoff: p.opts.maxBackoff,
 			OnError:    func(err error) { p.log.Debug("etcd request failed", zap.Error(err)) },

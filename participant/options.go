@@ -81,9 +81,10 @@ func WithResyncInterval(d time.Duration) Option {
 
 // WithRequestTimeout bounds each attempt of an etcd request (default 2s);
 // a request that times out is sent again, and the etcd client routes it to
-// the next member. The bound is what a request caught on an etcd member cut
-// off from its peers costs: such a member takes requests and never answers
-// them.
+// the next member. An attempt unanswered after a quarter of the bound gets
+// a copy alongside it, which goes to the next member too. A request caught
+// on an etcd member cut off from its peers, or frozen, costs that quarter:
+// such a member takes requests and never answers them.
 func WithRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.requestTimeout = d })
 }

@@ -61,7 +61,7 @@ SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
 	fs.String("lease-ttl", coordinator.DefaultLeaseTTL.String(), "`duration` of this replica's lease: a replica that dies is replaced within it (at least 1s)")
 	fs.String("retention", "1h", "`duration` finished transactions are kept before they are deleted")
 	fs.String("timeout", coordinator.DefaultTimeout.String(), "prepare timeout (`duration`) of transactions begun without one: not decided by then, they abort")
-	fs.String("request-timeout", coordinator.DefaultRequestTimeout.String(), "`duration` one attempt of an etcd request may take before it is sent again, to the next member; also the bound on connecting at startup")
+	fs.String("request-timeout", coordinator.DefaultRequestTimeout.String(), "`duration` one attempt of an etcd request may take before it is sent again, to the next member (a copy goes after a quarter of it); also the bound on connecting at startup")
 	fs.String("shutdown-timeout", "30s", "`duration` requests in flight may still take after SIGINT/SIGTERM")
 	fs.String("max-body-bytes", fmt.Sprint(httpapi.DefaultMaxBodyBytes), "largest request body accepted, in `bytes`; larger ones get 413")
 	fs.String("log-level", "info", "`level`: debug, info, warn or error")

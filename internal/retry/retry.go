@@ -16,9 +16,17 @@ import (
 
 // Policy says how to retry.
 type Policy struct {
-	Timeout    time.Duration   // bound on each attempt
-	MinBackoff time.Duration   // first pause
-	MaxBackoff time.Duration   // longest pause
+	Timeout    time.Duration // bound on each attempt
+	MinBackoff time.Duration // first pause
+	MaxBackoff time.Duration // longest pause
+	// HedgeAfter, if positive and below Timeout, sends a second copy of an
+	// attempt still unanswered after it, alongside the first; the first
+	// success wins. The client's balancer sends each request to the next
+	// member, so the copy leaves a member that holds requests (frozen, or
+	// waiting for a leader that died) without waiting out the Timeout.
+	// Only for requests that are harmless to run twice (every request
+	// here is), and whose f may run twice at once.
+	HedgeAfter time.Duration
 	OnError    func(err error) // called after each failed attempt; may be nil
 }
 
@@ -32,9 +40,7 @@ func Do[T any](ctx context.Context, p Policy, f func(context.Context) (T, error)
 	backoff := p.MinBackoff
 	ctx = clientv3.WithRequireLeader(ctx)
 	for {
-		actx, cancel := context.WithTimeout(ctx, p.Timeout)
-		v, err := f(actx)
-		cancel()
+		v, err := attempt(ctx, p, f)
 		if err == nil {
 			return v, nil
 		}
@@ -50,6 +56,58 @@ func Do[T any](ctx context.Context, p Policy, f func(context.Context) (T, error)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, p.MaxBackoff)
+	}
+}
+
+// HedgeAfter is the hedging delay Concord's policies use for attempts
+// bounded by timeout: a quarter of it. A healthy etcd answers in
+// milliseconds, so a copy goes out only when a member holds the request.
+func HedgeAfter(timeout time.Duration) time.Duration { return timeout / 4 }
+
+// attempt runs f once within p.Timeout, and a second copy alongside it if
+// p.HedgeAfter passes first. It returns the first success, or the last
+// error once every copy has failed; a copy still running when it returns
+// is cancelled and waited for.
+func attempt[T any](ctx context.Context, p Policy, f func(context.Context) (T, error)) (T, error) {
+	actx, cancel := context.WithTimeout(ctx, p.Timeout)
+	defer cancel()
+	if p.HedgeAfter <= 0 || p.HedgeAfter >= p.Timeout {
+		return f(actx)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	results := make(chan result, 2)
+	run := func() {
+		v, err := f(actx)
+		results <- result{v, err}
+	}
+	go run()
+	running := 1
+	defer func() {
+		cancel()
+		for ; running > 0; running-- {
+			<-results
+		}
+	}()
+	hedge := time.NewTimer(p.HedgeAfter)
+	defer hedge.Stop()
+	var last result
+	for {
+		select {
+		case r := <-results:
+			running--
+			if r.err == nil {
+				return r.v, nil
+			}
+			if last = r; running == 0 {
+				return last.v, last.err
+			}
+		case <-hedge.C:
+			running++
+			go run()
+		}
 	}
 }
 

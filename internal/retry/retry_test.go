@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,5 +50,53 @@ func TestDoRetriesThenGivesUp(t *testing.T) {
 	})
 	if !errors.Is(err, rpctypes.ErrCompacted) || attempts != 3 || len(failed) != 3 {
 		t.Fatalf("err %v after %d attempts (%d reported), want ErrCompacted after 3", err, attempts, len(failed))
+	}
+}
+
+// TestHedgeLeavesHeldAttempt: an attempt held past HedgeAfter gets a copy
+// alongside it, the copy's answer is returned well before the Timeout,
+// and the held attempt has been cancelled and has returned by then.
+func TestHedgeLeavesHeldAttempt(t *testing.T) {
+	var calls atomic.Int32
+	heldDone := make(chan struct{})
+	p := Policy{Timeout: 10 * time.Second, HedgeAfter: 50 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	start := time.Now()
+	v, err := Do(t.Context(), p, func(ctx context.Context) (int, error) {
+		if calls.Add(1) == 1 {
+			<-ctx.Done() // a member that never answers
+			close(heldDone)
+			return 0, ctx.Err()
+		}
+		return 42, nil
+	})
+	if err != nil || v != 42 {
+		t.Fatalf("Do = %d, %v; want the copy's 42", v, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Do took %v: the copy did not go out after HedgeAfter", d)
+	}
+	select {
+	case <-heldDone:
+	default:
+		t.Fatal("Do returned while the held attempt was still running")
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d calls, want 2", n)
+	}
+}
+
+// TestNoHedgeForPromptAnswer: an attempt answered before HedgeAfter is not
+// sent twice, and a failed one is retried as without hedging.
+func TestNoHedgeForPromptAnswer(t *testing.T) {
+	var calls atomic.Int32
+	p := Policy{Timeout: 10 * time.Second, HedgeAfter: time.Second, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	v, err := Do(t.Context(), p, func(ctx context.Context) (int, error) {
+		if calls.Add(1) == 1 {
+			return 0, rpctypes.ErrNoLeader
+		}
+		return 7, nil
+	})
+	if err != nil || v != 7 || calls.Load() != 2 {
+		t.Fatalf("Do = %d, %v after %d calls; want 7 after 2 (one failure, one retry)", v, err, calls.Load())
 	}
 }

@@ -261,8 +261,10 @@ func TestCommitPastSilentMember(t *testing.T) {
 	}
 	for i := range 5 {
 		ctx, cancel := context.WithTimeout(e.ctx, 30*time.Second)
+		start := time.Now()
 		out, err := e.c.Do(ctx, coordinator.Request{ID: fmt.Sprintf("silent-%d", i), Branches: branches(names...)})
 		cancel()
+		t.Logf("transaction %d decided in %v", i, time.Since(start).Round(time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
