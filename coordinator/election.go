@@ -65,8 +65,8 @@ func (r *Replica) electionPrefix() string { return r.keys.Election() + "/" }
 // stand creates this replica's key, or finds it from an earlier attempt
 // whose answer was lost: the same Txn twice is harmless.
 func (r *Replica) stand(ctx context.Context, lease clientv3.LeaseID) (candidacy, error) {
-	key := fmt.Sprintf("%s%x", r.electionPrefix(), lease)
 	val := fmt.Sprintf("%x", lease)
+	key := r.electionPrefix() + val
 	resp, err := retry(ctx, r.opts, "campaign", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return r.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).

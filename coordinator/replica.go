@@ -98,9 +98,7 @@ func (r *Replica) term(ctx context.Context) error {
 	}
 	defer func() {
 		// Revoke so a standby takes over now rather than after the TTL.
-		rctx, cancel := context.WithTimeout(context.Background(), r.opts.requestTimeout)
-		defer cancel()
-		if _, err := r.cli.Revoke(rctx, sess.Lease()); err != nil {
+		if err := session.Revoke(r.cli, sess.Lease(), r.opts.requestTimeout); err != nil {
 			r.log.Debug("revoke replica lease", zap.Error(err))
 		}
 		sess.Orphan()

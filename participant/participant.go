@@ -172,9 +172,7 @@ func (p *Participant) term(ctx context.Context) error {
 		// lease: revoke it, so that a standby, or this instance's next
 		// term, need not wait for it to expire. Best effort: if etcd cannot
 		// be reached, the lease expires by itself.
-		rctx, cancel := context.WithTimeout(context.Background(), p.opts.requestTimeout)
-		defer cancel()
-		if _, err := p.cli.Revoke(rctx, sess.Lease()); err != nil {
+		if err := session.Revoke(p.cli, sess.Lease(), p.opts.requestTimeout); err != nil {
 			p.log.Debug("revoke lease", zap.Error(err))
 		}
 		sess.Orphan()

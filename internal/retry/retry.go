@@ -122,7 +122,7 @@ func Transient(err error) bool {
 	for _, permanent := range []string{
 		"too many operations", "request is too large", "duplicate key",
 		"permission denied", "authentication failed", "user name is empty",
-		"invalid auth token", "key is not provided",
+		"invalid auth token", "key is not provided", "requested lease not found",
 		// A read at a revision etcd no longer has, or does not have yet,
 		// will not find it by asking again.
 		"required revision has been compacted", "required revision is a future revision",

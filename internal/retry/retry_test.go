@@ -24,6 +24,7 @@ func TestTransient(t *testing.T) {
 		{rpctypes.ErrFutureRev, false},
 		{rpctypes.ErrTooManyOps, false},
 		{rpctypes.ErrPermissionDenied, false},
+		{rpctypes.ErrLeaseNotFound, false},
 	} {
 		if got := Transient(c.err); got != c.want {
 			t.Errorf("Transient(%v) = %v, want %v", c.err, got, c.want)

@@ -2,10 +2,12 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 	"go.uber.org/zap"
@@ -98,4 +100,24 @@ func (sharedWatcher) Close() error { return nil }
 // attempts on every member of the cluster.
 func attemptTimeout(ttl time.Duration) time.Duration {
 	return min(max(ttl/10, 100*time.Millisecond), time.Second)
+}
+
+// Revoke revokes lease so that whoever waits for it to go (a standby, the
+// next term of the same process) need not wait for it to expire. It gives
+// up after timeout: a lease etcd cannot be reached to revoke expires by
+// itself. Its attempts are hedged like every other request, so one caught
+// on a member that does not answer costs a quarter of timeout. A lease
+// already gone (an attempt whose answer was lost revoked it) counts as
+// revoked.
+func Revoke(cli *clientv3.Client, lease clientv3.LeaseID, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	p := retry.Policy{Timeout: timeout, HedgeAfter: retry.HedgeAfter(timeout), MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond}
+	_, err := retry.Do(ctx, p, func(ctx context.Context) (*clientv3.LeaseRevokeResponse, error) {
+		return cli.Revoke(ctx, lease)
+	})
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return nil
+	}
+	return err
 }

@@ -109,3 +109,24 @@ func TestGrantFailsWithinRequestTimeout(t *testing.T) {
 	}
 	t.Logf("error: %v", err)
 }
+
+// TestRevokeOnce: Revoke takes the lease and its keys away at once, and a
+// second Revoke of the same lease (as after a lost answer) is no error.
+func TestRevokeOnce(t *testing.T) {
+	cli, s := start(t, 10*time.Second)
+	if _, err := cli.Put(t.Context(), "held", "v", clientv3.WithLease(s.Lease())); err != nil {
+		t.Fatal(err)
+	}
+	s.Orphan()
+	for i := range 2 {
+		if err := session.Revoke(cli, s.Lease(), time.Second); err != nil {
+			t.Fatalf("Revoke %d: %v", i+1, err)
+		}
+	}
+	if left, _ := remaining(t, cli, s.Lease()); left != -1 {
+		t.Errorf("lease has %ds left after Revoke", left)
+	}
+	if resp, err := cli.Get(t.Context(), "held"); err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("key attached to the lease after Revoke: %v %v", resp, err)
+	}
+}

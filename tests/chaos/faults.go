@@ -330,14 +330,14 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 			return
 		}
 		b := n.bank(ev.Participant)
-		n.pause(f, b, ttl+n.between(500*time.Millisecond, 2*time.Second), fmt.Sprintf("prepared on %s (yes at revision %d)", ev.ID, ev.Rev))
+		n.pause(f, b.Process, ttl+n.between(500*time.Millisecond, 2*time.Second), fmt.Sprintf("prepared on %s (yes at revision %d)", ev.ID, ev.Rev))
 	case FaultKillCoord:
 		if c, role := n.pickCoord(ctx); c != nil {
 			n.killRestart(f, c, n.between(500*time.Millisecond, 3*time.Second), "mid-load, "+role)
 		}
 	case FaultPauseCoord:
 		if c, role := n.pickCoord(ctx); c != nil {
-			n.pause(f, c, ttl+n.between(500*time.Millisecond, 2*time.Second), "mid-load, "+role)
+			n.pause(f, c.Process, ttl+n.between(500*time.Millisecond, 2*time.Second), "mid-load, "+role)
 		}
 	case FaultKillLeader, FaultKillFollower:
 		m, _ := n.member(ctx, f, f == FaultKillLeader)
@@ -359,17 +359,7 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 		if m == nil {
 			return
 		}
-		d := n.between(time.Second, ttl+2*time.Second)
-		if err := m.Pause(); err != nil {
-			n.note("%s: %v", f, err)
-			return
-		}
-		n.count(string(f), "%s (%s) stopped for %v", m.Name, role, d.Round(time.Millisecond))
-		hold(d)
-		if err := m.Resume(); err != nil {
-			n.note("%s: %v", f, err)
-		}
-		n.note("%s resumed", m.Name)
+		n.pause(f, m.Process, n.between(time.Second, ttl+2*time.Second), role)
 	case FaultPartitionLeader, FaultPartitionFollower, FaultPartitionOneWay:
 		n.partitionMember(ctx, f)
 	case FaultPartitionBank, FaultPartitionCoord:
@@ -442,7 +432,7 @@ func (n *Nemesis) restartAfter(f Fault, s *Service, down time.Duration, format s
 	}
 }
 
-func (n *Nemesis) pause(f Fault, s *Service, d time.Duration, why string) {
+func (n *Nemesis) pause(f Fault, s *Process, d time.Duration, why string) {
 	if err := s.Pause(); err != nil {
 		n.note("%s: %v", f, err)
 		return

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"encoding/json"
-	"maps"
 	"os"
 	"sync"
 	"time"
@@ -50,11 +49,10 @@ const (
 // History is every request of a run with its answer, kept in memory for
 // the checks and appended to a JSON-lines file as it completes.
 type History struct {
-	mu    sync.Mutex
-	ops   []Op
-	tally map[Result]int
-	f     *os.File
-	enc   *json.Encoder
+	mu  sync.Mutex
+	ops []Op
+	f   *os.File
+	enc *json.Encoder
 }
 
 // NewHistory writes the history to path.
@@ -63,7 +61,7 @@ func NewHistory(path string) (*History, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &History{tally: map[Result]int{}, f: f, enc: json.NewEncoder(f)}, nil
+	return &History{f: f, enc: json.NewEncoder(f)}, nil
 }
 
 // Add records a completed request.
@@ -71,7 +69,6 @@ func (h *History) Add(op Op) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.ops = append(h.ops, op)
-	h.tally[op.Result]++
 	h.enc.Encode(op)
 }
 
@@ -79,7 +76,11 @@ func (h *History) Add(op Op) {
 func (h *History) Tally() map[Result]int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return maps.Clone(h.tally)
+	t := map[Result]int{}
+	for _, op := range h.ops {
+		t[op.Result]++
+	}
+	return t
 }
 
 // Ops returns every request recorded so far.
