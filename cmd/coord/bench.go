@@ -26,7 +26,8 @@ floor). At concurrency 1 the floors are measured between blocks of 100 of
 Concord's transactions, so that all three see the machine in the same state.
 It prints throughput, latency, etcd requests per transaction by kind
 (counted exactly, by a client interceptor), and where that stands against
-the floor.
+the floor. Finished transactions are deleted after --retention, within the
+run, so that the counts include their cleanup.
 
 The ceiling is the floor's Txn rate divided by N+2, the design's etcd writes
 per transaction for N participants sent one request each (begin, N votes,
@@ -37,6 +38,7 @@ finalisation); group commit is how Concord goes past it.`)
 	transactions := f.Int("transactions", 2000, "transactions to run (0: run for --duration)")
 	f.String("duration", "10s", "how long to run when --transactions is 0 (`duration`)")
 	payload := f.Int("payload", 0, "`bytes` of payload per branch")
+	f.String("retention", "1s", "`duration` the replica keeps finished transactions before deleting them; the run\nwaits until every one is deleted, so the counts include the cleanup")
 	asJSON := f.Bool("json", false, "print one JSON object instead of tables, for scripts")
 	undecided := f.Int("undecided", 0, "instead: begin this many transactions that stay undecided and report the memory of\nthe process holding the coordinator client and replica (use --etcd to leave etcd out of it)")
 	if _, err := parseCommand(f, args, c); err != nil {
@@ -53,6 +55,11 @@ finalisation); group commit is how Concord goes past it.`)
 		}
 		cfg.Duration = d
 	}
+	retention, err := f.duration("retention")
+	if err != nil {
+		return err
+	}
+	cfg.Retention = retention
 	if *etcd != "" {
 		cfg.Endpoints = strings.Split(*etcd, ",")
 	}
@@ -104,7 +111,7 @@ func printBench(w io.Writer, r bench.Result) {
 		kinds = append(kinds, fmt.Sprintf("%s %.3f", k, r.EtcdRequestsPerTx[k]))
 	}
 	fmt.Fprintf(tw, "etcd requests/tx\t%s\t\n", strings.Join(kinds, ", "))
-	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\t(N+2 = %d sent one request each)\n", r.EtcdWritesPerTx, r.Participants+2)
+	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\tfinalisation and cleanup included (N+2 = %d sent one request each)\n", r.EtcdWritesPerTx, r.Participants+2)
 	when := "after the load"
 	if r.FloorBlock > 0 {
 		when = fmt.Sprintf("between blocks of %d transactions", r.FloorBlock)

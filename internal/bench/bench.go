@@ -34,6 +34,10 @@ type Config struct {
 	Duration     time.Duration // with Transactions 0
 	Payload      int           // bytes of payload per branch
 	Progress     io.Writer     // progress lines; nil: none
+	// Retention is how long the replica keeps finished transactions before
+	// deleting them (0: DefaultRetention). The run waits until every one is
+	// deleted, so the counts include the cleanup.
+	Retention    time.Duration
 	ClientConfig func(*clientv3.Config)
 }
 
@@ -73,6 +77,10 @@ type Result struct {
 	ElapsedSeconds float64 `json:"elapsed_s"`
 }
 
+// DefaultRetention keeps finished transactions briefly, so that their
+// cleanup happens within the run and is counted with them.
+const DefaultRetention = time.Second
+
 // Run runs the benchmark.
 func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Participants < 1 || cfg.Participants > protocol.DefaultMaxBranches {
@@ -83,6 +91,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	if cfg.Transactions < 0 || cfg.Transactions == 0 && cfg.Duration <= 0 {
 		return Result{}, errors.New("transactions or duration: expected a positive number of transactions or a positive duration")
+	}
+	if cfg.Retention < 0 {
+		return Result{}, fmt.Errorf("retention: %v, expected a positive duration", cfg.Retention)
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.Payload < 0 || cfg.Payload > protocol.DefaultMaxPayload {
 		return Result{}, fmt.Errorf("payload: %d bytes, expected 0 to %d", cfg.Payload, protocol.DefaultMaxPayload)
@@ -130,7 +144,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 
 	// Each run has its own prefix so runs against a shared etcd never meet.
+	// The floors' keys live beside Concord's, not under them: Concord's
+	// watches (the client's and the replica's) would otherwise receive the
+	// floors' writes too, and slow the floors down.
 	prefix := fmt.Sprintf("/concord-bench-%08x", rand.Uint32())
+	floors := prefix + "-floors"
 	names := make([]string, cfg.Participants)
 	for i := range names {
 		names[i] = fmt.Sprintf("p%d", i)
@@ -151,7 +169,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	replica, err := coordinator.NewReplica(ccli, coordinator.WithPrefix(prefix))
+	replica, err := coordinator.NewReplica(ccli, coordinator.WithPrefix(prefix), coordinator.WithRetention(cfg.Retention))
 	if err != nil {
 		return res, err
 	}
@@ -175,14 +193,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if _, err := runLoad(ctx, coord, branches, min(cfg.Concurrency, 8), 50, 0, io.Discard); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
-	if err := waitQuiet(ctx, ccli, keys); err != nil {
-		return res, err
-	}
-
+	// The floors' client, which also polls for quiet, so that its reads
+	// stay out of Concord's counts.
 	floorCli, err := client(false)
 	if err != nil {
 		return res, err
 	}
+	if err := waitQuiet(ctx, floorCli, keys, cfg.Retention); err != nil {
+		return res, err
+	}
+
 	voters := make([]*clientv3.Client, cfg.Participants)
 	for i := range voters {
 		if voters[i], err = client(false); err != nil {
@@ -194,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for i := range value {
 		value[i] = 'x'
 	}
-	path, err := startBarePath(ctx, floorCli, voters, prefix, value)
+	path, err := startBarePath(ctx, floorCli, voters, floors, value)
 	if err != nil {
 		return res, fmt.Errorf("commit path floor: %w", err)
 	}
@@ -203,15 +223,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	var m measured
 	before := counter.Snapshot()
 	if cfg.Concurrency == 1 {
-		m, err = alternate(ctx, coord, branches, floorCli, path, prefix, cfg, progress)
+		m, err = alternate(ctx, coord, branches, floorCli, path, floors, cfg, progress)
 	} else {
-		m, err = oneAfterAnother(ctx, coord, branches, floorCli, path, prefix, cfg, progress)
+		m, err = oneAfterAnother(ctx, coord, branches, floorCli, path, floors, cfg, progress)
 	}
 	if err != nil {
 		return res, err
 	}
-	// Acknowledgements and finalisation belong to the transactions too.
-	if err := waitQuiet(ctx, ccli, keys); err != nil {
+	// Acknowledgements, finalisation and cleanup belong to the transactions
+	// too.
+	if err := waitQuiet(ctx, floorCli, keys, cfg.Retention); err != nil {
 		return res, err
 	}
 	counts := Diff(counter.Snapshot(), before)
@@ -249,6 +270,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	path.close() // before its keys go
 	_, _ = ccli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
+	_, _ = ccli.Delete(ctx, floors+"/", clientv3.WithPrefix())
 	return res, nil
 }
 
@@ -274,9 +296,9 @@ const block = 100
 // shared machine's speed drifts by tens of percent over seconds; measured
 // in blocks a fraction of a second long, the three see the same machine,
 // and their ratios mean what they say.
-func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, prefix string, cfg Config, progress io.Writer) (measured, error) {
+func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
-	single := &cas{cli: cli, key: prefix + "/floor/single"}
+	single := &cas{cli: cli, key: floors + "/cas/single"}
 	var singleTime time.Duration
 	start, shown := time.Now(), time.Now()
 	for cfg.Transactions > 0 && len(m.load.ok)+m.load.failed < cfg.Transactions || cfg.Transactions == 0 && m.elapsed < cfg.Duration {
@@ -325,7 +347,7 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 // oneAfterAnother measures at a concurrency above 1: the load, then the
 // Txn rate at the same concurrency, then one Txn at a time and the bare
 // commit path, each for about half the load's time (2s to 10s).
-func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, prefix string, cfg Config, progress io.Writer) (measured, error) {
+func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
 	cpu, start := processCPU(), time.Now()
 	lat, err := runLoad(ctx, coord, branches, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
@@ -335,10 +357,10 @@ func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []
 	}
 	fmt.Fprintf(progress, "measuring the floor: compare-and-swap Txns at concurrency %d\n", cfg.Concurrency)
 	floorFor := min(max(m.elapsed/2, 2*time.Second), 10*time.Second)
-	if m.txnRate, _, err = casFloor(ctx, cli, prefix, cfg.Concurrency, floorFor); err != nil {
+	if m.txnRate, _, err = casFloor(ctx, cli, floors, cfg.Concurrency, floorFor); err != nil {
 		return m, fmt.Errorf("floor: %w", err)
 	}
-	if _, m.single, err = casFloor(ctx, cli, prefix, 1, min(floorFor, 3*time.Second)); err != nil {
+	if _, m.single, err = casFloor(ctx, cli, floors, 1, min(floorFor, 3*time.Second)); err != nil {
 		return m, fmt.Errorf("floor: %w", err)
 	}
 	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency 1\n", len(branches))
@@ -437,19 +459,32 @@ func runLoad(ctx context.Context, coord *coordinator.Client, branches []protocol
 	return lat, firstErr
 }
 
-// waitQuiet waits until no inbox key is left: every transaction finalised.
-func waitQuiet(ctx context.Context, cli *clientv3.Client, keys protocol.Keys) error {
-	deadline := time.Now().Add(time.Minute)
+// waitQuiet waits until every transaction is finalised (no inbox key is
+// left) and deleted (no record or vote is left), which takes retention.
+func waitQuiet(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, retention time.Duration) error {
+	start, end := keys.Records()
+	count := func(key string, opts ...clientv3.OpOption) (int64, error) {
+		resp, err := cli.Get(ctx, key, append(opts, clientv3.WithCountOnly())...)
+		if err != nil {
+			return 0, err
+		}
+		return resp.Count, nil
+	}
+	deadline := time.Now().Add(retention + time.Minute)
 	for {
-		resp, err := cli.Get(ctx, keys.Inboxes(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		inbox, err := count(keys.Inboxes(), clientv3.WithPrefix())
 		if err != nil {
 			return err
 		}
-		if resp.Count == 0 {
+		records, err := count(start, clientv3.WithRange(end))
+		if err != nil {
+			return err
+		}
+		if inbox == 0 && records == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d inbox keys still there after a minute", resp.Count)
+			return fmt.Errorf("%d inbox keys and %d records and votes still there %v after the load", inbox, records, retention+time.Minute)
 		}
 		select {
 		case <-ctx.Done():
@@ -460,8 +495,8 @@ func waitQuiet(ctx context.Context, cli *clientv3.Client, keys protocol.Keys) er
 }
 
 // casFloor runs plain compare-and-swap Txns, one key per worker, at
-// concurrency c for d: the cheapest guarded write etcd offers.
-func casFloor(ctx context.Context, cli *clientv3.Client, prefix string, c int, d time.Duration) (float64, []time.Duration, error) {
+// concurrency c for d, under floors: the cheapest guarded write etcd offers.
+func casFloor(ctx context.Context, cli *clientv3.Client, floors string, c int, d time.Duration) (float64, []time.Duration, error) {
 	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -475,7 +510,7 @@ func casFloor(ctx context.Context, cli *clientv3.Client, prefix string, c int, d
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			worker := &cas{cli: cli, key: fmt.Sprintf("%s/floor/%d", prefix, w)}
+			worker := &cas{cli: cli, key: fmt.Sprintf("%s/cas/%d", floors, w)}
 			var local []time.Duration
 			for runCtx.Err() == nil {
 				d, err := worker.once(runCtx)
