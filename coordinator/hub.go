@@ -109,7 +109,9 @@ func (h *hub) run(ctx context.Context, rev int64) {
 	defer close(h.done)
 	start, end := h.opts.keys.Records()
 	for ctx.Err() == nil {
-		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+		// Deletions (cleanup) are of no use here; etcd drops them before
+		// they are sent.
+		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, clientv3.WithRange(end), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
 		for resp := range wch {
 			if resp.CompactRevision != 0 {
 				// Decisions between rev and the compaction are gone from
