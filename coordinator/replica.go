@@ -43,9 +43,6 @@ func NewReplica(cli *clientv3.Client, opts ...Option) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.leaseTTL < time.Second {
-		return nil, fmt.Errorf("%w: lease TTL %v, expected at least 1s", ErrInvalidRequest, o.leaseTTL)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Replica{cli: cli, opts: o, keys: o.keys, log: o.logger, cancel: cancel, done: make(chan struct{})}
 	go r.run(ctx)
@@ -475,37 +472,56 @@ func (l *leadership) abort(ctx context.Context, rec protocol.Record, rev int64, 
 // before it went away, it still finds the abort when it returns. Without
 // this, a transaction naming a participant that never runs would stay
 // aborting for ever.
+//
+// Both Txns stay within etcd's 128 operations for any number of branches
+// up to protocol.DefaultMaxBranches: the read takes one operation per
+// branch and two ranges, the finish one compare per participant gone and
+// three more.
 func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, rev int64) actionResult {
 	keys, o := l.r.keys, l.r.opts
-	reads := make([]clientv3.Op, 0, 3*len(rec.Participants))
+	reads := make([]clientv3.Op, 0, len(rec.Participants)+2)
 	for _, p := range rec.Participants {
-		reads = append(reads,
-			clientv3.OpGet(keys.Inbox(p, rec.ID), clientv3.WithCountOnly()),
-			clientv3.OpGet(keys.Vote(rec.ID, p), clientv3.WithCountOnly()),
-			clientv3.OpGet(keys.Participant(p), clientv3.WithCountOnly()))
+		reads = append(reads, clientv3.OpGet(keys.Inbox(p, rec.ID), clientv3.WithCountOnly()))
 	}
+	reads = append(reads,
+		clientv3.OpGet(keys.TxPrefix(rec.ID), clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(keys.Participants(), clientv3.WithPrefix(), clientv3.WithKeysOnly()))
 	resp, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return l.r.cli.Txn(ctx).Then(reads...).Commit()
 	})
 	later := actionResult{id: rec.ID, err: errors.New("waiting for participants"), retry: o.now().Add(5 * o.leaseTTL)}
 	if err != nil {
+		l.r.log.Warn("reading an aborting transaction's participants failed", zap.String("txid", rec.ID), zap.Error(err))
 		return later
 	}
-	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(keys.Record(rec.ID)), "=", rev)}
+	n := len(rec.Participants)
+	present := make(map[string]bool) // voted, or registered
+	for _, res := range resp.Responses[n:] {
+		for _, kv := range res.GetResponseRange().Kvs {
+			if k := keys.Parse(string(kv.Key)); k.Kind == protocol.KindVote || k.Kind == protocol.KindParticipant {
+				present[k.Participant] = true
+			}
+		}
+	}
+	// The record's compare also keeps every inbox key read as absent
+	// absent: they are written only with the record (by the begin and the
+	// decision), and after that only deleted. And no vote may have been
+	// cast since the read.
+	cmps := []clientv3.Cmp{
+		l.fence,
+		clientv3.Compare(clientv3.ModRevision(keys.Record(rec.ID)), "=", rev),
+		clientv3.Compare(clientv3.CreateRevision(keys.TxPrefix(rec.ID)), "<", resp.Header.Revision+1).WithPrefix(),
+	}
 	var gone []string
 	for i, p := range rec.Participants {
-		count := func(j int) int64 { return resp.Responses[3*i+j].GetResponseRange().Count }
-		if count(0) == 0 {
-			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(keys.Inbox(p, rec.ID)), "=", 0))
-			continue
+		if resp.Responses[i].GetResponseRange().Count == 0 {
+			continue // acknowledged
 		}
-		if count(1) > 0 || count(2) > 0 {
+		if present[p] {
 			return later // it voted or it is running: it acknowledges itself
 		}
 		gone = append(gone, p)
-		cmps = append(cmps,
-			clientv3.Compare(clientv3.CreateRevision(keys.Vote(rec.ID, p)), "=", 0),
-			clientv3.Compare(clientv3.CreateRevision(keys.Participant(p)), "=", 0))
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(keys.Participant(p)), "=", 0))
 	}
 	if len(gone) == 0 {
 		return actionResult{id: rec.ID} // the last acknowledgement finishes it
@@ -517,7 +533,11 @@ func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, r
 	done, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return l.r.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(fin.Key, fin.Value)).Commit()
 	})
-	if err != nil || !done.Succeeded {
+	if err != nil {
+		l.r.log.Warn("finishing an aborting transaction failed", zap.String("txid", rec.ID), zap.Error(err))
+		return later
+	}
+	if !done.Succeeded {
 		return later
 	}
 	o.observer.Recovery("finish_abandoned", 1)

@@ -244,6 +244,34 @@ func TestParticipantNobodyRuns(t *testing.T) {
 	}
 }
 
+// The same with the most branches a transaction may have, all but one
+// naming participants nobody runs: the replica's reads and its finishing
+// Txn stay within etcd's 128 operations a Txn.
+func TestManyParticipantsNobodyRuns(t *testing.T) {
+	e := newEnv(t)
+	e.replica("replica")
+	a := newRecorder("a")
+	e.participant("a", a, false)
+	names := []string{"a"}
+	for i := 1; i < protocol.DefaultMaxBranches; i++ {
+		names = append(names, fmt.Sprintf("gone-%02d", i))
+	}
+	out, err := e.c.Do(e.ctx, coordinator.Request{ID: "wide", Branches: branches(names...)})
+	if err != nil || out.Committed() || out.Cause != protocol.CauseParticipantLost {
+		t.Fatalf("%+v %v", out, err)
+	}
+	tx := e.terminal("wide", ttl+10*time.Second)
+	if tx.State != protocol.StateAborted || len(tx.Branches) != len(names) || !tx.Branches[0].Acked {
+		t.Fatalf("%+v", tx)
+	}
+	if n := e.inboxCount(); n != len(names)-1 {
+		t.Fatalf("%d inbox keys, want the %d of the participants nobody runs", n, len(names)-1)
+	}
+	if got := a.phases("wide"); !equal(got, "abort") && !equal(got, "prepare", "abort") {
+		t.Errorf("a saw %v, want an abort (after a prepare or not)", got)
+	}
+}
+
 // TestCommitPastSilentMember: every client lists, before the real etcd
 // member, one that takes every request and never answers. Every request
 // is bounded and sent again to the next member, every watch that member
