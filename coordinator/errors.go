@@ -8,6 +8,8 @@ import "errors"
 var (
 	// ErrInvalidRequest: the request was refused before anything was written.
 	ErrInvalidRequest = errors.New("coordinator: invalid request")
+	// ErrInvalidConfig: an option is out of range; nothing was started.
+	ErrInvalidConfig = errors.New("coordinator: invalid configuration")
 	// ErrNotFound: no record with that id (never begun, or deleted after
 	// the retention window).
 	ErrNotFound = errors.New("coordinator: transaction not found")

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/concord-tx/concord/protocol"
@@ -51,7 +52,30 @@ func newOptions(opts []Option) (options, error) {
 		opt.apply(&o)
 	}
 	if o.prefixErr != nil {
-		return o, o.prefixErr
+		return o, fmt.Errorf("%w: %w", ErrInvalidConfig, o.prefixErr)
+	}
+	if err := o.limits.Validate(); err != nil {
+		return o, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if err := o.limits.ValidateTimeout(o.timeout); err != nil {
+		return o, fmt.Errorf("%w: default timeout: %w", ErrInvalidConfig, err)
+	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+		min  time.Duration
+	}{
+		{"lease TTL", o.leaseTTL, time.Second},
+		{"retention", o.retention, time.Nanosecond},
+		{"request timeout", o.requestTimeout, time.Nanosecond},
+	} {
+		if d.d < d.min {
+			want := "a positive duration"
+			if d.min > time.Nanosecond {
+				want = "at least " + d.min.String()
+			}
+			return o, fmt.Errorf("%w: %s %v, expected %s", ErrInvalidConfig, d.name, d.d, want)
+		}
 	}
 	return o, nil
 }

@@ -17,4 +17,5 @@ var (
 	ErrUnsupportedVersion   = errors.New("protocol: unsupported encoding version")
 	ErrMalformed            = errors.New("protocol: malformed value")
 	ErrInvalidVote          = errors.New("protocol: invalid vote")
+	ErrInvalidLimits        = errors.New("protocol: invalid limits")
 )

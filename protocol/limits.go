@@ -49,6 +49,22 @@ func DefaultLimits() Limits {
 	}
 }
 
+// Validate checks the limits themselves. MaxBranches may not pass
+// DefaultMaxBranches: the Txns that write or read one key per branch (a
+// vote carrying the decision, a replica finishing an abort) must stay
+// within etcd's default 128 operations.
+func (l Limits) Validate() error {
+	switch {
+	case l.MaxBranches < 1 || l.MaxBranches > DefaultMaxBranches:
+		return fmt.Errorf("%w: MaxBranches %d, expected 1 to %d", ErrInvalidLimits, l.MaxBranches, DefaultMaxBranches)
+	case l.MaxPayload < 0 || l.MaxTotalPayload < 0:
+		return fmt.Errorf("%w: MaxPayload %d and MaxTotalPayload %d, expected 0 or more", ErrInvalidLimits, l.MaxPayload, l.MaxTotalPayload)
+	case l.MinTimeout <= 0 || l.MaxTimeout < l.MinTimeout:
+		return fmt.Errorf("%w: MinTimeout %v and MaxTimeout %v, expected 0 < MinTimeout <= MaxTimeout", ErrInvalidLimits, l.MinTimeout, l.MaxTimeout)
+	}
+	return nil
+}
+
 // ValidateBranches checks the branches of one transaction: at least one, at
 // most MaxBranches, valid and distinct participant names, payload sizes.
 func (l Limits) ValidateBranches(branches []Branch) error {
