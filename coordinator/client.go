@@ -95,6 +95,12 @@ func outcomeOf(r protocol.Record) Outcome {
 // only creates a record that does not exist, so a retry cannot begin twice.
 // Concurrent begins share one etcd Txn (group commit); each keeps its own
 // compare.
+//
+// An error after validation (ctx ended, etcd unreachable) leaves the
+// outcome unknown: the transaction may exist. The returned Begun still
+// carries its ID, generated or not, so that the caller can Begin again with
+// that ID and the same branches, or Wait for it, without running the work
+// twice under a new id.
 func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 	id := req.ID
 	if id == "" {
@@ -136,10 +142,10 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 		Key:  id,
 	})
 	if errors.Is(err, batch.ErrClosed) {
-		return Begun{}, fmt.Errorf("coordinator: begin %s: %w", id, ErrClosed)
+		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, ErrClosed)
 	}
 	if err != nil {
-		return Begun{}, fmt.Errorf("coordinator: begin %s: %w", id, err)
+		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, err)
 	}
 	if resp.Succeeded {
 		c.opts.observer.Begun(id)
@@ -150,14 +156,14 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 	// lost, a caller's retry, or somebody else's transaction.
 	kvs := resp.Responses[0].GetResponseRange().Kvs
 	if len(kvs) == 0 {
-		return Begun{}, fmt.Errorf("coordinator: begin %s: record vanished between compare and read", id)
+		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: record vanished between compare and read", id)
 	}
 	existing, err := protocol.DecodeRecord(kvs[0].Value)
 	if err != nil {
-		return Begun{}, fmt.Errorf("coordinator: begin %s: %w", id, err)
+		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, err)
 	}
 	if existing.Digest != rec.Digest {
-		return Begun{}, fmt.Errorf("%w: %s (state %v, participants %s)", ErrConflict, id, existing.State, strings.Join(existing.Participants, ","))
+		return Begun{ID: id}, fmt.Errorf("%w: %s (state %v, participants %s)", ErrConflict, id, existing.State, strings.Join(existing.Participants, ","))
 	}
 	return Begun{ID: id, Revision: kvs[0].CreateRevision}, nil
 }
@@ -165,20 +171,23 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 // Wait blocks until transaction id is decided and returns the decision, or
 // until ctx is done. ErrNotFound if there is no such record.
 func (c *Client) Wait(ctx context.Context, id string) (Outcome, error) {
+	if err := protocol.ValidateID(id); err != nil {
+		return Outcome{}, fmt.Errorf("%w: id: %w", ErrInvalidRequest, err)
+	}
 	w := c.hub.register(id)
 	defer c.hub.unregister(id, w)
 	resp, err := retry(ctx, c.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
 		return c.cli.Get(ctx, c.keys.Record(id))
 	})
 	if err != nil {
-		return Outcome{}, fmt.Errorf("coordinator: wait %s: %w", id, err)
+		return Outcome{ID: id}, fmt.Errorf("coordinator: wait %s: %w", id, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return Outcome{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+		return Outcome{ID: id}, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	rec, err := protocol.DecodeRecord(resp.Kvs[0].Value)
 	if err != nil {
-		return Outcome{}, fmt.Errorf("coordinator: wait %s: %w", id, err)
+		return Outcome{ID: id}, fmt.Errorf("coordinator: wait %s: %w", id, err)
 	}
 	if rec.State.Decided() {
 		return outcomeOf(rec), nil
@@ -186,7 +195,9 @@ func (c *Client) Wait(ctx context.Context, id string) (Outcome, error) {
 	return c.hub.wait(ctx, id, w)
 }
 
-// Do begins the transaction and waits for its decision.
+// Do begins the transaction and waits for its decision. Like Begin's, its
+// errors after validation leave the outcome unknown; the returned Outcome
+// still carries the transaction's ID, to Wait for it or Do it again.
 func (c *Client) Do(ctx context.Context, req Request) (Outcome, error) {
 	if req.ID == "" {
 		req.ID = uuid.NewString()
@@ -196,7 +207,7 @@ func (c *Client) Do(ctx context.Context, req Request) (Outcome, error) {
 	defer c.hub.unregister(req.ID, w)
 	b, err := c.Begin(ctx, req)
 	if err != nil {
-		return Outcome{}, err
+		return Outcome{ID: b.ID}, err
 	}
 	if !b.Created {
 		return c.Wait(ctx, b.ID)

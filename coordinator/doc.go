@@ -31,5 +31,6 @@
 // An etcd request that times out has an unknown outcome. Every request the
 // package sends is harmless to repeat, and it repeats requests that failed
 // transiently; callers that get an error from Begin may call it again with
-// the same id, which returns the transaction if the first call created it.
+// the same id (Begin returns it with the error, generated or not), which
+// returns the transaction if the first call created it.
 package coordinator

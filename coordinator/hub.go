@@ -80,9 +80,9 @@ func (h *hub) wait(ctx context.Context, id string, w *waiter) (Outcome, error) {
 	case rec := <-w.ch:
 		return outcomeOf(rec), nil
 	case <-ctx.Done():
-		return Outcome{}, fmt.Errorf("coordinator: wait %s: %w", id, ctx.Err())
+		return Outcome{ID: id}, fmt.Errorf("coordinator: wait %s: %w", id, ctx.Err())
 	case <-h.done:
-		return Outcome{}, fmt.Errorf("coordinator: wait %s: %w", id, ErrClosed)
+		return Outcome{ID: id}, fmt.Errorf("coordinator: wait %s: %w", id, ErrClosed)
 	}
 }
 
@@ -157,12 +157,10 @@ func (h *hub) run(ctx context.Context, rev int64) {
 // returns the revision read at; 0 if it could not read, which restarts the
 // watch at the oldest revision etcd still has.
 func (h *hub) resync(ctx context.Context) int64 {
-	h.mu.Lock()
-	ids := make([]string, 0, len(h.mu.waiters))
-	for id := range h.mu.waiters {
-		ids = append(ids, id)
-	}
-	h.mu.Unlock()
+	// The revision first, then the waiters: a waiter registered after the
+	// copy reads its record (or begins) after rev was read, so what it
+	// misses, the watch restarting after rev delivers. The other order
+	// would lose a decision made between the copy and the read.
 	resp, err := retry(ctx, h.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
 		return h.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
 	})
@@ -170,6 +168,12 @@ func (h *hub) resync(ctx context.Context) int64 {
 		return 0
 	}
 	rev := resp.Header.Revision
+	h.mu.Lock()
+	ids := make([]string, 0, len(h.mu.waiters))
+	for id := range h.mu.waiters {
+		ids = append(ids, id)
+	}
+	h.mu.Unlock()
 	for _, id := range ids {
 		r, err := retry(ctx, h.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
 			return h.cli.Get(ctx, h.opts.keys.Record(id), clientv3.WithRev(rev))
