@@ -9,13 +9,14 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// decideAbort writes the abort decision for rec, read at ModRevision rev, in
+// decideAbort writes the abort decision for rec, read at ModRevision rev
+// (which, the record being undecided, is the begin's revision R), in
 // one Txn that compares the record is unchanged since (so it is still
 // undecided and the same record) plus the caller's extra compares. ok is
 // false when a compare failed: somebody else decided first, or an extra
 // condition no longer holds; the caller re-reads before acting again.
 func decideAbort(ctx context.Context, cli *clientv3.Client, o options, rec protocol.Record, rev int64, extra []clientv3.Cmp, cause protocol.Cause, reason string) (protocol.Record, bool, error) {
-	decided, writes, err := o.keys.DecisionWrites(rec, protocol.StateAborting, o.now(), cause, reason)
+	decided, writes, err := o.keys.DecisionWrites(rec, rev, protocol.StateAborting, o.now(), cause, reason)
 	if err != nil {
 		return protocol.Record{}, false, err
 	}

@@ -7,7 +7,12 @@ import (
 
 // Tx is what a handler is told about a transaction.
 type Tx struct {
-	ID           string
+	ID string
+	// Revision is the etcd revision that began the transaction. An id is
+	// unique only within the coordinator's retention window, after which
+	// it may name a new transaction; ID and Revision together name one for
+	// good.
+	Revision     int64
 	Participants []string  // every participant of the transaction, this one included
 	Deadline     time.Time // votes after this are too late; Prepare's ctx ends then
 	Payload      []byte    // this participant's branch payload; Prepare only
@@ -22,6 +27,9 @@ type Tx struct {
 //     or a standby took over) and must be idempotent by Tx.ID. Record the
 //     transaction id and the phase in the same local transaction as the
 //     business change, and make a repeated call return what the first did.
+//     Record Tx.Revision too if callers may reuse an id after the
+//     coordinator's retention window: a Prepare with a known id but a new
+//     revision is a new transaction, not a repeat.
 //   - Prepare must make the branch durable before returning nil: reserve,
 //     do not apply. Returning an error votes no, with the error text as the
 //     reason, and aborts the transaction. Returning nil votes yes: from then

@@ -51,6 +51,7 @@ type message struct {
 	protocol.Message
 	id      string
 	mod     int64 // ModRevision: the begin's revision R for prepare, the decision's otherwise
+	begun   int64 // R: the begin's revision
 	catchUp bool  // found by listing, not by the watch: maybe seen by a previous term
 }
 
@@ -199,7 +200,16 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 	if cancel := in.mu.preparing[k.ID]; cancel != nil && msg.Op != protocol.OpPrepare {
 		cancel()
 	}
-	m := &message{Message: msg, id: k.ID, mod: kv.ModRevision, catchUp: catchUp}
+	m := &message{Message: msg, id: k.ID, mod: kv.ModRevision, begun: msg.Begun, catchUp: catchUp}
+	switch {
+	case msg.Op == protocol.OpPrepare:
+		m.begun = kv.ModRevision
+	case m.begun == 0:
+		// A decision written before messages carried R: the key's creation
+		// is the begin's, unless the key was left over from an earlier
+		// transaction of the same id.
+		m.begun = kv.CreateRevision
+	}
 	if _, running := in.mu.runners[k.ID]; running {
 		in.mu.runners[k.ID] = m // supersedes anything not yet taken
 		in.mu.Unlock()
@@ -319,13 +329,13 @@ func (in *inbox) callPrepare(ctx context.Context, m message) error {
 	}
 	rec := m.Record
 	return in.call(pctx, func() error {
-		return in.p.h.Prepare(pctx, Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Payload: m.Payload})
+		return in.p.h.Prepare(pctx, Tx{ID: m.id, Revision: m.begun, Participants: rec.Participants, Deadline: rec.Deadline, Payload: m.Payload})
 	})
 }
 
 func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 	rec := m.Record
-	tx := Tx{ID: m.id, Participants: rec.Participants, Deadline: rec.Deadline, Reason: rec.Reason}
+	tx := Tx{ID: m.id, Revision: m.begun, Participants: rec.Participants, Deadline: rec.Deadline, Reason: rec.Reason}
 	f := in.p.h.Commit
 	if m.Op == protocol.OpAbort {
 		f = in.p.h.Abort

@@ -30,7 +30,7 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 	voteOp := clientv3.OpPut(vk, v.Encode())
 	var then clientv3.Op
 	if v.Yes {
-		_, writes, err := keys.DecisionWrites(rec, protocol.StateCommitting, time.Now(), protocol.CauseNone, "")
+		_, writes, err := keys.DecisionWrites(rec, m.mod, protocol.StateCommitting, time.Now(), protocol.CauseNone, "")
 		if err != nil {
 			return err
 		}
@@ -42,7 +42,7 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 		}
 		then = clientv3.OpTxn(allYes, append([]clientv3.Op{voteOp}, batch.Puts(writes)...), []clientv3.Op{voteOp})
 	} else {
-		_, writes, err := keys.DecisionWrites(rec, protocol.StateAborting, time.Now(), protocol.CauseVoteNo, me+": "+v.Reason)
+		_, writes, err := keys.DecisionWrites(rec, m.mod, protocol.StateAborting, time.Now(), protocol.CauseVoteNo, me+": "+v.Reason)
 		if err != nil {
 			return err
 		}

@@ -51,7 +51,8 @@
 // operator's request.
 //
 // The decision reaches each participant by a rewrite of its inbox key in the
-// decision Txn (op "commit" or "abort", with the decided record). Having
+// decision Txn (op "commit" or "abort", with the decided record and R, which
+// every decider knows: it compares the record's ModRevision to R). Having
 // applied it, the participant acknowledges by deleting its inbox key, in one
 // Txn comparing ModRevision(inbox) to the decision's revision and fenced by
 // its lease; nested in the same Txn, if every other inbox key of the

@@ -22,6 +22,11 @@ type Message struct {
 	Op      Op     `json:"op"`
 	Record  Record `json:"record"`
 	Payload []byte `json:"payload,omitempty"` // base64 in JSON; prepare only
+	// Begun is R, the begin's revision, in commit and abort messages, so
+	// that a participant that missed the prepare still learns which
+	// transaction of that id it is told about (a prepare message's R is
+	// its ModRevision). 0 in decisions written before this field.
+	Begun int64 `json:"begun,omitempty"`
 }
 
 type messageEnvelope struct {

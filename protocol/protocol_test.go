@@ -193,15 +193,15 @@ func TestEncoding(t *testing.T) {
 	if err != nil || m.Op != OpPrepare || string(m.Payload) != "pa" || m.Record.ID != "t1" {
 		t.Errorf("prepare message: %+v, %v", m, err)
 	}
-	decided, dw, err := k.DecisionWrites(rec, StateAborting, now, CauseVoteNo, "b: no funds")
+	decided, dw, err := k.DecisionWrites(rec, 7, StateAborting, now, CauseVoteNo, "b: no funds")
 	if err != nil || decided.State != StateAborting || decided.Cause != CauseVoteNo || len(dw) != 3 {
 		t.Fatalf("decision: %+v %+v %v", decided, dw, err)
 	}
 	m, err = DecodeMessage([]byte(dw[2].Value))
-	if err != nil || m.Op != OpAbort || m.Record.State != StateAborting || dw[2].Key != "/tx/~inbox/b/t1" {
+	if err != nil || m.Op != OpAbort || m.Record.State != StateAborting || m.Begun != 7 || dw[2].Key != "/tx/~inbox/b/t1" {
 		t.Errorf("abort message: %+v, %v", m, err)
 	}
-	if _, _, err := k.DecisionWrites(decided, StateCommitting, now, CauseNone, ""); !errors.Is(err, ErrInvalidState) {
+	if _, _, err := k.DecisionWrites(decided, 7, StateCommitting, now, CauseNone, ""); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("second decision allowed: %v", err)
 	}
 	done, fin, err := k.FinishWrite(decided, now)
@@ -247,7 +247,7 @@ func BenchmarkDecisionWrites(b *testing.B) {
 	rec := Record{ID: "3fe630dd-d5fb-40cc-b2b2-1dcfc44b7c3e", State: StatePreparing, Participants: []string{"bank-a", "bank-b"}, Created: now, Deadline: now.Add(time.Second), Digest: "cb6c33d8bd83f3f314a35e2be3b15159"}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := k.DecisionWrites(rec, StateCommitting, now, CauseNone, ""); err != nil {
+		if _, _, err := k.DecisionWrites(rec, 7, StateCommitting, now, CauseNone, ""); err != nil {
 			b.Fatal(err)
 		}
 	}

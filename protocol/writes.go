@@ -43,10 +43,10 @@ func (k Keys) BeginWrites(rec Record, branches []Branch) ([]KeyValue, error) {
 }
 
 // DecisionWrites returns the writes of a decision on the undecided record
-// rec: the record moved to state to (committing or aborting), then every
-// participant's inbox rewritten with the decision. It also returns the
-// decided record.
-func (k Keys) DecisionWrites(rec Record, to State, at time.Time, cause Cause, reason string) (Record, []KeyValue, error) {
+// rec, begun at revision begun (R): the record moved to state to
+// (committing or aborting), then every participant's inbox rewritten with
+// the decision. It also returns the decided record.
+func (k Keys) DecisionWrites(rec Record, begun int64, to State, at time.Time, cause Cause, reason string) (Record, []KeyValue, error) {
 	if to != StateCommitting && to != StateAborting {
 		return Record{}, nil, fmt.Errorf("%w: transaction %s: decision %v, expected committing or aborting", ErrInvalidState, rec.ID, to)
 	}
@@ -58,7 +58,7 @@ func (k Keys) DecisionWrites(rec Record, to State, at time.Time, cause Cause, re
 	if err != nil {
 		return Record{}, nil, err
 	}
-	mv, err := EncodeMessage(Message{Op: DecisionOp(to), Record: decided})
+	mv, err := EncodeMessage(Message{Op: DecisionOp(to), Record: decided, Begun: begun})
 	if err != nil {
 		return Record{}, nil, err
 	}

@@ -242,6 +242,11 @@ func TestParticipantNobodyRuns(t *testing.T) {
 	if tx, err := e.c.Get(e.ctx, "typo"); err != nil || tx.State != protocol.StateAborted || !tx.Branches[1].Acked {
 		t.Errorf("after bank-x: %+v %v", tx, err)
 	}
+	// The abort, come without a prepare, names the transaction as a's
+	// prepare did.
+	if rev := x.revision("typo"); rev == 0 || rev != a.revision("typo") {
+		t.Errorf("revisions given: bank-x %v, a %v", x.revisions["typo"], a.revisions["typo"])
+	}
 }
 
 // The same with the most branches a transaction may have, all but one

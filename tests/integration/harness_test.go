@@ -96,6 +96,8 @@ type recorder struct {
 	mu   sync.Mutex
 	// calls[txid] lists the phases called, in order.
 	calls map[string][]string
+	// revisions[txid] holds every Tx.Revision the calls were given.
+	revisions map[string]map[int64]bool
 	// refuse: Prepare fails with this error for these ids ("*": all).
 	refuse map[string]error
 	// block: Prepare waits for the channel (or its ctx) for these ids.
@@ -108,12 +110,16 @@ type recorder struct {
 }
 
 func newRecorder(name string) *recorder {
-	return &recorder{name: name, calls: map[string][]string{}, refuse: map[string]error{}, block: map[string]chan struct{}{}, stuck: map[string]bool{}, changed: make(chan struct{}, 1)}
+	return &recorder{name: name, calls: map[string][]string{}, revisions: map[string]map[int64]bool{}, refuse: map[string]error{}, block: map[string]chan struct{}{}, stuck: map[string]bool{}, changed: make(chan struct{}, 1)}
 }
 
-func (r *recorder) note(id, phase string) {
+func (r *recorder) note(tx participant.Tx, phase string) {
 	r.mu.Lock()
-	r.calls[id] = append(r.calls[id], phase)
+	r.calls[tx.ID] = append(r.calls[tx.ID], phase)
+	if r.revisions[tx.ID] == nil {
+		r.revisions[tx.ID] = map[int64]bool{}
+	}
+	r.revisions[tx.ID][tx.Revision] = true
 	r.mu.Unlock()
 	select {
 	case r.changed <- struct{}{}:
@@ -132,7 +138,7 @@ func (r *recorder) Prepare(ctx context.Context, tx participant.Tx) error {
 		ch = r.block["*"]
 	}
 	r.mu.Unlock()
-	r.note(tx.ID, "prepare")
+	r.note(tx, "prepare")
 	if ch != nil {
 		select {
 		case <-ch:
@@ -154,15 +160,15 @@ func (r *recorder) Commit(ctx context.Context, tx participant.Tx) error {
 	}
 	r.mu.Unlock()
 	if fail {
-		r.note(tx.ID, "commit-failed")
+		r.note(tx, "commit-failed")
 		return errors.New("disk busy")
 	}
-	r.note(tx.ID, "commit")
+	r.note(tx, "commit")
 	return nil
 }
 
 func (r *recorder) Abort(ctx context.Context, tx participant.Tx) error {
-	r.note(tx.ID, "abort")
+	r.note(tx, "abort")
 	return nil
 }
 
@@ -170,6 +176,20 @@ func (r *recorder) phases(id string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.calls[id]...)
+}
+
+// revision returns the one Tx.Revision every call for id was given, or 0
+// if they were given more than one.
+func (r *recorder) revision(id string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.revisions[id]) != 1 {
+		return 0
+	}
+	for rev := range r.revisions[id] {
+		return rev
+	}
+	return 0
 }
 
 func (r *recorder) count(id, phase string) int {

@@ -316,7 +316,8 @@ func TestRetentionDeletesAbandonedInbox(t *testing.T) {
 // A participant learns the begin's revision from its prepare message's
 // ModRevision: an inbox key left over from an earlier transaction with the
 // same id, which the begin overwrites rather than creates, does not stop
-// its vote from counting.
+// its vote from counting, and its handler is given the begin's revision
+// for the commit as for the prepare.
 func TestLeftoverInboxKey(t *testing.T) {
 	e := newEnv(t)
 	keys := protocol.MustKeys(protocol.DefaultPrefix)
@@ -332,7 +333,8 @@ func TestLeftoverInboxKey(t *testing.T) {
 	}
 	a, b := newRecorder("a"), newRecorder("b")
 	e.participant("a", a, false)
-	if _, err := e.c.Begin(e.ctx, coordinator.Request{ID: "order-1", Branches: branches("a", "b"), Timeout: time.Minute}); err != nil {
+	begun, err := e.c.Begin(e.ctx, coordinator.Request{ID: "order-1", Branches: branches("a", "b"), Timeout: time.Minute})
+	if err != nil {
 		t.Fatal(err)
 	}
 	e.participant("b", b, false) // finds the prepare in a key created before the begin
@@ -343,5 +345,8 @@ func TestLeftoverInboxKey(t *testing.T) {
 	e.terminal("order-1", 10*time.Second)
 	if got := b.phases("order-1"); !equal(got, "prepare", "commit") {
 		t.Errorf("b saw %v", got)
+	}
+	if a.revision("order-1") != begun.Revision || b.revision("order-1") != begun.Revision {
+		t.Errorf("revisions given: a %v, b %v; want %d", a.revisions["order-1"], b.revisions["order-1"], begun.Revision)
 	}
 }
