@@ -41,7 +41,7 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.StringVar(&c.from, "from", "", "account to debit, bank:account (e.g. bank-a:alice)")
 	fs.StringVar(&c.to, "to", "", "account to credit, bank:account (e.g. bank-b:bob)")
 	fs.StringVar(&c.amount, "amount", "", "amount to move, a positive integer in minor units")
-	fs.StringVar(&c.id, "id", "", "transaction id (default: a new UUID); repeating an id repeats nothing")
+	fs.StringVar(&c.id, "id", "", "transaction id (default: a new UUID); repeating an id within the coordinator's --retention\nrepeats nothing, and after it begins a new transaction")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "how long the banks have to prepare before the transaction aborts")
 	fs.DurationVar(&c.requestTimeout, "request-timeout", 30*time.Second, "how long to wait for each decision, resending if the coordinator is unreachable")
 	fs.IntVar(&c.load, "load", 0, "run this many random transfers among --accounts instead of one")

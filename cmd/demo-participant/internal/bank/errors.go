@@ -4,7 +4,7 @@ import "errors"
 
 // Errors returned by the bank. Test them with errors.Is.
 //
-// The first four are refusals: Prepare returns them wrapped in a
+// The first five are refusals: Prepare returns them wrapped in a
 // *RefusedError, whose text becomes the participant's "no" vote and so the
 // abort reason the initiator reads ("bank-a: insufficient funds: ..."). For
 // that reason they carry no "bank:" prefix.
@@ -19,6 +19,10 @@ var (
 	// ErrAlreadyAborted: Prepare came after this bank recorded the
 	// transaction's abort.
 	ErrAlreadyAborted = errors.New("transaction already aborted")
+	// ErrIDInUse: Prepare came for an id this bank holds prepared for an
+	// earlier transaction of that id (the coordinator deletes ids after
+	// its retention window, and the earlier one never finished here).
+	ErrIDInUse = errors.New("transaction id in use")
 
 	// ErrNotPrepared: Commit was asked for a transaction this bank did not
 	// prepare. The protocol never does that; it means lost or foreign data.

@@ -56,7 +56,7 @@ func NewHandler(store *Store, opts ...HandlerOption) *Handler {
 // Prepare reserves the branch's moves, or refuses them; see Store.Prepare.
 func (h *Handler) Prepare(ctx context.Context, tx participant.Tx) error {
 	log := h.log.With(zap.String("txid", tx.ID))
-	res, err := h.store.Prepare(tx.ID, tx.Payload)
+	res, err := h.store.Prepare(tx.ID, tx.Revision, tx.Payload)
 	var refused *RefusedError
 	switch {
 	case errors.As(err, &refused):
@@ -80,7 +80,7 @@ func (h *Handler) Commit(ctx context.Context, tx participant.Tx) error {
 			}
 		}
 	}
-	res, err := h.store.Commit(tx.ID)
+	res, err := h.store.Commit(tx.ID, tx.Revision)
 	if err != nil {
 		log.Error("commit failed", zap.Error(err))
 		return err
@@ -92,7 +92,7 @@ func (h *Handler) Commit(ctx context.Context, tx participant.Tx) error {
 // Abort releases what Prepare held and records the abort; see Store.Abort.
 func (h *Handler) Abort(ctx context.Context, tx participant.Tx) error {
 	log := h.log.With(zap.String("txid", tx.ID))
-	res, err := h.store.Abort(tx.ID, tx.Reason)
+	res, err := h.store.Abort(tx.ID, tx.Revision, tx.Reason)
 	if err != nil {
 		log.Error("abort failed", zap.Error(err))
 		return err

@@ -21,19 +21,19 @@ func get(t *testing.T, h http.Handler, path string) (int, string) {
 
 func TestHTTP(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 100, "bob": 50})
-	if _, err := s.Prepare("t-1", payloadOf(t, Move{"alice", -10})); err != nil {
+	if _, err := s.Prepare("t-1", 1, payloadOf(t, Move{"alice", -10})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Prepare("t-2", payloadOf(t, Move{"bob", -500})); err == nil {
+	if _, err := s.Prepare("t-2", 1, payloadOf(t, Move{"bob", -500})); err == nil {
 		t.Fatal("an overdraft was prepared")
 	}
-	if _, err := s.Abort("t-3", "deadline"); err != nil {
+	if _, err := s.Abort("t-3", 1, "deadline"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Prepare("t-4", payloadOf(t, Move{"bob", 5})); err != nil {
+	if _, err := s.Prepare("t-4", 1, payloadOf(t, Move{"bob", 5})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Commit("t-4"); err != nil {
+	if _, err := s.Commit("t-4", 1); err != nil {
 		t.Fatal(err)
 	}
 	var active atomic.Bool

@@ -37,11 +37,16 @@ type Account struct {
 
 // Record is what the bank keeps about one transaction.
 type Record struct {
-	Phase   Phase     `json:"phase"`
-	Moves   []Move    `json:"moves,omitempty"`
-	Reason  string    `json:"reason,omitempty"` // refusal or abort reason
-	Code    string    `json:"code,omitempty"`   // refusal kind, see refusalCodes
-	Updated time.Time `json:"updated"`
+	// Revision is the coordinator's revision that began the transaction
+	// (participant.Tx.Revision): the coordinator keeps an id unique only
+	// for its retention window, after which the id may name a new
+	// transaction. 0 in records written before it was kept.
+	Revision int64     `json:"revision,omitempty"`
+	Phase    Phase     `json:"phase"`
+	Moves    []Move    `json:"moves,omitempty"`
+	Reason   string    `json:"reason,omitempty"` // refusal or abort reason
+	Code     string    `json:"code,omitempty"`   // refusal kind, see refusalCodes
+	Updated  time.Time `json:"updated"`
 }
 
 // Result says what a handler call found and left.
@@ -121,13 +126,21 @@ func Open(path string, opening map[string]int64, lockTimeout time.Duration) (s *
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// Prepare reserves transaction id's moves: it checks that every account
-// exists and that every debit is covered by the balance minus what is
-// already held, then holds the debits and records the transaction as
-// prepared. A refusal is recorded too (phase refused) and returned as a
-// *RefusedError; a repeated Prepare returns what the first one did. A
-// Prepare after the abort is refused with ErrAlreadyAborted.
-func (s *Store) Prepare(id string, payload []byte) (Result, error) {
+// other reports whether r, stored under a transaction's id, is of another
+// transaction with that id than the one begun at rev. 0 on either side (a
+// record from before revisions were kept, a caller without one) matches.
+func (r Record) other(rev int64) bool { return r.Revision != 0 && rev != 0 && r.Revision != rev }
+
+// Prepare reserves the moves of transaction id, begun at revision rev: it
+// checks that every account exists and that every debit is covered by the
+// balance minus what is already held, then holds the debits and records
+// the transaction as prepared. A refusal is recorded too (phase refused)
+// and returned as a *RefusedError; a repeated Prepare returns what the
+// first one did. A Prepare after the abort is refused with
+// ErrAlreadyAborted. An id whose record is of a finished transaction
+// begun at another revision is a new transaction; one still prepared
+// under it is refused with ErrIDInUse.
+func (s *Store) Prepare(id string, rev int64, payload []byte) (Result, error) {
 	var res Result
 	var refusal *RefusedError
 	err := s.db.Update(func(tx *bolt.Tx) error {
@@ -136,6 +149,15 @@ func (s *Store) Prepare(id string, payload []byte) (Result, error) {
 		rec, found, err := getRecord(txs, id)
 		if err != nil {
 			return err
+		}
+		if found && rec.other(rev) {
+			if rec.Phase == PhasePrepared {
+				// Not recorded: the record is the other transaction's.
+				refusal = &RefusedError{Reason: fmt.Sprintf("%v: %s is still prepared here as the transaction begun at revision %d", ErrIDInUse, id, rec.Revision), err: ErrIDInUse}
+				res = Result{Phase: PhaseRefused}
+				return nil
+			}
+			found = false // that one is over
 		}
 		if found {
 			res = Result{Phase: rec.Phase, Repeat: true}
@@ -158,10 +180,10 @@ func (s *Store) Prepare(id string, payload []byte) (Result, error) {
 			}
 			refusal = &RefusedError{Reason: err.Error(), err: err}
 			res = Result{Phase: PhaseRefused}
-			return putJSON(txs, id, Record{Phase: PhaseRefused, Moves: moves, Reason: err.Error(), Code: codeOf(err), Updated: now()})
+			return putJSON(txs, id, Record{Revision: rev, Phase: PhaseRefused, Moves: moves, Reason: err.Error(), Code: codeOf(err), Updated: now()})
 		}
 		res = Result{Phase: PhasePrepared}
-		return putJSON(txs, id, Record{Phase: PhasePrepared, Moves: moves, Updated: now()})
+		return putJSON(txs, id, Record{Revision: rev, Phase: PhasePrepared, Moves: moves, Updated: now()})
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("bank: prepare %s: %w", id, err)
@@ -202,10 +224,11 @@ func reserve(accounts *bolt.Bucket, moves []Move) error {
 	return nil
 }
 
-// Commit applies prepared transaction id: debits leave both the balance and
-// the holds, credits join the balance. A repeated Commit changes nothing.
-// Committing a transaction this bank did not prepare is ErrNotPrepared.
-func (s *Store) Commit(id string) (Result, error) {
+// Commit applies prepared transaction id, begun at revision rev: debits
+// leave both the balance and the holds, credits join the balance. A
+// repeated Commit changes nothing. Committing a transaction this bank did
+// not prepare is ErrNotPrepared.
+func (s *Store) Commit(id string, rev int64) (Result, error) {
 	var res Result
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		txs, accounts := tx.Bucket(bucketTxs), tx.Bucket(bucketAccounts)
@@ -215,6 +238,8 @@ func (s *Store) Commit(id string) (Result, error) {
 			return err
 		case !found:
 			return fmt.Errorf("%w: no record of it", ErrNotPrepared)
+		case rec.other(rev):
+			return fmt.Errorf("%w: its record is of the transaction begun at revision %d", ErrNotPrepared, rec.Revision)
 		case rec.Phase == PhaseCommitted:
 			res = Result{Phase: PhaseCommitted, Repeat: true}
 			return nil
@@ -251,17 +276,27 @@ func (s *Store) Commit(id string) (Result, error) {
 	return res, nil
 }
 
-// Abort releases transaction id's holds, if it was prepared, and records the
-// abort, so that a late Prepare is refused. It may come first, with no
-// Prepare before it. A repeated Abort, or one after a refusal, changes
-// nothing. Aborting a committed transaction is ErrAlreadyCommitted.
-func (s *Store) Abort(id, reason string) (Result, error) {
+// Abort releases the holds of transaction id, begun at revision rev, if it
+// was prepared, and records the abort, so that a late Prepare is refused.
+// It may come first, with no Prepare before it. A repeated Abort, or one
+// after a refusal, changes nothing. Aborting a committed transaction is
+// ErrAlreadyCommitted.
+func (s *Store) Abort(id string, rev int64, reason string) (Result, error) {
 	var res Result
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		txs, accounts := tx.Bucket(bucketTxs), tx.Bucket(bucketAccounts)
 		rec, found, err := getRecord(txs, id)
 		if err != nil {
 			return err
+		}
+		if found && rec.other(rev) {
+			if rec.Phase == PhasePrepared {
+				// Never prepared here: the holds are the other
+				// transaction's, and so is the record.
+				res = Result{Phase: PhaseAborted}
+				return nil
+			}
+			found, rec = false, Record{} // that one is over
 		}
 		if found {
 			switch rec.Phase {
@@ -289,6 +324,9 @@ func (s *Store) Abort(id, reason string) (Result, error) {
 			}
 		}
 		rec.Phase, rec.Reason, rec.Updated = PhaseAborted, reason, now()
+		if rec.Revision == 0 {
+			rec.Revision = rev
+		}
 		res = Result{Phase: PhaseAborted}
 		return putJSON(txs, id, rec)
 	})

@@ -69,10 +69,10 @@ func TestOpenSeedsOnlyANewStore(t *testing.T) {
 	if !created {
 		t.Error("a new store reported as existing")
 	}
-	if _, err := s.Prepare("t1", payloadOf(t, Move{"alice", -30})); err != nil {
+	if _, err := s.Prepare("t1", 1, payloadOf(t, Move{"alice", -30})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Commit("t1"); err != nil {
+	if _, err := s.Commit("t1", 1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -99,7 +99,7 @@ func TestOpenRefusesALockedStore(t *testing.T) {
 
 func TestPrepareHoldsCommitApplies(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 100, "bob": 50})
-	res, err := s.Prepare("t1", payloadOf(t, Move{"alice", -10}, Move{"bob", 10}))
+	res, err := s.Prepare("t1", 1, payloadOf(t, Move{"alice", -10}, Move{"bob", 10}))
 	if err != nil || res != (Result{Phase: PhasePrepared}) {
 		t.Fatalf("prepare: %+v, %v", res, err)
 	}
@@ -108,20 +108,20 @@ func TestPrepareHoldsCommitApplies(t *testing.T) {
 	wantPhase(t, s, "t1", PhasePrepared)
 
 	// A repeated Prepare returns what the first did and holds nothing more.
-	res, err = s.Prepare("t1", payloadOf(t, Move{"alice", -10}, Move{"bob", 10}))
+	res, err = s.Prepare("t1", 1, payloadOf(t, Move{"alice", -10}, Move{"bob", 10}))
 	if err != nil || res != (Result{Phase: PhasePrepared, Repeat: true}) {
 		t.Fatalf("repeated prepare: %+v, %v", res, err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {100, 10}, "bob": {50, 0}})
 
-	res, err = s.Commit("t1")
+	res, err = s.Commit("t1", 1)
 	if err != nil || res != (Result{Phase: PhaseCommitted}) {
 		t.Fatalf("commit: %+v, %v", res, err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {60, 0}})
 	wantPhase(t, s, "t1", PhaseCommitted)
 
-	res, err = s.Commit("t1")
+	res, err = s.Commit("t1", 1)
 	if err != nil || res != (Result{Phase: PhaseCommitted, Repeat: true}) {
 		t.Fatalf("repeated commit: %+v, %v", res, err)
 	}
@@ -130,17 +130,17 @@ func TestPrepareHoldsCommitApplies(t *testing.T) {
 
 func TestHoldsCountAgainstFunds(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 100})
-	if _, err := s.Prepare("t1", payloadOf(t, Move{"alice", -60})); err != nil {
+	if _, err := s.Prepare("t1", 1, payloadOf(t, Move{"alice", -60})); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.Prepare("t2", payloadOf(t, Move{"alice", -50}))
+	_, err := s.Prepare("t2", 1, payloadOf(t, Move{"alice", -50}))
 	if !errors.Is(err, ErrInsufficientFunds) {
 		t.Fatalf("second debit over the available 40: %v, want ErrInsufficientFunds", err)
 	}
 	if want := "insufficient funds: alice has 40 available (balance 100, held 60), debit of 50"; err.Error() != want {
 		t.Errorf("reason %q, want %q", err, want)
 	}
-	if _, err := s.Prepare("t3", payloadOf(t, Move{"alice", -40})); err != nil {
+	if _, err := s.Prepare("t3", 1, payloadOf(t, Move{"alice", -40})); err != nil {
 		t.Fatalf("debit of exactly the available 40: %v", err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {100, 100}})
@@ -150,7 +150,7 @@ func TestHoldsCountAgainstFunds(t *testing.T) {
 func TestRefusalIsRecordedAndRepeated(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 5, "bob": 0})
 	p := payloadOf(t, Move{"alice", -10}, Move{"bob", 10})
-	_, first := s.Prepare("t1", p)
+	_, first := s.Prepare("t1", 1, p)
 	var refused *RefusedError
 	if !errors.As(first, &refused) || !errors.Is(first, ErrInsufficientFunds) {
 		t.Fatalf("prepare: %v, want a refusal for insufficient funds", first)
@@ -159,40 +159,40 @@ func TestRefusalIsRecordedAndRepeated(t *testing.T) {
 
 	// Funds arrive, but the transaction stays refused: a repeated Prepare
 	// must return what the first did.
-	if _, err := s.Prepare("t0", payloadOf(t, Move{"alice", 100})); err != nil {
+	if _, err := s.Prepare("t0", 1, payloadOf(t, Move{"alice", 100})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Commit("t0"); err != nil {
+	if _, err := s.Commit("t0", 1); err != nil {
 		t.Fatal(err)
 	}
-	res, again := s.Prepare("t1", p)
+	res, again := s.Prepare("t1", 1, p)
 	if !errors.Is(again, ErrInsufficientFunds) || again.Error() != first.Error() || !res.Repeat {
 		t.Fatalf("repeated prepare: %+v, %v; want the first refusal %q", res, again, first)
 	}
 	// Its abort changes nothing and keeps the refusal on record.
-	res, err := s.Abort("t1", "bank-a: insufficient funds")
+	res, err := s.Abort("t1", 1, "bank-a: insufficient funds")
 	if err != nil || res != (Result{Phase: PhaseRefused, Repeat: true}) {
 		t.Fatalf("abort of a refused transaction: %+v, %v", res, err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {105, 0}, "bob": {0, 0}})
 	wantPhase(t, s, "t1", PhaseRefused)
-	if _, err := s.Commit("t1"); !errors.Is(err, ErrNotPrepared) {
+	if _, err := s.Commit("t1", 1); !errors.Is(err, ErrNotPrepared) {
 		t.Errorf("commit of a refused transaction: %v, want ErrNotPrepared", err)
 	}
 }
 
 func TestAbortReleasesHolds(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 100, "bob": 50})
-	if _, err := s.Prepare("t1", payloadOf(t, Move{"alice", -70}, Move{"bob", 70})); err != nil {
+	if _, err := s.Prepare("t1", 1, payloadOf(t, Move{"alice", -70}, Move{"bob", 70})); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Abort("t1", "deadline")
+	res, err := s.Abort("t1", 1, "deadline")
 	if err != nil || res != (Result{Phase: PhaseAborted}) {
 		t.Fatalf("abort: %+v, %v", res, err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {100, 0}, "bob": {50, 0}})
 	wantPhase(t, s, "t1", PhaseAborted)
-	res, err = s.Abort("t1", "deadline")
+	res, err = s.Abort("t1", 1, "deadline")
 	if err != nil || res != (Result{Phase: PhaseAborted, Repeat: true}) {
 		t.Fatalf("repeated abort: %+v, %v", res, err)
 	}
@@ -205,11 +205,11 @@ func TestAbortReleasesHolds(t *testing.T) {
 
 func TestAbortFirstRefusesALatePrepare(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 100})
-	res, err := s.Abort("t1", "participant bank-b lost")
+	res, err := s.Abort("t1", 1, "participant bank-b lost")
 	if err != nil || res != (Result{Phase: PhaseAborted}) {
 		t.Fatalf("abort without prepare: %+v, %v", res, err)
 	}
-	_, err = s.Prepare("t1", payloadOf(t, Move{"alice", -10}))
+	_, err = s.Prepare("t1", 1, payloadOf(t, Move{"alice", -10}))
 	if !errors.Is(err, ErrAlreadyAborted) {
 		t.Fatalf("late prepare: %v, want ErrAlreadyAborted", err)
 	}
@@ -217,18 +217,64 @@ func TestAbortFirstRefusesALatePrepare(t *testing.T) {
 	wantPhase(t, s, "t1", PhaseAborted)
 }
 
+// An id the coordinator reuses after its retention window names a new
+// transaction (another revision): a finished one's record does not make
+// the new one a repeat, and one still prepared is not touched by the new
+// one's refusal or abort.
+func TestReusedID(t *testing.T) {
+	s := newStore(t, map[string]int64{"alice": 100, "bob": 50})
+	if _, err := s.Prepare("t1", 5, payloadOf(t, Move{"alice", -10})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit("t1", 5); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Prepare("t1", 9, payloadOf(t, Move{"bob", -20}))
+	if err != nil || res != (Result{Phase: PhasePrepared}) {
+		t.Fatalf("prepare of the id begun again: %+v, %v, want a new transaction prepared", res, err)
+	}
+	if res, err := s.Prepare("t1", 9, payloadOf(t, Move{"bob", -20})); err != nil || !res.Repeat {
+		t.Fatalf("repeated prepare: %+v, %v", res, err)
+	}
+	if _, err := s.Commit("t1", 5); !errors.Is(err, ErrNotPrepared) {
+		t.Errorf("commit of the earlier one: %v, want ErrNotPrepared", err)
+	}
+	if _, err := s.Commit("t1", 9); err != nil {
+		t.Fatal(err)
+	}
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 0}})
+
+	if _, err := s.Prepare("t2", 5, payloadOf(t, Move{"alice", -30})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prepare("t2", 9, payloadOf(t, Move{"bob", -5})); !errors.Is(err, ErrIDInUse) {
+		t.Fatalf("prepare of an id still prepared: %v, want ErrIDInUse", err)
+	}
+	if res, err := s.Abort("t2", 9, "vote no"); err != nil || res.Phase != PhaseAborted {
+		t.Fatalf("abort of the refused one: %+v, %v", res, err)
+	}
+	wantAccounts(t, s, map[string]Account{"alice": {90, 30}, "bob": {30, 0}})
+	if rec, _, err := s.Record("t2"); err != nil || rec.Revision != 5 || rec.Phase != PhasePrepared {
+		t.Fatalf("record of t2: %+v %v, want the earlier one's, prepared", rec, err)
+	}
+	if _, err := s.Abort("t2", 5, "deadline"); err != nil {
+		t.Fatal(err)
+	}
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 0}})
+}
+
 func TestProtocolViolationsAreErrors(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 100})
-	if _, err := s.Commit("never"); !errors.Is(err, ErrNotPrepared) {
+	if _, err := s.Commit("never", 1); !errors.Is(err, ErrNotPrepared) {
 		t.Errorf("commit without prepare: %v, want ErrNotPrepared", err)
 	}
-	if _, err := s.Prepare("t1", payloadOf(t, Move{"alice", -1})); err != nil {
+	if _, err := s.Prepare("t1", 1, payloadOf(t, Move{"alice", -1})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Commit("t1"); err != nil {
+	if _, err := s.Commit("t1", 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Abort("t1", "late"); !errors.Is(err, ErrAlreadyCommitted) {
+	if _, err := s.Abort("t1", 1, "late"); !errors.Is(err, ErrAlreadyCommitted) {
 		t.Errorf("abort after commit: %v, want ErrAlreadyCommitted", err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {99, 0}})
@@ -259,7 +305,7 @@ func TestPrepareRefusesBadBranches(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "t-" + strings.ReplaceAll(tc.name, " ", "-")
-			_, err := s.Prepare(id, []byte(tc.payload))
+			_, err := s.Prepare(id, 1, []byte(tc.payload))
 			var refused *RefusedError
 			if !errors.Is(err, tc.want) || !errors.As(err, &refused) {
 				t.Fatalf("prepare %s: %v, want a refusal wrapping %v", tc.payload, err, tc.want)
@@ -276,14 +322,14 @@ func TestPreparedSurvivesReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Prepare("t1", payloadOf(t, Move{"alice", -25}, Move{"bob", 25})); err != nil {
+	if _, err := s.Prepare("t1", 1, payloadOf(t, Move{"alice", -25}, Move{"bob", 25})); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	s = openStore(t, path, nil)
 	wantAccounts(t, s, map[string]Account{"alice": {100, 25}, "bob": {0, 0}})
 	wantPhase(t, s, "t1", PhasePrepared)
-	if _, err := s.Commit("t1"); err != nil {
+	if _, err := s.Commit("t1", 1); err != nil {
 		t.Fatal(err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {75, 0}, "bob": {25, 0}})
