@@ -32,6 +32,7 @@ run, so that the counts include their cleanup.
 The ceiling is the floor's Txn rate divided by N+2, the design's etcd writes
 per transaction for N participants sent one request each (begin, N votes,
 finalisation); group commit is how Concord goes past it.`)
+	f.env = benchEnvPrefix
 	etcd := f.String("etcd", "", "comma-separated etcd `endpoints`; empty: an embedded etcd in a temporary directory")
 	participants := f.Int("participants", 2, "participants per transaction (`N`)")
 	concurrency := f.Int("concurrency", 1, "transactions in flight")

@@ -12,11 +12,17 @@ import (
 
 // envPrefix: every flag --some-name can also be set with the environment
 // variable CONCORD_SOME_NAME. The command line wins over the environment.
-const envPrefix = "CONCORD_"
+// coord bench reads CONCORD_BENCH_SOME_NAME instead (benchEnvPrefix), so
+// that a service's settings (CONCORD_ETCD, CONCORD_RETENTION) exported in
+// the same shell do not change what a benchmark measures.
+const (
+	envPrefix      = "CONCORD_"
+	benchEnvPrefix = "CONCORD_BENCH_"
+)
 
-// envName is the environment variable of a flag.
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+// envName is the environment variable of a flag under prefix.
+func envName(prefix, flagName string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // usageError is a mistake in the command line or the environment: the
@@ -36,11 +42,12 @@ type flagSet struct {
 	*flag.FlagSet
 	synopsis string // "coord tx show [flags] ID"
 	about    string // what the command does, printed under the synopsis
+	env      string // the prefix of its flags' environment variables
 	origin   map[string]string
 }
 
 func newFlagSet(name, synopsis, about string) *flagSet {
-	f := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, about: about, origin: make(map[string]string)}
+	f := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), synopsis: synopsis, about: about, env: envPrefix, origin: make(map[string]string)}
 	f.SetOutput(io.Discard) // errors are reported by run, help by printHelp
 	return f
 }
@@ -73,7 +80,7 @@ func (f *flagSet) parse(args []string, getenv func(string) string) ([]string, er
 	f.Visit(func(fl *flag.Flag) { f.origin[fl.Name] = "--" + fl.Name })
 	var envErr error
 	f.VisitAll(func(fl *flag.Flag) {
-		env := envName(fl.Name)
+		env := envName(f.env, fl.Name)
 		v := getenv(env)
 		if _, set := f.origin[fl.Name]; set || v == "" || envErr != nil {
 			return
@@ -136,7 +143,7 @@ func (f *flagSet) printHelp(w io.Writer) {
 		if kind != "" {
 			head += " " + kind
 		}
-		fmt.Fprintf(w, "%-40s $%s\n", head, envName(fl.Name))
+		fmt.Fprintf(w, "%-40s $%s\n", head, envName(f.env, fl.Name))
 		fmt.Fprintf(w, "      %s", strings.ReplaceAll(usage, "\n", "\n      "))
 		if fl.DefValue != "" && fl.DefValue != "false" {
 			fmt.Fprintf(w, " (default %s)", fl.DefValue)

@@ -132,7 +132,7 @@ func TestHelp(t *testing.T) {
 	for _, name := range []string{"listen", "etcd", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-user", "data-dir", "embedded-client-url",
 		"embedded-peer-url", "embedded-auto-compaction", "prefix", "lease-ttl", "retention", "timeout", "log-level", "log-format"} {
 		fl := fs.Lookup(name)
-		if fl == nil || !strings.Contains(stdout, "--"+name+" ") || !strings.Contains(stdout, "$"+envName(name)) || fl.Usage == "" {
+		if fl == nil || !strings.Contains(stdout, "--"+name+" ") || !strings.Contains(stdout, "$"+envName(envPrefix, name)) || fl.Usage == "" {
 			t.Errorf("serve --help does not describe --%s", name)
 		}
 	}
@@ -186,5 +186,26 @@ func TestVersion(t *testing.T) {
 	code, stdout, _ := runInProcess([]string{"version"}, nil)
 	if code != 0 || !strings.HasPrefix(stdout, "coord dev go1.") {
 		t.Fatalf("version: exit %d, %q", code, stdout)
+	}
+}
+
+// coord bench reads its own variables, CONCORD_BENCH_*: a service's
+// settings exported in the same shell are not taken for the benchmark's.
+func TestBenchEnvironment(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		env  map[string]string
+		says string
+	}{
+		{nil, map[string]string{"CONCORD_BENCH_RETENTION": "0s"}, `CONCORD_BENCH_RETENTION: "0s" is not positive (expected e.g. 1s)`},
+		{nil, map[string]string{"CONCORD_BENCH_CONCURRENCY": "0"}, `CONCORD_BENCH_CONCURRENCY: "0", expected at least 1`},
+		// Each would be refused as a bench setting; bench does not read
+		// them, and stops at the bad flag instead.
+		{[]string{"--payload", "-1"}, map[string]string{"CONCORD_RETENTION": "0s", "CONCORD_CONCURRENCY": "0", "CONCORD_PARTICIPANTS": "0"}, `--payload: "-1", expected 0 to 65536`},
+	} {
+		code, _, stderr := runInProcess(append([]string{"bench"}, tt.args...), tt.env)
+		if code != 2 || !strings.Contains(stderr, tt.says) {
+			t.Errorf("env %v: exit %d, stderr %q; want 2 and %q", tt.env, code, stderr, tt.says)
+		}
 	}
 }

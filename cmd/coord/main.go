@@ -96,5 +96,5 @@ func printUsage(w io.Writer) {
 	for _, n := range commandNames() {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "\nRun 'coord <command> --help' for the flags of a command. Every flag --some-flag\ncan also be set with the environment variable %sSOME_FLAG.\n", envPrefix)
+	fmt.Fprintf(w, "\nRun 'coord <command> --help' for the flags of a command. Every flag --some-flag\ncan also be set with the environment variable %sSOME_FLAG (%sSOME_FLAG for bench).\n", envPrefix, benchEnvPrefix)
 }
