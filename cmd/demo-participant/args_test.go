@@ -113,3 +113,16 @@ func TestUnknownCommand(t *testing.T) {
 		t.Errorf("no command: exit %d", code)
 	}
 }
+
+// transfer reads DEMO_TRANSFER_*, not serve's variables: serve's
+// DEMO_ACCOUNTS (alice=100) means something else than transfer's
+// --accounts, and must not reach it.
+func TestTransferEnvironment(t *testing.T) {
+	t.Setenv("DEMO_ACCOUNTS", "alice=100")
+	t.Setenv("DEMO_TRANSFER_AMOUNT", "0")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"transfer", "--from", "bank-a:alice", "--to", "bank-b:bob"}, &stdout, &stderr)
+	if code != exitError || !strings.Contains(stderr.String(), "amount 0, expected more than 0") {
+		t.Errorf("exit %d, stderr %q; want %d and the amount from DEMO_TRANSFER_AMOUNT refused", code, stderr.String(), exitError)
+	}
+}

@@ -7,25 +7,30 @@ import (
 	"strings"
 )
 
-// envPrefix starts the environment variable of every flag: --lease-ttl is
-// also DEMO_LEASE_TTL.
-const envPrefix = "DEMO_"
+// The environment variable of a flag is its command's prefix and its name:
+// serve's --lease-ttl is also DEMO_LEASE_TTL, transfer's --accounts is
+// DEMO_TRANSFER_ACCOUNTS. The two commands have flags of the same name
+// and different meanings (--accounts), so they read different variables.
+const (
+	serveEnvPrefix    = "DEMO_"
+	transferEnvPrefix = "DEMO_TRANSFER_"
+)
 
-func envName(flagName string) string {
-	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+func envName(prefix, flagName string) string {
+	return prefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
 // documentEnv adds each flag's environment variable to its usage text.
 // Call it after defining the flags.
-func documentEnv(fs *flag.FlagSet) {
+func documentEnv(fs *flag.FlagSet, prefix string) {
 	fs.VisitAll(func(f *flag.Flag) {
-		f.Usage += " (env " + envName(f.Name) + ")"
+		f.Usage += " (env " + envName(prefix, f.Name) + ")"
 	})
 }
 
 // parseFlags parses args, then sets every flag not given on the command
-// line from its environment variable, if that is set.
-func parseFlags(fs *flag.FlagSet, args []string) error {
+// line from its environment variable under prefix, if that is set.
+func parseFlags(fs *flag.FlagSet, prefix string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -39,9 +44,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		if given[f.Name] || err != nil {
 			return
 		}
-		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+		if v, ok := os.LookupEnv(envName(prefix, f.Name)); ok {
 			if serr := fs.Set(f.Name, v); serr != nil {
-				err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, serr)
+				err = fmt.Errorf("%s=%q: %w", envName(prefix, f.Name), v, serr)
 			}
 		}
 	})

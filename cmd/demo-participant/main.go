@@ -10,8 +10,9 @@
 //	    --accounts bank-a:alice,bank-a:bob,bank-b:carol \
 //	    --banks bank-a=http://127.0.0.1:8081,bank-b=http://127.0.0.1:8082
 //
-// Every flag can also be set from the environment: --lease-ttl from
-// DEMO_LEASE_TTL, and so on; a flag on the command line wins.
+// Every flag can also be set from the environment: serve's --lease-ttl
+// from DEMO_LEASE_TTL, transfer's --coord from DEMO_TRANSFER_COORD, and so
+// on; a flag on the command line wins.
 package main
 
 import (

@@ -47,8 +47,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.StringVar(&c.prefix, "prefix", protocol.DefaultPrefix, "etcd key prefix; must match the coordinator's")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.commitGate, "commit-gate", "", "testing only: Commit waits until this file exists")
-	documentEnv(fs)
-	if err := parseFlags(fs, args); err != nil {
+	documentEnv(fs, serveEnvPrefix)
+	if err := parseFlags(fs, serveEnvPrefix, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}

@@ -51,8 +51,8 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.Int64Var(&c.maxAmount, "max-amount", 20, "with --load: amounts are random in [1, max-amount]")
 	fs.Uint64Var(&c.seed, "seed", 0, "with --load: random seed (default: from the clock)")
 	fs.DurationVar(&c.settle, "settle", 30*time.Second, "with --load: how long to wait for the banks to apply every decision before the final read")
-	documentEnv(fs)
-	if err := parseFlags(fs, args); err != nil {
+	documentEnv(fs, transferEnvPrefix)
+	if err := parseFlags(fs, transferEnvPrefix, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
