@@ -151,6 +151,8 @@ func runLoad(ctx context.Context, c transferConfig, coord *transfer.Coordinator,
 		Progress:      stderr,
 		ProgressEvery: time.Second,
 		Settle:        c.settle,
+
+		RequestTimeout: c.requestTimeout,
 	}
 	if err := l.Validate(banks); err != nil {
 		return fail(err)

@@ -26,7 +26,16 @@ type Load struct {
 	// apply every decision (nothing prepared, nothing held) before the
 	// final read.
 	Settle time.Duration
+	// RequestTimeout bounds the wait for each transfer's decision,
+	// resending included (0: no bound but ctx's); a transfer that has none
+	// by then is counted as an error, its outcome unknown.
+	RequestTimeout time.Duration
 }
+
+// interruptedSettle bounds the settle wait and final read of a run whose
+// ctx ended (Ctrl-C): long enough to read the banks, short enough that the
+// user is not kept waiting.
+const interruptedSettle = 3 * time.Second
 
 // Validate checks the load before anything is sent.
 func (l Load) Validate(banks *Banks) error {
@@ -57,6 +66,9 @@ type Report struct {
 	Before    Snapshot
 	After     Snapshot
 	Settled   bool // every decision was applied at the final read
+	// Interrupted: ctx ended (Ctrl-C) during the run, which gave up the
+	// transfers in flight and sent no more.
+	Interrupted bool
 }
 
 // Decided is the number of transfers that got a decision.
@@ -122,7 +134,12 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 					t.add(Outcome{}, err)
 					continue
 				}
-				out, err := coord.Do(ctx, "", branches, l.Timeout)
+				dctx, cancel := ctx, context.CancelFunc(func() {})
+				if l.RequestTimeout > 0 {
+					dctx, cancel = context.WithTimeout(ctx, l.RequestTimeout)
+				}
+				out, err := coord.Do(dctx, "", branches, l.Timeout)
+				cancel()
 				t.add(out, err)
 			}
 		}()
@@ -131,7 +148,14 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 	elapsed := time.Since(start)
 	stopProgress()
 
-	after, settled, err := settle(ctx, banks, l.Settle)
+	// Interrupted, the run still reads the banks, briefly, so that what
+	// was done is reported.
+	sctx, wait := ctx, l.Settle
+	interrupted := ctx.Err() != nil
+	if interrupted {
+		sctx, wait = context.WithoutCancel(ctx), min(wait, interruptedSettle)
+	}
+	after, settled, err := settle(sctx, banks, wait)
 	if err != nil {
 		return Report{}, err
 	}
@@ -145,6 +169,8 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 		Before:    before,
 		After:     after,
 		Settled:   settled,
+
+		Interrupted: interrupted,
 	}, nil
 }
 

@@ -2,6 +2,9 @@ package transfer
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -153,5 +156,58 @@ func TestReportTable(t *testing.T) {
 	rep.Write(&b, []Endpoint{acc})
 	if !strings.Contains(b.String(), "NOT CONSERVED: the sum of balances changed by 1") {
 		t.Errorf("a changed sum is not reported:\n%s", b.String())
+	}
+}
+
+// With the coordinator unreachable, each transfer gives up after
+// RequestTimeout, counted as an error, and the run still ends with its
+// report; interrupted (ctx ends) with transfers in flight, it reports what
+// it read of the banks, marked as interrupted.
+func TestLoadEndsWithoutCoordinator(t *testing.T) {
+	e := newEnv(t, map[string]map[string]int64{"bank-a": {"alice": 100}, "bank-b": {"carol": 100}})
+	accounts, err := ParseEndpoints("bank-a:alice,bank-b:carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Takes every request and never answers, until the test ends.
+	hang := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer silent.Close()
+	defer close(hang)
+	coord, err := NewCoordinator(silent.URL, e.hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load := Load{N: 3, Concurrency: 1, Accounts: accounts, MaxAmount: 5, Timeout: time.Second, Seed: 1, Settle: time.Second, RequestTimeout: 300 * time.Millisecond}
+	rep, err := RunLoad(e.ctx, coord, e.banks, load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := 0
+	for _, n := range rep.Errors {
+		errs += n
+	}
+	if errs != 3 || rep.Decided() != 0 || rep.Interrupted || !rep.Conserved() {
+		t.Errorf("report %+v: want 3 errors, nothing decided, money conserved", rep)
+	}
+
+	load.N, load.RequestTimeout = 1000, 0
+	ctx, cancel := context.WithTimeout(e.ctx, 300*time.Millisecond)
+	defer cancel()
+	rep, err = RunLoad(ctx, coord, e.banks, load)
+	if err != nil {
+		t.Fatalf("interrupted run: %v, want its report", err)
+	}
+	var table bytes.Buffer
+	if err := rep.Write(&table, accounts); err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Interrupted || !rep.Conserved() || !strings.Contains(table.String(), "interrupted") {
+		t.Errorf("interrupted run: %+v\n%s", rep, table.String())
 	}
 }

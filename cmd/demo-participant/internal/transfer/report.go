@@ -17,6 +17,9 @@ func (r Report) Write(w io.Writer, accounts []Endpoint) error {
 		total += n
 	}
 	fmt.Fprintf(tw, "transfers\t%d\n", total)
+	if r.Interrupted {
+		fmt.Fprintf(tw, "interrupted\tthe run stopped early: transfers in flight given up, later ones not sent\n")
+	}
 	fmt.Fprintf(tw, "committed\t%d\n", r.Committed)
 	for _, k := range sortedKeys(r.Aborted) {
 		fmt.Fprintf(tw, "aborted\t%d\t%s\n", r.Aborted[k], k)
