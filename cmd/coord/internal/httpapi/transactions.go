@@ -55,7 +55,7 @@ func (a *api) begin(w http.ResponseWriter, r *http.Request) {
 		case ctx.Err() != nil:
 			a.undecided(w, r, req.ID, timeout+a.WaitGrace)
 		default:
-			fail(w, errorOf(err))
+			a.failBegin(w, r, req.ID, err)
 		}
 		return
 	}
@@ -70,20 +70,41 @@ func (a *api) beginNoWait(w http.ResponseWriter, r *http.Request, req coordinato
 	defer cancel()
 	b, err := a.Client.Begin(ctx, req)
 	if err != nil {
-		fail(w, errorOf(err))
+		a.failBegin(w, r, req.ID, err)
 		return
 	}
 	out := Outcome{ID: b.ID, State: protocol.StatePreparing}
 	if !b.Created {
 		tx, err := a.Client.Get(ctx, b.ID)
 		if err != nil {
-			fail(w, errorOf(err))
+			a.failBegin(w, r, req.ID, err)
 			return
 		}
 		out = Outcome{ID: tx.ID, State: tx.State, Cause: tx.Cause, Reason: tx.Reason}
 	}
 	a.Logger.Debug("begun", zap.String("txid", b.ID), zap.Int64("rev", b.Revision), zap.Bool("created", b.Created))
 	writeJSON(w, http.StatusAccepted, out)
+}
+
+// failBegin answers a begin that failed after its request was accepted as
+// valid: the transaction may exist (etcd did not answer in time) or does
+// (another request holds the id), so the answer names it, and on a 409
+// gives its state if it can be read.
+func (a *api) failBegin(w http.ResponseWriter, r *http.Request, id string, err error) {
+	e := errorOf(err)
+	if e.status == http.StatusBadRequest {
+		fail(w, e)
+		return
+	}
+	e.body.ID = id
+	if e.status == http.StatusConflict {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if tx, err := a.Client.Get(ctx, id); err == nil {
+			e.body.State = tx.State
+		}
+	}
+	fail(w, e)
 }
 
 // undecided answers 504 for a transaction still undecided when the wait

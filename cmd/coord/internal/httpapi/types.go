@@ -73,8 +73,9 @@ type List struct {
 	Next         string        `json:"next,omitempty"`
 }
 
-// ErrorBody is the body of every error answer. ID and State are set when
-// the error is about a transaction that exists (a 409, a 504).
+// ErrorBody is the body of every error answer. ID is set when the error is
+// about a transaction that exists or may exist (a 409; a 503 or 504 after
+// a valid begin: it may have been begun), State when it could be read.
 type ErrorBody struct {
 	Error string         `json:"error"`
 	ID    string         `json:"id,omitempty"`
