@@ -2,6 +2,7 @@ package protocol
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -119,10 +120,14 @@ func ValidateName(name string) error {
 }
 
 // ValidateID checks a transaction id: 1 to 128 characters from
-// [A-Za-z0-9._:-]. Generated ids are UUIDs, which fit.
+// [A-Za-z0-9._:-], not dots alone ("." and ".." cannot be carried in a URL
+// path). Generated ids are UUIDs, which fit.
 func ValidateID(id string) error {
 	if len(id) == 0 || len(id) > MaxIDLength {
 		return fmt.Errorf("%w: %q: expected 1 to %d characters, got %d", ErrInvalidID, id, MaxIDLength, len(id))
+	}
+	if strings.Trim(id, ".") == "" {
+		return fmt.Errorf("%w: %q: dots alone, expected some other character too", ErrInvalidID, id)
 	}
 	for i := 0; i < len(id); i++ {
 		c := id[i]

@@ -144,12 +144,12 @@ func TestValidation(t *testing.T) {
 	if err := l.ValidateBranches(tests[len(tests)-1].branches); !errors.Is(err, ErrPayloadTooLarge) {
 		t.Errorf("total payload over limit: %v", err)
 	}
-	for _, id := range []string{"", strings.Repeat("a", 129), "a/b", "a~b", "a b"} {
+	for _, id := range []string{"", strings.Repeat("a", 129), "a/b", "a~b", "a b", ".", ".."} {
 		if err := ValidateID(id); !errors.Is(err, ErrInvalidID) {
 			t.Errorf("ValidateID(%q) = %v", id, err)
 		}
 	}
-	for _, id := range []string{"3fe630dd-d5fb-40cc-b2b2-1dcfc44b7c3e", "order:42.A_b"} {
+	for _, id := range []string{"3fe630dd-d5fb-40cc-b2b2-1dcfc44b7c3e", "order:42.A_b", "...a"} {
 		if err := ValidateID(id); err != nil {
 			t.Errorf("ValidateID(%q) = %v", id, err)
 		}

@@ -237,12 +237,13 @@ func checkTxCommands(t *testing.T, coord *coordProc) {
 	if err := json.Unmarshal([]byte(stdout), &l); code != 0 || err != nil || len(l.Transactions) != 1 || l.Transactions[0].ID != "t-commit" {
 		t.Fatalf("tx list --json --state committed: exit %d, %v\n%s", code, err, stdout)
 	}
+	// The hint repeats the listing's own flags.
 	code, stdout, stderr = tx("list", "--limit", "1")
-	if code != 0 || strings.Count(stdout, "\n") != 2 || stderr != "more: coord tx list --after t-abort\n" {
+	if code != 0 || strings.Count(stdout, "\n") != 2 || stderr != "more: coord tx list --addr "+coord.url+" --limit 1 --after t-abort\n" {
 		t.Fatalf("tx list --limit 1: exit %d\n%s%s", code, stdout, stderr)
 	}
 	code, _, stderr = tx("list", "--state", "done")
-	if code != 1 || !strings.Contains(stderr, `coord tx list: state: "done" is not a state`) || !strings.Contains(stderr, "(HTTP 400 Bad Request)") {
+	if code != 2 || !strings.Contains(stderr, `coord tx list: --state: "done" is not a state (expected preparing, committing, aborting, committed or aborted)`) {
 		t.Fatalf("tx list --state done: exit %d, stderr %q", code, stderr)
 	}
 

@@ -111,6 +111,14 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 	if cfg.listen != "127.0.0.1:7070" || cfg.prefix != "/tx" {
 		t.Errorf("defaults: %+v", cfg)
 	}
+	// Compaction off, whichever way zero is written.
+	for _, off := range []string{"0", "0s", "0h"} {
+		fs = serveFlags()
+		fs.parse([]string{"--embedded-auto-compaction", off}, func(string) string { return "" })
+		if cfg, err = parseServe(fs, func(string) string { return "" }); err != nil || cfg.embedded.AutoCompaction != "0" {
+			t.Errorf("--embedded-auto-compaction %s: %+v %v, want compaction off", off, cfg.embedded, err)
+		}
+	}
 }
 
 func TestHelp(t *testing.T) {

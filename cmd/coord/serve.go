@@ -159,10 +159,11 @@ func parseEmbedded(fs *flagSet) (*embedded.Config, error) {
 	if ec.ClientURL.Host == ec.PeerURL.Host {
 		return nil, usagef("--embedded-client-url and --embedded-peer-url: both %s (expected two addresses)", ec.ClientURL.Host)
 	}
-	if ec.AutoCompaction != "0" {
-		if d, err := time.ParseDuration(ec.AutoCompaction); err != nil || d <= 0 {
-			return nil, usagef("%s: %q is not a duration (expected e.g. 1h, or 0 to turn compaction off)", fs.source("embedded-auto-compaction"), ec.AutoCompaction)
-		}
+	switch d, err := time.ParseDuration(ec.AutoCompaction); {
+	case err != nil || d < 0:
+		return nil, usagef("%s: %q is not a duration (expected e.g. 1h, or 0 to turn compaction off)", fs.source("embedded-auto-compaction"), ec.AutoCompaction)
+	case d == 0:
+		ec.AutoCompaction = "0" // off, however it was written
 	}
 	return ec, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/protocol"
 )
 
 // txCommands are the subcommands of `coord tx`.
@@ -88,6 +89,11 @@ func runTxList(ctx context.Context, c console, args []string) error {
 	if *limit < 0 {
 		return usagef("%s: %d is negative (expected a number of transactions, or 0 for all)", f.source("limit"), *limit)
 	}
+	if *state != "" {
+		if _, err := protocol.ParseState(*state); err != nil {
+			return usagef("%s: %q is not a state (expected preparing, committing, aborting, committed or aborted)", f.source("state"), *state)
+		}
+	}
 	cl, err := f.client()
 	if err != nil {
 		return err
@@ -114,7 +120,14 @@ func runTxList(ctx context.Context, c console, args []string) error {
 	}
 	printList(c.stdout, all.Transactions)
 	if all.Next != "" {
-		fmt.Fprintf(c.stderr, "more: coord tx list --after %s\n", all.Next)
+		// The same listing, from where this one stopped.
+		more := []string{"coord tx list"}
+		for _, name := range []string{"addr", "state", "limit"} {
+			if o := f.origin[name]; strings.HasPrefix(o, "--") {
+				more = append(more, fmt.Sprintf("--%s %s", name, f.value(name)))
+			}
+		}
+		fmt.Fprintf(c.stderr, "more: %s --after %s\n", strings.Join(more, " "), all.Next)
 	}
 	return nil
 }
