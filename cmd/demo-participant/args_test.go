@@ -87,7 +87,9 @@ func TestServeRefusesBadArguments(t *testing.T) {
 		{"bad prefix", []string{"--name", "bank-a", "--prefix", "tx/"}, nil, "--prefix: protocol: invalid key prefix"},
 		{"bad env", []string{"--name", "bank-a"}, map[string]string{"DEMO_LEASE_TTL": "soon"}, `DEMO_LEASE_TTL="soon"`},
 		{"name from env", nil, map[string]string{"DEMO_NAME": "BANK"}, "--name: protocol: invalid participant name: \"BANK\""},
-		{"bad log level", []string{"--name", "bank-a", "--log-level", "loud"}, nil, "--log-level"},
+		{"bad log level", []string{"--name", "bank-a", "--log-level", "loud"}, nil, `--log-level: "loud", expected debug, info, warn or error`},
+		{"fatal log level", []string{"--name", "bank-a", "--log-level", "fatal"}, nil, `--log-level: "fatal", expected debug, info, warn or error`},
+		{"bad listen", []string{"--name", "bank-a", "--listen", "nonsense"}, nil, `--listen: "nonsense" is not host:port`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

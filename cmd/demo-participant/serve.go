@@ -92,6 +92,9 @@ func (c *serveConfig) validate() (map[string]int64, error) {
 	if strings.TrimSpace(c.etcd) == "" {
 		return nil, errors.New("--etcd is empty, expected endpoints such as 127.0.0.1:2379")
 	}
+	if _, _, err := net.SplitHostPort(c.listen); err != nil {
+		return nil, fmt.Errorf("--listen: %q is not host:port (expected e.g. 127.0.0.1:8081)", c.listen)
+	}
 	seed, err := bank.ParseSeed(c.accounts)
 	if err != nil {
 		return nil, fmt.Errorf("--accounts: %w", err)
@@ -101,8 +104,15 @@ func (c *serveConfig) validate() (map[string]int64, error) {
 
 func runBank(ctx context.Context, c serveConfig, seed map[string]int64, base *zap.Logger) error {
 	log := base.With(zap.String("participant", c.name)) // the SDK adds the field to its own logs
+	// Listening first: a port in use must not leave a new store seeded
+	// behind, which a corrected rerun would keep.
+	ln, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.listen, err)
+	}
 	store, created, err := bank.Open(c.db, seed, 10*time.Second)
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer func() {
@@ -121,10 +131,6 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, base *za
 		}
 	}
 
-	ln, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", c.listen, err)
-	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            strings.Split(c.etcd, ","),
 		DialTimeout:          5 * time.Second,
@@ -181,8 +187,8 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, base *za
 // newLogger returns a JSON logger writing to w.
 func newLogger(level string, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+	if err != nil || lvl < zapcore.DebugLevel || lvl > zapcore.ErrorLevel {
+		return nil, fmt.Errorf("--log-level: %q, expected debug, info, warn or error", level)
 	}
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
