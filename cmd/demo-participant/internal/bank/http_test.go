@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"sync/atomic"
 	"testing"
 
@@ -79,7 +80,22 @@ func TestHTTP(t *testing.T) {
 	if code, body := get(t, h, "/healthz"); code != http.StatusOK {
 		t.Errorf("GET /healthz while registered: %d %s, want 200", code, body)
 	}
-	if code, _ := get(t, h, "/nothing"); code != http.StatusNotFound {
-		t.Errorf("GET /nothing: %d, want 404", code)
+	// Errors are JSON, and name what was expected.
+	for _, tt := range []struct {
+		method, path string
+		code         int
+		says         string
+	}{
+		{http.MethodGet, "/nothing", http.StatusNotFound, `{"error":"no such path /nothing (expected /accounts, /applied or /healthz)"}`},
+		{http.MethodPost, "/accounts", http.StatusMethodNotAllowed, `{"error":"POST /accounts: expected GET"}`},
+		{http.MethodGet, "/applied?phse=prepared", http.StatusBadRequest, `{"error":"query parameter \"phse\": /applied takes phase"}`},
+		{http.MethodGet, "/accounts?x=1", http.StatusBadRequest, `{"error":"query parameter \"x\": /accounts takes none"}`},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+		var got, want any
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || json.Unmarshal([]byte(tt.says), &want) != nil || rec.Code != tt.code || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s %s: %d %s, want %d %s", tt.method, tt.path, rec.Code, rec.Body.String(), tt.code, tt.says)
+		}
 	}
 }
