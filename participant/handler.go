@@ -11,7 +11,8 @@ type Tx struct {
 	// Revision is the etcd revision that began the transaction. An id is
 	// unique only within the coordinator's retention window, after which
 	// it may name a new transaction; ID and Revision together name one for
-	// good.
+	// good. 0 in a Commit or Abort decided by an earlier version of
+	// Concord, which did not record it: match such a call by ID alone.
 	Revision     int64
 	Participants []string  // every participant of the transaction, this one included
 	Deadline     time.Time // votes after this are too late; Prepare's ctx ends then

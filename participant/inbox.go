@@ -51,7 +51,7 @@ type message struct {
 	protocol.Message
 	id      string
 	mod     int64 // ModRevision: the begin's revision R for prepare, the decision's otherwise
-	begun   int64 // R: the begin's revision
+	begun   int64 // R: the begin's revision; 0 if a decision does not say
 	catchUp bool  // found by listing, not by the watch: maybe seen by a previous term
 }
 
@@ -200,15 +200,12 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 	if cancel := in.mu.preparing[k.ID]; cancel != nil && msg.Op != protocol.OpPrepare {
 		cancel()
 	}
+	// A decision written before messages carried R leaves it 0, unknown:
+	// the key's CreateRevision is R only if the begin created the key, not
+	// if it overwrote one left over from an earlier transaction.
 	m := &message{Message: msg, id: k.ID, mod: kv.ModRevision, begun: msg.Begun, catchUp: catchUp}
-	switch {
-	case msg.Op == protocol.OpPrepare:
+	if msg.Op == protocol.OpPrepare {
 		m.begun = kv.ModRevision
-	case m.begun == 0:
-		// A decision written before messages carried R: the key's creation
-		// is the begin's, unless the key was left over from an earlier
-		// transaction of the same id.
-		m.begun = kv.CreateRevision
 	}
 	if _, running := in.mu.runners[k.ID]; running {
 		in.mu.runners[k.ID] = m // supersedes anything not yet taken

@@ -19,9 +19,9 @@ var (
 	// ErrAlreadyAborted: Prepare came after this bank recorded the
 	// transaction's abort.
 	ErrAlreadyAborted = errors.New("transaction already aborted")
-	// ErrIDInUse: Prepare came for an id this bank holds prepared for an
-	// earlier transaction of that id (the coordinator deletes ids after
-	// its retention window, and the earlier one never finished here).
+	// ErrIDInUse: Prepare came for an id this bank has recorded for a
+	// later transaction of that id (begun at a later revision). The
+	// protocol never does that.
 	ErrIDInUse = errors.New("transaction id in use")
 
 	// ErrNotPrepared: Commit was asked for a transaction this bank did not

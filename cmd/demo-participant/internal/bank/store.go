@@ -126,10 +126,27 @@ func Open(path string, opening map[string]int64, lockTimeout time.Duration) (s *
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
 
-// other reports whether r, stored under a transaction's id, is of another
-// transaction with that id than the one begun at rev. 0 on either side (a
-// record from before revisions were kept, a caller without one) matches.
-func (r Record) other(rev int64) bool { return r.Revision != 0 && rev != 0 && r.Revision != rev }
+// earlier reports whether r, stored under a transaction's id, is of an
+// earlier transaction with that id than the one begun at rev (the
+// coordinator reuses an id after its retention window), and later whether
+// it is of a later one. A caller without a revision (0) matches any record.
+// A record from before revisions were kept (0) is of an earlier
+// transaction only if committed: nothing follows this bank's own commit of
+// a transaction.
+func (r Record) earlier(rev int64) bool {
+	if r.Revision == 0 {
+		return rev != 0 && r.Phase == PhaseCommitted
+	}
+	return rev != 0 && r.Revision < rev
+}
+
+func (r Record) later(rev int64) bool { return rev != 0 && r.Revision > rev }
+
+// An earlier transaction still prepared here when its id is begun again
+// was aborted: the coordinator deletes a transaction only once it is
+// terminal, a commit needs this bank's yes vote, and a transaction this
+// bank voted yes in waits for this bank's acknowledgement before it can be
+// terminal. So this bank never voted in it, and its holds can go.
 
 // Prepare reserves the moves of transaction id, begun at revision rev: it
 // checks that every account exists and that every debit is covered by the
@@ -137,9 +154,10 @@ func (r Record) other(rev int64) bool { return r.Revision != 0 && rev != 0 && r.
 // the transaction as prepared. A refusal is recorded too (phase refused)
 // and returned as a *RefusedError; a repeated Prepare returns what the
 // first one did. A Prepare after the abort is refused with
-// ErrAlreadyAborted. An id whose record is of a finished transaction
-// begun at another revision is a new transaction; one still prepared
-// under it is refused with ErrIDInUse.
+// ErrAlreadyAborted. An id whose record is of an earlier transaction
+// (begun at an earlier revision) is a new transaction: the earlier one's
+// holds, if any, are released first. A record of a later transaction
+// refuses it with ErrIDInUse.
 func (s *Store) Prepare(id string, rev int64, payload []byte) (Result, error) {
 	var res Result
 	var refusal *RefusedError
@@ -150,14 +168,19 @@ func (s *Store) Prepare(id string, rev int64, payload []byte) (Result, error) {
 		if err != nil {
 			return err
 		}
-		if found && rec.other(rev) {
+		switch {
+		case found && rec.later(rev):
+			// Not recorded: the record is the later transaction's.
+			refusal = &RefusedError{Reason: fmt.Sprintf("%v: %s is recorded here as the transaction begun at revision %d, later than this one (%d)", ErrIDInUse, id, rec.Revision, rev), err: ErrIDInUse}
+			res = Result{Phase: PhaseRefused}
+			return nil
+		case found && rec.earlier(rev):
 			if rec.Phase == PhasePrepared {
-				// Not recorded: the record is the other transaction's.
-				refusal = &RefusedError{Reason: fmt.Sprintf("%v: %s is still prepared here as the transaction begun at revision %d", ErrIDInUse, id, rec.Revision), err: ErrIDInUse}
-				res = Result{Phase: PhaseRefused}
-				return nil
+				if err := release(accounts, rec.Moves); err != nil {
+					return err
+				}
 			}
-			found = false // that one is over
+			found = false
 		}
 		if found {
 			res = Result{Phase: rec.Phase, Repeat: true}
@@ -192,6 +215,27 @@ func (s *Store) Prepare(id string, rev int64, payload []byte) (Result, error) {
 		return res, refusal
 	}
 	return res, nil
+}
+
+// release gives back what a prepared transaction's debits hold.
+func release(accounts *bolt.Bucket, moves []Move) error {
+	for _, m := range moves {
+		if m.Amount > 0 {
+			continue
+		}
+		a, found, err := getAccount(accounts, m.Account)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("%w: account %s of a prepared transaction is gone", ErrCorrupt, m.Account)
+		}
+		a.Held += m.Amount
+		if err := putJSON(accounts, m.Account, a); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // reserve checks moves against the accounts and holds the debits.
@@ -238,8 +282,8 @@ func (s *Store) Commit(id string, rev int64) (Result, error) {
 			return err
 		case !found:
 			return fmt.Errorf("%w: no record of it", ErrNotPrepared)
-		case rec.other(rev):
-			return fmt.Errorf("%w: its record is of the transaction begun at revision %d", ErrNotPrepared, rec.Revision)
+		case rec.earlier(rev), rec.later(rev):
+			return fmt.Errorf("%w: its record is of the transaction begun at revision %d, not %d", ErrNotPrepared, rec.Revision, rev)
 		case rec.Phase == PhaseCommitted:
 			res = Result{Phase: PhaseCommitted, Repeat: true}
 			return nil
@@ -289,14 +333,18 @@ func (s *Store) Abort(id string, rev int64, reason string) (Result, error) {
 		if err != nil {
 			return err
 		}
-		if found && rec.other(rev) {
+		switch {
+		case found && rec.later(rev):
+			// Never prepared here: the record is the later transaction's.
+			res = Result{Phase: PhaseAborted}
+			return nil
+		case found && rec.earlier(rev):
 			if rec.Phase == PhasePrepared {
-				// Never prepared here: the holds are the other
-				// transaction's, and so is the record.
-				res = Result{Phase: PhaseAborted}
-				return nil
+				if err := release(accounts, rec.Moves); err != nil {
+					return err
+				}
 			}
-			found, rec = false, Record{} // that one is over
+			found, rec = false, Record{Revision: rev}
 		}
 		if found {
 			switch rec.Phase {
@@ -306,21 +354,8 @@ func (s *Store) Abort(id string, rev int64, reason string) (Result, error) {
 			case PhaseCommitted:
 				return ErrAlreadyCommitted
 			}
-			for _, m := range rec.Moves {
-				if m.Amount > 0 {
-					continue
-				}
-				a, found, err := getAccount(accounts, m.Account)
-				if err != nil {
-					return err
-				}
-				if !found {
-					return fmt.Errorf("%w: account %s of a prepared transaction is gone", ErrCorrupt, m.Account)
-				}
-				a.Held += m.Amount
-				if err := putJSON(accounts, m.Account, a); err != nil {
-					return err
-				}
+			if err := release(accounts, rec.Moves); err != nil {
+				return err
 			}
 		}
 		rec.Phase, rec.Reason, rec.Updated = PhaseAborted, reason, now()

@@ -218,9 +218,10 @@ func TestAbortFirstRefusesALatePrepare(t *testing.T) {
 }
 
 // An id the coordinator reuses after its retention window names a new
-// transaction (another revision): a finished one's record does not make
-// the new one a repeat, and one still prepared is not touched by the new
-// one's refusal or abort.
+// transaction (a later revision): a finished one's record does not make
+// the new one a repeat, and one still prepared (so aborted without this
+// bank's vote) gives back its holds. A record written before revisions
+// were kept (0) is an earlier transaction's only if committed.
 func TestReusedID(t *testing.T) {
 	s := newStore(t, map[string]int64{"alice": 100, "bob": 50})
 	if _, err := s.Prepare("t1", 5, payloadOf(t, Move{"alice", -10})); err != nil {
@@ -239,28 +240,53 @@ func TestReusedID(t *testing.T) {
 	if _, err := s.Commit("t1", 5); !errors.Is(err, ErrNotPrepared) {
 		t.Errorf("commit of the earlier one: %v, want ErrNotPrepared", err)
 	}
+	if _, err := s.Prepare("t1", 3, payloadOf(t, Move{"bob", -1})); !errors.Is(err, ErrIDInUse) {
+		t.Errorf("prepare of an id recorded for a later transaction: %v, want ErrIDInUse", err)
+	}
 	if _, err := s.Commit("t1", 9); err != nil {
 		t.Fatal(err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 0}})
 
+	// Prepared, never decided here: its holds go when the id returns.
 	if _, err := s.Prepare("t2", 5, payloadOf(t, Move{"alice", -30})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Prepare("t2", 9, payloadOf(t, Move{"bob", -5})); !errors.Is(err, ErrIDInUse) {
-		t.Fatalf("prepare of an id still prepared: %v, want ErrIDInUse", err)
+	if _, err := s.Prepare("t2", 9, payloadOf(t, Move{"bob", -5})); err != nil {
+		t.Fatal(err)
 	}
-	if res, err := s.Abort("t2", 9, "vote no"); err != nil || res.Phase != PhaseAborted {
-		t.Fatalf("abort of the refused one: %+v, %v", res, err)
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 5}})
+	if _, err := s.Abort("t2", 9, "vote no"); err != nil {
+		t.Fatal(err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {90, 30}, "bob": {30, 0}})
-	if rec, _, err := s.Record("t2"); err != nil || rec.Revision != 5 || rec.Phase != PhasePrepared {
-		t.Fatalf("record of t2: %+v %v, want the earlier one's, prepared", rec, err)
+	if _, err := s.Prepare("t3", 5, payloadOf(t, Move{"alice", -7})); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.Abort("t2", 5, "deadline"); err != nil {
+	if _, err := s.Abort("t3", 9, "participant lost"); err != nil {
 		t.Fatal(err)
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 0}})
+
+	// Records without a revision.
+	if _, err := s.Prepare("old-done", 0, payloadOf(t, Move{"alice", -1})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit("old-done", 0); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Prepare("old-done", 9, payloadOf(t, Move{"alice", -2})); err != nil || res.Repeat {
+		t.Errorf("prepare over a committed record without a revision: %+v %v, want a new transaction", res, err)
+	}
+	if _, err := s.Prepare("old-open", 0, payloadOf(t, Move{"bob", -3})); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := s.Prepare("old-open", 9, payloadOf(t, Move{"bob", -3})); err != nil || !res.Repeat {
+		t.Errorf("prepare over a prepared record without a revision: %+v %v, want a repeat", res, err)
+	}
+	if _, err := s.Commit("old-open", 9); err != nil {
+		t.Errorf("commit of it: %v", err)
+	}
+	wantAccounts(t, s, map[string]Account{"alice": {89, 2}, "bob": {27, 0}})
 }
 
 func TestProtocolViolationsAreErrors(t *testing.T) {

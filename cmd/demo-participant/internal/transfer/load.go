@@ -32,10 +32,9 @@ type Load struct {
 	RequestTimeout time.Duration
 }
 
-// interruptedSettle bounds the settle wait and final read of a run whose
-// ctx ended (Ctrl-C): long enough to read the banks, short enough that the
-// user is not kept waiting.
-const interruptedSettle = 3 * time.Second
+// finalRead bounds the last read of the banks, which is made even after
+// ctx ended (Ctrl-C) so that what was done is reported.
+const finalRead = 3 * time.Second
 
 // Validate checks the load before anything is sent.
 func (l Load) Validate(banks *Banks) error {
@@ -67,7 +66,7 @@ type Report struct {
 	After     Snapshot
 	Settled   bool // every decision was applied at the final read
 	// Interrupted: ctx ended (Ctrl-C) during the run, which gave up the
-	// transfers in flight and sent no more.
+	// transfers in flight, sent no more and read the banks as they were.
 	Interrupted bool
 }
 
@@ -148,14 +147,7 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 	elapsed := time.Since(start)
 	stopProgress()
 
-	// Interrupted, the run still reads the banks, briefly, so that what
-	// was done is reported.
-	sctx, wait := ctx, l.Settle
-	interrupted := ctx.Err() != nil
-	if interrupted {
-		sctx, wait = context.WithoutCancel(ctx), min(wait, interruptedSettle)
-	}
-	after, settled, err := settle(sctx, banks, wait)
+	after, settled, err := settle(ctx, banks, l.Settle)
 	if err != nil {
 		return Report{}, err
 	}
@@ -170,7 +162,7 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 		After:     after,
 		Settled:   settled,
 
-		Interrupted: interrupted,
+		Interrupted: ctx.Err() != nil,
 	}, nil
 }
 
@@ -178,7 +170,8 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 // over, and then reads them. Every transfer of the run is decided by now,
 // so a commit not yet applied is a transaction some bank still has
 // prepared, and an abort not yet applied is a hold: when neither is left,
-// nothing changes any more.
+// nothing changes any more. If ctx ends the wait ends, but the banks are
+// still read, within finalRead.
 func settle(ctx context.Context, banks *Banks, wait time.Duration) (Snapshot, bool, error) {
 	wctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
@@ -196,8 +189,10 @@ func settle(ctx context.Context, banks *Banks, wait time.Duration) (Snapshot, bo
 		}
 		select {
 		case <-wctx.Done():
-			// Out of time: report the banks as they are.
-			s, err := banks.Read(ctx)
+			// Out of time, or interrupted: report the banks as they are.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalRead)
+			defer cancel()
+			s, err := banks.Read(rctx)
 			return s, false, err
 		case <-tick.C:
 		}

@@ -18,7 +18,7 @@ func (r Report) Write(w io.Writer, accounts []Endpoint) error {
 	}
 	fmt.Fprintf(tw, "transfers\t%d\n", total)
 	if r.Interrupted {
-		fmt.Fprintf(tw, "interrupted\tthe run stopped early: transfers in flight given up, later ones not sent\n")
+		fmt.Fprintf(tw, "interrupted\tthe run was stopped before its end; the banks were read as they were\n")
 	}
 	fmt.Fprintf(tw, "committed\t%d\n", r.Committed)
 	for _, k := range sortedKeys(r.Aborted) {
