@@ -33,7 +33,7 @@ type Client struct {
 // NewClient returns a Client using cli, which it does not close. It reads
 // the current revision once, so that Wait misses no decision from then on.
 func NewClient(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Client, error) {
-	o, err := newOptions(opts)
+	o, err := newOptions(forClient, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -36,12 +36,20 @@ type options struct {
 	now            func() time.Time
 }
 
-func newOptions(opts []Option) (options, error) {
+// part says which constructor reads the options: each checks only the
+// options it uses, so that one option list can serve both.
+type part int
+
+const (
+	forClient part = iota
+	forReplica
+)
+
+func newOptions(p part, opts []Option) (options, error) {
 	o := options{
 		keys:           protocol.MustKeys(protocol.DefaultPrefix),
 		logger:         zap.NewNop(),
 		limits:         protocol.DefaultLimits(),
-		timeout:        DefaultTimeout,
 		leaseTTL:       DefaultLeaseTTL,
 		retention:      DefaultRetention,
 		requestTimeout: DefaultRequestTimeout,
@@ -51,30 +59,32 @@ func newOptions(opts []Option) (options, error) {
 	for _, opt := range opts {
 		opt.apply(&o)
 	}
+	invalid := func(format string, args ...any) (options, error) {
+		return o, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+	}
 	if o.prefixErr != nil {
-		return o, fmt.Errorf("%w: %w", ErrInvalidConfig, o.prefixErr)
+		return invalid("%w", o.prefixErr)
 	}
-	if err := o.limits.Validate(); err != nil {
-		return o, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	if o.requestTimeout <= 0 {
+		return invalid("request timeout %v, expected a positive duration (WithRequestTimeout)", o.requestTimeout)
 	}
-	if err := o.limits.ValidateTimeout(o.timeout); err != nil {
-		return o, fmt.Errorf("%w: default timeout: %w", ErrInvalidConfig, err)
-	}
-	for _, d := range []struct {
-		name string
-		d    time.Duration
-		min  time.Duration
-	}{
-		{"lease TTL", o.leaseTTL, time.Second},
-		{"retention", o.retention, time.Nanosecond},
-		{"request timeout", o.requestTimeout, time.Nanosecond},
-	} {
-		if d.d < d.min {
-			want := "a positive duration"
-			if d.min > time.Nanosecond {
-				want = "at least " + d.min.String()
-			}
-			return o, fmt.Errorf("%w: %s %v, expected %s", ErrInvalidConfig, d.name, d.d, want)
+	switch p {
+	case forClient:
+		if err := o.limits.Validate(); err != nil {
+			return invalid("%w (WithLimits)", err)
+		}
+		if o.timeout == 0 {
+			// The default, kept within the limits.
+			o.timeout = min(max(DefaultTimeout, o.limits.MinTimeout), o.limits.MaxTimeout)
+		} else if err := o.limits.ValidateTimeout(o.timeout); err != nil {
+			return invalid("default timeout: %w (WithDefaultTimeout)", err)
+		}
+	case forReplica:
+		if o.leaseTTL < time.Second {
+			return invalid("lease TTL %v, expected at least 1s (WithLeaseTTL)", o.leaseTTL)
+		}
+		if o.retention <= 0 {
+			return invalid("retention %v, expected a positive duration (WithRetention)", o.retention)
 		}
 	}
 	return o, nil
@@ -108,7 +118,8 @@ func WithLimits(l protocol.Limits) Option {
 }
 
 // WithDefaultTimeout sets the prepare timeout of transactions begun without
-// one (default 30s): a transaction not decided by then is aborted.
+// one (default, and with 0: 30s, or the nearest the limits allow): a
+// transaction not decided by then is aborted.
 func WithDefaultTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.timeout = d })
 }

@@ -10,32 +10,49 @@ import (
 	"github.com/concord-tx/concord/protocol"
 )
 
-// Options out of range are refused by both constructors, before anything
-// starts, with an error naming the option.
+// Options out of range are refused, before anything starts, with an error
+// naming the option, by the constructor that uses them; the other takes
+// them, so that one list of options can serve both.
 func TestInvalidOptions(t *testing.T) {
 	tooWide := protocol.DefaultLimits()
 	tooWide.MaxBranches = protocol.DefaultMaxBranches + 1
 	noTimeouts := protocol.DefaultLimits()
 	noTimeouts.MinTimeout = 0
+	const client, replica, both = 1, 2, 3
 	for _, tt := range []struct {
 		opt  Option
+		by   int
 		want string
 	}{
-		{WithPrefix("tx"), "invalid key prefix"},
-		{WithLimits(tooWide), "MaxBranches 101, expected 1 to 100"},
-		{WithLimits(noTimeouts), "MinTimeout 0s"},
-		{WithDefaultTimeout(time.Millisecond), "default timeout"},
-		{WithLeaseTTL(500 * time.Millisecond), "lease TTL 500ms, expected at least 1s"},
-		{WithRetention(0), "retention 0s, expected a positive duration"},
-		{WithRequestTimeout(-time.Second), "request timeout -1s, expected a positive duration"},
+		{WithPrefix("tx"), both, "invalid key prefix"},
+		{WithRequestTimeout(-time.Second), both, "request timeout -1s, expected a positive duration (WithRequestTimeout)"},
+		{WithLimits(tooWide), client, "MaxBranches 101, expected 1 to 100"},
+		{WithLimits(noTimeouts), client, "MinTimeout 0s"},
+		{WithDefaultTimeout(time.Millisecond), client, "default timeout"},
+		{WithLeaseTTL(500 * time.Millisecond), replica, "lease TTL 500ms, expected at least 1s (WithLeaseTTL)"},
+		{WithRetention(-time.Hour), replica, "retention -1h0m0s, expected a positive duration (WithRetention)"},
 	} {
-		// Neither constructor gets far enough to use the etcd client.
-		_, cerr := NewClient(context.Background(), nil, tt.opt)
-		_, rerr := NewReplica(nil, tt.opt)
-		for _, err := range []error{cerr, rerr} {
-			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("got %v, want ErrInvalidConfig saying %q", err, tt.want)
+		_, cerr := newOptions(forClient, []Option{tt.opt})
+		_, rerr := newOptions(forReplica, []Option{tt.opt})
+		for part, err := range map[int]error{client: cerr, replica: rerr} {
+			refused := errors.Is(err, ErrInvalidConfig) && strings.Contains(err.Error(), tt.want)
+			if tt.by&part != 0 && !refused || tt.by&part == 0 && err != nil {
+				t.Errorf("part %d: got %v, want refused %v saying %q", part, err, tt.by&part != 0, tt.want)
 			}
 		}
+	}
+	// The constructors check before they use the etcd client.
+	if _, err := NewClient(context.Background(), nil, WithRequestTimeout(0)); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("NewClient: %v", err)
+	}
+	if _, err := NewReplica(nil, WithLeaseTTL(0)); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("NewReplica: %v", err)
+	}
+	// Limits whose timeouts exclude the default 30s keep the default
+	// within them.
+	short := protocol.DefaultLimits()
+	short.MaxTimeout = 10 * time.Second
+	if o, err := newOptions(forClient, []Option{WithLimits(short)}); err != nil || o.timeout != 10*time.Second {
+		t.Errorf("limits up to 10s: default timeout %v, %v; want 10s", o.timeout, err)
 	}
 }

@@ -39,7 +39,7 @@ type Replica struct {
 // NewReplica starts a replica that campaigns for leadership until Close.
 // cli is not closed by the replica.
 func NewReplica(cli *clientv3.Client, opts ...Option) (*Replica, error) {
-	o, err := newOptions(opts)
+	o, err := newOptions(forReplica, opts)
 	if err != nil {
 		return nil, err
 	}
