@@ -21,6 +21,7 @@
 //	GET  /metrics                      Prometheus
 //
 // Every flag can also be set from the environment: --lease-ttl from
-// CONCORD_LEASE_TTL, and so on; the etcd password only from
-// CONCORD_ETCD_PASSWORD. `coord <command> --help` describes every flag.
+// CONCORD_LEASE_TTL, and so on (bench's from CONCORD_BENCH_*); the etcd
+// password only from CONCORD_ETCD_PASSWORD. `coord <command> --help`
+// describes every flag.
 package main
