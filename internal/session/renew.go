@@ -69,10 +69,14 @@ func (r *renewer) renew(ctx context.Context, id clientv3.LeaseID, ch chan<- *cli
 		case ch <- resp:
 		default: // the session only counts on the channel staying open
 		}
+		// The next round starts a third of the TTL after this renewal was
+		// sent, not after its answer came: an answer that took more than
+		// two thirds of the TTL (an etcd election) would otherwise start
+		// the next round past expires, and give up a lease just renewed.
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(ttl / 3):
+		case <-time.After(time.Until(sent.Add(ttl / 3))):
 		}
 	}
 }

@@ -82,8 +82,16 @@ func Open(ctx context.Context, cli *clientv3.Client, lg *zap.Logger, key string,
 // the cluster, false when ctx ends or the stream does.
 func behind(ctx context.Context, cli *clientv3.Client, w clientv3.Watcher, key string) bool {
 	// A watch on the same stream that passes no events: its creation and
-	// the stream's progress notifications carry the member's revision.
-	probe := w.Watch(ctx, key, clientv3.WithFilterPut(), clientv3.WithFilterDelete(), clientv3.WithCreatedNotify())
+	// the stream's progress notifications carry the member's revision. A
+	// member that does not create it in time (frozen since it created the
+	// watch) counts as behind.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	slow := time.AfterFunc(createTimeout, cancel)
+	probe := w.Watch(pctx, key, clientv3.WithFilterPut(), clientv3.WithFilterDelete(), clientv3.WithCreatedNotify())
+	if !slow.Stop() {
+		return ctx.Err() == nil
+	}
 	var member int64 // the highest revision the member reported
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -100,7 +108,7 @@ func behind(ctx context.Context, cli *clientv3.Client, w clientv3.Watcher, key s
 			continue // no member with a leader answered: nothing to compare with
 		}
 		var ok bool
-		if member, ok = reach(ctx, w, probe, member, resp.Header.Revision); !ok {
+		if member, ok = reach(pctx, w, probe, member, resp.Header.Revision); !ok {
 			return false
 		}
 		if member < resp.Header.Revision {
