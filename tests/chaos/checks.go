@@ -260,6 +260,10 @@ func checkVotes(r *CheckReport, id string, rec protocol.Record, inEtcd bool, vie
 			if !lost {
 				r.fail(CheckJustified, "%s aborted for a lost participant at revision %d, but every participant had voted or was registered (%v)", id, view.DecidedRev, view.RegisteredAtDecision)
 			}
+		default:
+			// The suite never asks for an abort (operator), and every other
+			// abort names its cause.
+			r.fail(CheckJustified, "%s aborted with cause %q, which nothing in the run justifies", id, cause)
 		}
 	}
 }
@@ -272,6 +276,10 @@ func checkLiveness(r *CheckReport, id string, rec protocol.Record, inEtcd bool, 
 	}
 	if len(in.Etcd.Inboxes[id]) > 0 {
 		r.fail(CheckLiveness, "%s: inbox keys left for %v", id, in.Etcd.Inboxes[id])
+	}
+	if seen && view.Deleted && !view.Terminal() && !view.Gaps {
+		r.fail(CheckLiveness, "%s: record deleted before it was terminal (last seen %v)", id, view.Decision)
+		return
 	}
 	if !seen || !view.Terminal() {
 		return

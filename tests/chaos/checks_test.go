@@ -105,6 +105,17 @@ func TestChecksCatchViolations(t *testing.T) {
 			r.Decided = r.Deadline.Add(-time.Millisecond)
 			in.Etcd.Records["t2"] = r
 		}},
+		{"abort nothing in the run asks for", CheckJustified, func(in *CheckInput) {
+			r := in.Etcd.Records["t2"]
+			r.Cause = protocol.CauseOperator
+			in.Etcd.Records["t2"] = r
+		}},
+		{"record deleted before it was terminal", CheckLiveness, func(in *CheckInput) {
+			delete(in.Etcd.Records, "t1")
+			v := in.Txs["t1"]
+			v.TerminalAt, v.Deleted = time.Time{}, true
+			in.Txs["t1"] = v
+		}},
 		{"outcome changed", CheckAtomicity, func(in *CheckInput) {
 			v := in.Txs["t1"]
 			v.Anomalies = []string{"outcome changed: decided committing, then aborting"}
