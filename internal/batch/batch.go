@@ -65,6 +65,7 @@ type Op struct {
 }
 
 type item struct {
+	ctx   context.Context // the submitter's: an operation still queued when it ends is not sent
 	key   string
 	op    clientv3.Op
 	need  int // operations etcd counts for it, nested levels included
@@ -145,7 +146,8 @@ type result struct {
 
 // Do submits op and waits for its own response (the nested Txn's) and the
 // revision of the etcd Txn that carried it. If ctx ends first the operation
-// may still be sent: its outcome is unknown.
+// may have been sent: its outcome is unknown. (One still queued then is
+// dropped.)
 func (w *Writer) Do(ctx context.Context, op Op) (*pb.TxnResponse, int64, error) {
 	ch := make(chan result, 1)
 	w.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) { ch <- result{resp, rev, err} })
@@ -163,7 +165,7 @@ func (w *Writer) Do(ctx context.Context, op Op) (*pb.TxnResponse, int64, error) 
 // ends (the outcome is then unknown), and returns once done has been
 // called; otherwise it returns at once.
 func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
-	it := &item{key: op.Key, op: clientv3.OpTxn(op.Cmps, op.Then, op.Else), lazy: op.Lazy, done: done}
+	it := &item{ctx: ctx, key: op.Key, op: clientv3.OpTxn(op.Cmps, op.Then, op.Else), lazy: op.Lazy, done: done}
 	it.need = need(it.op)
 	it.bytes = size(it.op)
 	if 1+it.need > w.cfg.MaxOps || it.bytes > w.cfg.MaxBytes {
@@ -305,8 +307,21 @@ func (w *Writer) take(pending []*item) (batch, rest []*item) {
 }
 
 // send sends batch until it is answered, fails for good, or ctx ends, and
-// calls each operation's done.
+// calls each operation's done. Operations whose submitter gave up while
+// they waited in the queue are not sent: they fail with their ctx's error,
+// and their outcome is certain.
 func (w *Writer) send(ctx context.Context, batch []*item) {
+	live := batch[:0:0]
+	for _, it := range batch {
+		if err := it.ctx.Err(); err != nil {
+			it.done(nil, 0, err)
+		} else {
+			live = append(live, it)
+		}
+	}
+	if batch = live; len(batch) == 0 {
+		return
+	}
 	resp, err := w.commit(ctx, batch)
 	if err != nil && len(batch) > 1 && !retry.Transient(err) && ctx.Err() == nil {
 		// One operation the server refuses must not sink the others.

@@ -13,6 +13,7 @@ import (
 	"github.com/concord-tx/concord/internal/retry"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
@@ -201,5 +202,57 @@ func TestDoEndsWithItsContext(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("Do returned %v after its context ended", took)
+	}
+}
+
+// An operation queued behind a busy slot whose submitter gives up is not
+// sent when the slot frees: it fails with its ctx's error, and is not
+// written.
+func TestQueuedOperationOfAGoneSubmitter(t *testing.T) {
+	srv := etcdtest.Start(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   srv.Endpoints,
+		DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if method == "/etcdserverpb.KV/Txn" {
+				// The first Txn waits until released: it holds the slot.
+				once.Do(func() { close(entered); <-release })
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	w := New(cli, Config{Retry: policy, MaxInFlight: 1})
+	defer w.Close()
+
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := w.Do(context.Background(), create("first"))
+		first <- err
+	}()
+	<-entered
+	ctx, cancel := context.WithCancel(context.Background())
+	queued := make(chan error, 1)
+	w.Submit(ctx, create("queued"), func(_ *pb.TxnResponse, _ int64, err error) { queued <- err })
+	cancel()
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-queued:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("queued operation: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("queued operation never answered")
+	}
+	if resp, err := cli.Get(context.Background(), "queued"); err != nil || len(resp.Kvs) != 0 {
+		t.Fatalf("queued operation written after its submitter gave up: %v %v", resp, err)
 	}
 }
