@@ -266,6 +266,18 @@ func (c *Client) record(ctx context.Context, id string) (protocol.Record, int64,
 	return rec, resp.Kvs[0].ModRevision, nil
 }
 
+// currentRevision reads etcd's current revision, a point from which a
+// watch misses nothing later reads would not see.
+func currentRevision(ctx context.Context, cli *clientv3.Client, o options) (int64, error) {
+	resp, err := retry(ctx, o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, "\x00", clientv3.WithCountOnly())
+	})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Header.Revision, nil
+}
+
 // retry runs an idempotent etcd request with the client's policy.
 func retry[T any](ctx context.Context, o options, op string, f func(context.Context) (T, error)) (T, error) {
 	return retrypkg.Do(ctx, policy(o, op), f)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/internal/watch"
-	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -101,30 +100,10 @@ func (r *Replica) waitTurn(ctx context.Context, c candidacy) error {
 		if len(resp.Kvs) == 0 {
 			return nil
 		}
-		if err := r.waitDelete(ctx, string(resp.Kvs[0].Key), resp.Header.Revision); err != nil {
+		// Through internal/watch, which leaves a member that falls behind
+		// the cluster: a watch held there would not see the key go.
+		if err := watch.UntilDeleted(ctx, r.cli, r.log, string(resp.Kvs[0].Key), resp.Header.Revision); err != nil {
 			return err
 		}
 	}
-}
-
-// waitDelete returns once key is deleted after rev. It watches through
-// internal/watch, which leaves a member that falls behind the cluster: a
-// watch held there would not see the key go.
-func (r *Replica) waitDelete(ctx context.Context, key string, rev int64) error {
-	wch, stop := watch.Open(ctx, r.cli, r.log, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
-	defer stop()
-	for resp := range wch {
-		if err := resp.Err(); err != nil {
-			return fmt.Errorf("watch %s: %w", key, err)
-		}
-		for _, ev := range resp.Events {
-			if ev.Type == mvccpb.DELETE {
-				return nil
-			}
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return fmt.Errorf("watch %s ended", key)
 }

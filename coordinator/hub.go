@@ -35,16 +35,14 @@ type waiter struct{ ch chan protocol.Record }
 func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error) {
 	// The watch starts after this revision; every Wait registers and then
 	// reads, at a later revision, so nothing falls between the two.
-	resp, err := retry(ctx, o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return cli.Get(ctx, "\x00", clientv3.WithCountOnly())
-	})
+	rev, err := currentRevision(ctx, cli, o)
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: read current revision: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	h := &hub{cli: cli, opts: o, cancel: cancel, done: make(chan struct{})}
 	h.mu.waiters = make(map[string]map[*waiter]struct{})
-	go h.run(runCtx, resp.Header.Revision)
+	go h.run(runCtx, rev)
 	return h, nil
 }
 
@@ -161,13 +159,10 @@ func (h *hub) resync(ctx context.Context) int64 {
 	// copy reads its record (or begins) after rev was read, so what it
 	// misses, the watch restarting after rev delivers. The other order
 	// would lose a decision made between the copy and the read.
-	resp, err := retry(ctx, h.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return h.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
-	})
+	rev, err := currentRevision(ctx, h.cli, h.opts)
 	if err != nil {
 		return 0
 	}
-	rev := resp.Header.Revision
 	h.mu.Lock()
 	ids := make([]string, 0, len(h.mu.waiters))
 	for id := range h.mu.waiters {

@@ -206,14 +206,11 @@ func (l *leadership) run(ctx context.Context) error {
 	// a long scan cannot then invalidate it. The view keeps, for each key,
 	// the newest revision it has seen, so page reads and the watch's
 	// buffered events converge whatever order they come in.
-	head, err := retry(ctx, l.r.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return l.r.cli.Get(ctx, "\x00", clientv3.WithCountOnly())
-	})
+	rev, err := currentRevision(ctx, l.r.cli, l.r.opts) // the watch has passed on everything up to here
 	if err != nil {
 		return fmt.Errorf("read revision: %w", err)
 	}
 	start, end := l.r.keys.All()
-	rev := head.Header.Revision // the watch has passed on everything up to here
 	wch, stop := watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
 	defer func() { stop() }()
 	if err := l.scan(ctx); err != nil {
@@ -476,7 +473,7 @@ func (l *leadership) abort(ctx context.Context, rec protocol.Record, rev int64, 
 // Both Txns stay within etcd's 128 operations for any number of branches
 // up to protocol.DefaultMaxBranches: the read takes one operation per
 // branch and two ranges, the finish one compare per participant gone and
-// three more.
+// two more.
 func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, rev int64) actionResult {
 	keys, o := l.r.keys, l.r.opts
 	reads := make([]clientv3.Op, 0, len(rec.Participants)+2)
@@ -503,15 +500,11 @@ func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, r
 			}
 		}
 	}
-	// The record's compare also keeps every inbox key read as absent
-	// absent: they are written only with the record (by the begin and the
-	// decision), and after that only deleted. And no vote may have been
-	// cast since the read.
-	cmps := []clientv3.Cmp{
-		l.fence,
-		clientv3.Compare(clientv3.ModRevision(keys.Record(rec.ID)), "=", rev),
-		clientv3.Compare(clientv3.CreateRevision(keys.TxPrefix(rec.ID)), "<", resp.Header.Revision+1).WithPrefix(),
-	}
+	// The record's compare also keeps what was read true: inbox keys are
+	// written only with the record (by the begin and the decision) and
+	// after that only deleted, and a vote lands only on the undecided
+	// record. Only registrations can change.
+	cmps := []clientv3.Cmp{l.fence, clientv3.Compare(clientv3.ModRevision(keys.Record(rec.ID)), "=", rev)}
 	var gone []string
 	for i, p := range rec.Participants {
 		if resp.Responses[i].GetResponseRange().Count == 0 {

@@ -24,8 +24,7 @@ import (
 type inbox struct {
 	p      *Participant
 	lease  clientv3.LeaseID
-	fence  clientv3.Cmp // LeaseValue(registration) == lease
-	policy retry.Policy
+	fence  clientv3.Cmp   // LeaseValue(registration) == lease
 	writer *batch.Writer  // votes and acknowledgements, group-committed under the fence
 	slots  chan struct{}  // one per handler call in flight
 	wg     sync.WaitGroup // runners
@@ -60,13 +59,6 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 		p:     p,
 		lease: lease,
 		fence: clientv3.Compare(clientv3.LeaseValue(p.keys.Participant(p.name)), "=", lease),
-		policy: retry.Policy{
-			Timeout:    p.opts.requestTimeout,
-			HedgeAfter: retry.HedgeAfter(p.opts.requestTimeout),
-			MinBackoff: p.opts.minBackoff,
-			MaxBackoff: p.opts.maxBackoff,
-			OnError:    func(err error) { p.log.Debug("etcd request failed", zap.Error(err)) },
-		},
 		slots: make(chan struct{}, p.opts.workers),
 	}
 	in.mu.latest = make(map[string]int64)
@@ -77,7 +69,7 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 
 func (in *inbox) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	in.writer = batch.New(in.p.cli, batch.Config{Guard: []clientv3.Cmp{in.fence}, Retry: in.policy, LazyDelay: in.p.opts.ackDelay})
+	in.writer = batch.New(in.p.cli, batch.Config{Guard: []clientv3.Cmp{in.fence}, Retry: in.p.policy(), LazyDelay: in.p.opts.ackDelay})
 	defer func() {
 		cancel()
 		// First the writer: a runner may be sending a batch, which retries
@@ -150,7 +142,7 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 // list reads the whole inbox and dispatches what is new; it returns the
 // revision it read at.
 func (in *inbox) list(ctx context.Context) (int64, error) {
-	resp, err := retry.Do(ctx, in.policy, func(ctx context.Context) (*clientv3.GetResponse, error) {
+	resp, err := retry.Do(ctx, in.p.policy(), func(ctx context.Context) (*clientv3.GetResponse, error) {
 		return in.p.cli.Get(ctx, in.p.keys.InboxPrefix(in.p.name), clientv3.WithPrefix())
 	})
 	if err != nil {
@@ -278,7 +270,7 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 	}
 	if m.catchUp {
 		// A previous term may have voted already.
-		resp, err := retry.Do(ctx, in.policy, func(ctx context.Context) (*clientv3.GetResponse, error) {
+		resp, err := retry.Do(ctx, in.p.policy(), func(ctx context.Context) (*clientv3.GetResponse, error) {
 			return in.p.cli.Get(ctx, in.p.keys.Vote(m.id, in.p.name), clientv3.WithCountOnly())
 		})
 		if err != nil {

@@ -2,10 +2,12 @@ package participant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
+	"github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/internal/session"
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
@@ -199,6 +201,17 @@ func (p *Participant) term(ctx context.Context) error {
 	}
 }
 
+// policy is how the participant bounds and repeats its etcd requests.
+func (p *Participant) policy() retry.Policy {
+	return retry.Policy{
+		Timeout:    p.opts.requestTimeout,
+		HedgeAfter: retry.HedgeAfter(p.opts.requestTimeout),
+		MinBackoff: p.opts.minBackoff,
+		MaxBackoff: p.opts.maxBackoff,
+		OnError:    func(err error) { p.log.Debug("etcd request failed", zap.Error(err)) },
+	}
+}
+
 // register creates the registration key with this instance's lease, or
 // waits for the instance holding it to go away. A key this instance wrote
 // in an earlier term (its value is our instance id) is moved to the new
@@ -207,31 +220,20 @@ func (p *Participant) term(ctx context.Context) error {
 func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) error {
 	key := p.keys.Participant(p.name)
 	for {
-		// Each attempt is bounded: a member that holds it (its leader
-		// died after it took the request) would answer only when etcd's
-		// own request timeout passes.
-		actx, cancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), p.opts.requestTimeout)
-		resp, err := p.cli.Txn(actx).
-			If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-			Then(clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))).
-			Else(clientv3.OpTxn(
-				[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.instance)},
-				[]clientv3.Op{clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))},
-				[]clientv3.Op{clientv3.OpGet(key)})).
-			Commit()
-		cancel()
+		// Harmless to repeat: an attempt whose answer was lost left our
+		// instance id in the key, which the Else branch moves on.
+		resp, err := retry.Do(ctx, p.policy(), func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return p.cli.Txn(ctx).
+				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+				Then(clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))).
+				Else(clientv3.OpTxn(
+					[]clientv3.Cmp{clientv3.Compare(clientv3.Value(key), "=", p.instance)},
+					[]clientv3.Op{clientv3.OpPut(key, p.instance, clientv3.WithLease(lease))},
+					[]clientv3.Op{clientv3.OpGet(key)})).
+				Commit()
+		})
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			// Outcome unknown: the next attempt tells.
-			p.log.Debug("register", zap.Error(err))
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(p.opts.minBackoff):
-			}
-			continue
+			return fmt.Errorf("register: %w", err)
 		}
 		if resp.Succeeded || resp.Responses[0].GetResponseTxn().Succeeded {
 			p.log.Info("registered", zap.String("instance", p.instance), zap.Int64("lease", int64(lease)))
@@ -243,30 +245,15 @@ func (p *Participant) register(ctx context.Context, lease clientv3.LeaseID) erro
 		}
 		kv := kvs[0]
 		p.log.Info("standby: another instance holds the name", zap.String("holder", string(kv.Value)))
-		if err := p.waitDeleted(ctx, key, resp.Header.Revision); err != nil {
+		if err := watch.UntilDeleted(ctx, p.cli, p.log, key, resp.Header.Revision); errors.Is(err, watch.ErrEnded) {
+			// Ended without the deletion: pause before the read that tells.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(p.opts.minBackoff):
+			}
+		} else if err != nil {
 			return err
 		}
 	}
-}
-
-// waitDeleted returns once key is deleted after revision rev, or the watch
-// ends (its member fell behind, or etcd ended it): registering again tells
-// which.
-func (p *Participant) waitDeleted(ctx context.Context, key string, rev int64) error {
-	wch, stop := watch.Open(ctx, p.cli, p.log, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
-	defer stop()
-	for resp := range wch {
-		if len(resp.Events) > 0 {
-			return nil
-		}
-		if resp.Err() != nil {
-			break
-		}
-	}
-	// Ended without the deletion: pause before the read that tells.
-	select {
-	case <-ctx.Done():
-	case <-time.After(p.opts.minBackoff):
-	}
-	return ctx.Err()
 }

@@ -25,6 +25,8 @@ package watch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -76,6 +78,29 @@ func Open(ctx context.Context, cli *clientv3.Client, lg *zap.Logger, key string,
 		<-done
 		w.Close()
 	}
+}
+
+// ErrEnded: a watch ended before what it waited for happened (its member
+// fell behind, etcd ended it); reading again tells where things stand.
+var ErrEnded = errors.New("watch ended")
+
+// UntilDeleted returns nil once key is deleted after revision rev; ErrEnded
+// if the watch ends first, or ctx's error.
+func UntilDeleted(ctx context.Context, cli *clientv3.Client, lg *zap.Logger, key string, rev int64) error {
+	wch, stop := Open(ctx, cli, lg, key, clientv3.WithRev(rev+1), clientv3.WithFilterPut())
+	defer stop()
+	for resp := range wch {
+		if len(resp.Events) > 0 {
+			return nil // deletions only pass the filter
+		}
+		if err := resp.Err(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrEnded, key, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: %s", ErrEnded, key)
 }
 
 // behind returns true once the member serving w's stream is found behind

@@ -142,11 +142,32 @@ func (r Record) earlier(rev int64) bool {
 
 func (r Record) later(rev int64) bool { return rev != 0 && r.Revision > rev }
 
-// An earlier transaction still prepared here when its id is begun again
-// was aborted: the coordinator deletes a transaction only once it is
-// terminal, a commit needs this bank's yes vote, and a transaction this
-// bank voted yes in waits for this bank's acknowledgement before it can be
-// terminal. So this bank never voted in it, and its holds can go.
+// recordOf reads the record of transaction id, begun at revision rev, for
+// Prepare and Abort. A record of an earlier transaction with that id is
+// retired: found is false, and if that transaction is still prepared here
+// its holds are given back. It was aborted: the coordinator deletes a
+// transaction only once it is terminal, a commit needs this bank's yes
+// vote, and a transaction this bank voted yes in waits for this bank's
+// acknowledgement before it can be terminal. So this bank never voted in
+// it. later says the record is of a later transaction; the caller leaves
+// it alone.
+func recordOf(txs, accounts *bolt.Bucket, id string, rev int64) (rec Record, found, later bool, err error) {
+	rec, found, err = getRecord(txs, id)
+	switch {
+	case err != nil || !found:
+		return rec, found, false, err
+	case rec.later(rev):
+		return rec, true, true, nil
+	case rec.earlier(rev):
+		if rec.Phase == PhasePrepared {
+			if err := release(accounts, rec.Moves); err != nil {
+				return rec, true, false, err
+			}
+		}
+		return Record{}, false, false, nil
+	}
+	return rec, true, false, nil
+}
 
 // Prepare reserves the moves of transaction id, begun at revision rev: it
 // checks that every account exists and that every debit is covered by the
@@ -164,23 +185,15 @@ func (s *Store) Prepare(id string, rev int64, payload []byte) (Result, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		res, refusal = Result{}, nil
 		txs, accounts := tx.Bucket(bucketTxs), tx.Bucket(bucketAccounts)
-		rec, found, err := getRecord(txs, id)
+		rec, found, later, err := recordOf(txs, accounts, id, rev)
 		if err != nil {
 			return err
 		}
-		switch {
-		case found && rec.later(rev):
+		if later {
 			// Not recorded: the record is the later transaction's.
 			refusal = &RefusedError{Reason: fmt.Sprintf("%v: %s is recorded here as the transaction begun at revision %d, later than this one (%d)", ErrIDInUse, id, rec.Revision, rev), err: ErrIDInUse}
 			res = Result{Phase: PhaseRefused}
 			return nil
-		case found && rec.earlier(rev):
-			if rec.Phase == PhasePrepared {
-				if err := release(accounts, rec.Moves); err != nil {
-					return err
-				}
-			}
-			found = false
 		}
 		if found {
 			res = Result{Phase: rec.Phase, Repeat: true}
@@ -329,22 +342,14 @@ func (s *Store) Abort(id string, rev int64, reason string) (Result, error) {
 	var res Result
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		txs, accounts := tx.Bucket(bucketTxs), tx.Bucket(bucketAccounts)
-		rec, found, err := getRecord(txs, id)
+		rec, found, later, err := recordOf(txs, accounts, id, rev)
 		if err != nil {
 			return err
 		}
-		switch {
-		case found && rec.later(rev):
+		if later {
 			// Never prepared here: the record is the later transaction's.
 			res = Result{Phase: PhaseAborted}
 			return nil
-		case found && rec.earlier(rev):
-			if rec.Phase == PhasePrepared {
-				if err := release(accounts, rec.Moves); err != nil {
-					return err
-				}
-			}
-			found, rec = false, Record{Revision: rev}
 		}
 		if found {
 			switch rec.Phase {
