@@ -126,6 +126,9 @@ func printBench(w io.Writer, r bench.Result) {
 		where += ", etcd included"
 	}
 	fmt.Fprintf(tw, "CPU/tx\t%.2f ms\t%s; the path floor: %.2f ms\n", r.CPUmsPerTx, where, r.PathFloorCPUmsPerTx)
+	if r.SyscallsPerTx >= 0 {
+		fmt.Fprintf(tw, "syscalls/tx\t%.1f\treads and writes, %s; the path floor: %.1f\n", r.SyscallsPerTx, where, r.PathFloorSyscallsPerTx)
+	}
 	tw.Flush()
 }
 

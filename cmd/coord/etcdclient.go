@@ -12,6 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/concord-tx/concord/internal/flowcontrol"
 )
 
 // passwordEnv holds the etcd password. It is read from the environment
@@ -89,6 +91,7 @@ func (e etcdConfig) clientConfig(endpoints []string, dialTimeout time.Duration, 
 		DialTimeout:          dialTimeout,
 		DialKeepAliveTime:    10 * time.Second,
 		DialKeepAliveTimeout: dialTimeout,
+		DialOptions:          flowcontrol.DialOptions(),
 		TLS:                  e.tls,
 		Username:             e.user,
 		Password:             e.password,

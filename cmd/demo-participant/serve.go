@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -136,6 +137,7 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, base *za
 		DialTimeout:          5 * time.Second,
 		DialKeepAliveTime:    5 * time.Second,
 		DialKeepAliveTimeout: 5 * time.Second,
+		DialOptions:          flowcontrol.DialOptions(),
 		Logger:               log.Named("etcd").WithOptions(zap.IncreaseLevel(zapcore.WarnLevel)),
 	})
 	if err != nil {

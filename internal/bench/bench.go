@@ -18,6 +18,7 @@ import (
 
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -65,10 +66,14 @@ type Result struct {
 	// least p50 any coordinator of this shape gets from this etcd.
 	PathFloorP50ms   float64 `json:"path_floor_p50_ms"`
 	PathFloorOverTxn float64 `json:"path_floor_over_txn"`
-	// CPU time of this process per transaction (the embedded etcd's
-	// included when it runs here), for the load and for the path floor.
-	CPUmsPerTx          float64 `json:"cpu_ms_per_tx"`
-	PathFloorCPUmsPerTx float64 `json:"path_floor_cpu_ms_per_tx"`
+	// CPU time and read and write system calls of this process per
+	// transaction (the embedded etcd's included when it runs here), for
+	// the load and for the path floor. System calls are -1 where the
+	// system does not count them (it does on Linux).
+	CPUmsPerTx             float64 `json:"cpu_ms_per_tx"`
+	PathFloorCPUmsPerTx    float64 `json:"path_floor_cpu_ms_per_tx"`
+	SyscallsPerTx          float64 `json:"syscalls_per_tx"`
+	PathFloorSyscallsPerTx float64 `json:"path_floor_syscalls_per_tx"`
 	// FloorBlock, at concurrency 1: the floors were measured in blocks of
 	// this many transactions alternating with the load's. 0: after it.
 	FloorBlock     int     `json:"floor_block"`
@@ -117,10 +122,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		c := clientv3.Config{
 			Endpoints:   endpoints,
 			DialTimeout: 5 * time.Second,
+			DialOptions: flowcontrol.DialOptions(),
 			Logger:      zap.NewNop(),
 		}
 		if counted {
-			c.DialOptions = []grpc.DialOption{grpc.WithChainUnaryInterceptor(counter.Interceptor())}
+			c.DialOptions = append(c.DialOptions, grpc.WithChainUnaryInterceptor(counter.Interceptor()))
 		}
 		if cfg.ClientConfig != nil {
 			cfg.ClientConfig(&c)
@@ -248,7 +254,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.EtcdRequestsPerTx[k] = float64(v) / n
 	}
 	res.EtcdWritesPerTx = float64(Writes(counts)) / n
-	res.CPUmsPerTx = float64(m.cpu.Microseconds()) / 1000 / n
+	res.CPUmsPerTx, res.SyscallsPerTx = m.used.per(res.Committed + res.Failed)
 
 	res.TxnPerSec = m.txnRate
 	res.TxnP50ms = percentile(m.single, 50)
@@ -260,7 +266,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.TxnP50ms > 0 {
 		res.P50OverTxn = res.P50ms / res.TxnP50ms
 	}
-	res.PathFloorCPUmsPerTx = float64(m.pathCPU.Microseconds()) / 1000 / float64(len(m.path))
+	res.PathFloorCPUmsPerTx, res.PathFloorSyscallsPerTx = m.pathUsed.per(len(m.path))
 	res.PathFloorP50ms = percentile(m.path, 50)
 	if res.TxnP50ms > 0 {
 		res.PathFloorOverTxn = res.PathFloorP50ms / res.TxnP50ms
@@ -278,12 +284,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 type measured struct {
 	load    latencies
 	elapsed time.Duration // the load's wall time
-	cpu     time.Duration // this process's CPU time during the load
+	used    usage         // what this process used during the load
 
-	txnRate float64         // compare-and-swap Txns a second at the load's concurrency
-	single  []time.Duration // one compare-and-swap Txn at a time
-	path    []time.Duration // the bare commit path
-	pathCPU time.Duration
+	txnRate  float64         // compare-and-swap Txns a second at the load's concurrency
+	single   []time.Duration // one compare-and-swap Txn at a time
+	path     []time.Duration // the bare commit path
+	pathUsed usage
 }
 
 // block is how many transactions each part of an alternating run takes
@@ -306,10 +312,10 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		if cfg.Transactions > 0 {
 			n = min(n, cfg.Transactions-len(m.load.ok)-m.load.failed)
 		}
-		cpu, t0 := processCPU(), time.Now()
+		used, t0 := processUsage(), time.Now()
 		lat, err := runLoad(ctx, coord, branches, 1, n, 0, io.Discard)
 		m.elapsed += time.Since(t0)
-		m.cpu += processCPU() - cpu
+		m.used.add(used)
 		m.load.ok = append(m.load.ok, lat.ok...)
 		m.load.failed += lat.failed
 		if err != nil && len(m.load.ok) == 0 {
@@ -326,12 +332,12 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		}
 		singleTime += time.Since(t0)
 
-		cpu = processCPU()
+		used = processUsage()
 		lats, err := path.run(ctx, n, 0)
 		if err != nil {
 			return m, fmt.Errorf("commit path floor: %w", err)
 		}
-		m.pathCPU += processCPU() - cpu
+		m.pathUsed.add(used)
 		m.path = append(m.path, lats...)
 
 		if time.Since(shown) >= time.Second {
@@ -349,9 +355,10 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 // commit path, each for about half the load's time (2s to 10s).
 func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
-	cpu, start := processCPU(), time.Now()
+	used, start := processUsage(), time.Now()
 	lat, err := runLoad(ctx, coord, branches, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
-	m.elapsed, m.cpu, m.load = time.Since(start), processCPU()-cpu, lat
+	m.elapsed, m.load = time.Since(start), lat
+	m.used.add(used)
 	if err != nil && len(lat.ok) == 0 {
 		return m, err
 	}
@@ -364,11 +371,11 @@ func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []
 		return m, fmt.Errorf("floor: %w", err)
 	}
 	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency 1\n", len(branches))
-	cpu = processCPU()
+	used = processUsage()
 	if m.path, err = path.run(ctx, 0, min(floorFor, 3*time.Second)); err != nil {
 		return m, fmt.Errorf("commit path floor: %w", err)
 	}
-	m.pathCPU = processCPU() - cpu
+	m.pathUsed.add(used)
 	return m, nil
 }
 

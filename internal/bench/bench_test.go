@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"runtime"
 	"testing"
 	"time"
 
@@ -46,6 +47,11 @@ func TestRun(t *testing.T) {
 	}
 	if one.TxnP50ms <= 0 || one.TxnPerSec <= 0 || one.PathFloorP50ms < one.TxnP50ms/2 || one.P50OverTxn <= 0 {
 		t.Errorf("concurrency 1: missing figures: %+v", one)
+	}
+	// Each transaction's requests and watch events are read and written by
+	// this process (etcd runs here), and Linux counts them.
+	if runtime.GOOS == "linux" && (one.SyscallsPerTx < 10 || one.PathFloorSyscallsPerTx < 5) {
+		t.Errorf("concurrency 1: %.1f system calls per transaction, %.1f on the path floor: too few to be counted", one.SyscallsPerTx, one.PathFloorSyscallsPerTx)
 	}
 	if one.EtcdWritesPerTx < 2 || one.EtcdWritesPerTx > 4 {
 		t.Errorf("concurrency 1: %.2f etcd writes per transaction, want 2 to N+2 (the floors' are not counted)", one.EtcdWritesPerTx)

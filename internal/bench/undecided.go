@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -49,7 +50,7 @@ func Undecided(ctx context.Context, endpoints []string, n int) (Memory, error) {
 		return m, err
 	}
 	defer stopEtcd()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, DialOptions: flowcontrol.DialOptions(), Logger: zap.NewNop()})
 	if err != nil {
 		return m, err
 	}

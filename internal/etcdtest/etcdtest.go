@@ -15,6 +15,7 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
+	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/internal/freeport"
 )
 
@@ -53,6 +54,7 @@ func StartDir(dir string) (*Server, error) {
 	// the race detector and on a loaded machine, one authentication took
 	// over two seconds and a 2s lease could not be renewed on a new stream.
 	cfg.BcryptCost = 4
+	cfg.GRPCAdditionalServerOptions = flowcontrol.ServerOptions()
 	clientURL, peerURL, err := freeURLs()
 	if err != nil {
 		return nil, err
@@ -81,6 +83,7 @@ func (s *Server) Client(t testing.TB) *clientv3.Client {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   s.Endpoints,
 		DialTimeout: 5 * time.Second,
+		DialOptions: flowcontrol.DialOptions(),
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"google.golang.org/grpc"
+
+	"github.com/concord-tx/concord/internal/flowcontrol"
 )
 
 // Config says where the embedded etcd keeps its data and listens.
@@ -55,6 +57,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.InitialClusterToken = "concord-embedded"
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = c.AutoCompaction
+	cfg.GRPCAdditionalServerOptions = flowcontrol.ServerOptions()
 	s := &Server{cfg: c, closing: new(atomic.Bool)}
 	cfg.ServiceRegister = func(gs *grpc.Server) {
 		s.mu.Lock()
