@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/concord-tx/concord/internal/retry"
@@ -195,7 +196,8 @@ func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 	}
 	if len(batch) > 1 || batch[0] != it {
 		// Others' operations are in it: it is sent on a goroutine of its
-		// own, bound only by the writer's life, not by this ctx.
+		// own, for as long as any of its submitters waits, not by this
+		// ctx alone.
 		go w.sendAll(batch)
 		return
 	}
@@ -275,8 +277,35 @@ func (w *Writer) finished() []*item {
 // before it comes back.
 func (w *Writer) sendAll(batch []*item) {
 	for batch != nil {
-		w.send(w.ctx, batch)
+		ctx, release := w.whileWaitedFor(batch)
+		w.send(ctx, batch)
+		release()
 		batch = w.finished()
+	}
+}
+
+// whileWaitedFor returns the context a batch sent on the writer's behalf is
+// retried under: it ends when the writer closes or when every operation's
+// submitter has given up. Nobody then waits for the outcome, and retrying on
+// through a long etcd outage would hold the slot while new operations queue
+// up behind it. release must be called once the batch is done.
+func (w *Writer) whileWaitedFor(batch []*item) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithCancel(w.ctx)
+	var waiting atomic.Int64
+	waiting.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, it := range batch {
+		stops[i] = context.AfterFunc(it.ctx, func() {
+			if waiting.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/internal/leaktest"
+	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/internal/retry"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -255,4 +256,92 @@ func TestQueuedOperationOfAGoneSubmitter(t *testing.T) {
 	if resp, err := cli.Get(context.Background(), "queued"); err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("queued operation written after its submitter gave up: %v %v", resp, err)
 	}
+}
+
+// A batch sent on the writer's behalf, through an etcd outage, is retried
+// only while one of its submitters waits: once all have given up, it stops
+// and frees its slot, rather than holding it until etcd returns while new
+// operations queue behind it.
+func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
+	srv := etcdtest.Start(t)
+	txns := make(chan struct{}, 100) // a Txn attempt has left
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   srv.Endpoints,
+		DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if method == "/etcdserverpb.KV/Txn" {
+				txns <- struct{}{}
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	w := New(cli, Config{Retry: policy, MaxInFlight: 1})
+	defer w.Close()
+	srv.Close()
+	attempted := func(what string) {
+		t.Helper()
+		select {
+		case <-txns:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no Txn sent", what)
+		}
+	}
+
+	// The first operation takes the slot, sent by its submitter until its
+	// ctx ends; the two queued meanwhile then go together, on the writer's
+	// behalf. (The client waits for a connection, so each attempt lasts
+	// the policy's 5s unless cancelled.)
+	firstCtx, cancelFirst := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := w.Do(firstCtx, create("first"))
+		first <- err
+	}()
+	attempted("first operation")
+	var cancels []context.CancelFunc
+	answers := make(chan error, 2)
+	for _, key := range []string{"second", "third"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		w.Submit(ctx, create(key), func(_ *pb.TxnResponse, _ int64, err error) { answers <- err })
+	}
+	cancelFirst()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first operation: %v, want context.Canceled", err)
+	}
+	attempted("the queued pair")
+	w.mu.Lock()
+	inflight, pending := w.mu.inflight, len(w.mu.pending)
+	w.mu.Unlock()
+	if inflight != 1 || pending != 0 {
+		t.Fatalf("%d batches in flight and %d operations pending, want the pair as one batch", inflight, pending)
+	}
+
+	// One submitter giving up is not enough: the other still waits.
+	cancels[0]()
+	select {
+	case err := <-answers:
+		t.Fatalf("batch ended while a submitter still waited: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancels[1]()
+	for range 2 {
+		select {
+		case err := <-answers:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("operation of the abandoned batch: %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a batch nobody waits for is still retried")
+		}
+	}
+	poll.Until(t, 10*time.Second, "the slot freed", func() (bool, string) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.mu.inflight == 0, fmt.Sprintf("%d in flight", w.mu.inflight)
+	})
 }
