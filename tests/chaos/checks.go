@@ -26,7 +26,8 @@ const (
 	CheckProcesses   = "processes"    // no crash, panic or data race in any process
 	// CheckFaults is about the suite: every fault did what it says (an
 	// etcd partition showed its effect without leaking, and the member
-	// rejoined). The nemesis reports it; Check leaves it at 0.
+	// rejoined), and every fault tried often enough was injected at least
+	// once. The nemesis reports it; Check leaves it at 0.
 	CheckFaults = "faults"
 )
 
@@ -244,6 +245,27 @@ func checkVotes(r *CheckReport, id string, rec protocol.Record, inEtcd bool, vie
 		case protocol.CauseDeadline:
 			if inEtcd && rec.Decided.Before(rec.Deadline) {
 				r.fail(CheckJustified, "%s aborted for its deadline %s at %s, before it", id, rec.Deadline.Format(time.RFC3339Nano), rec.Decided.Format(time.RFC3339Nano))
+			}
+			if !seen || view.DecisionRelisted {
+				return
+			}
+			// Every process of the run shares this host's clock, and the
+			// observer sees a decision after it is made: one it saw before
+			// the deadline was made before it. This holds after cleanup
+			// has deleted the record too.
+			if !view.Deadline.IsZero() && view.DecidedAt.Before(view.Deadline) {
+				r.fail(CheckJustified, "%s aborted for its deadline %s, but the decision was seen at %s, before it", id, view.Deadline.Format(time.RFC3339Nano), view.DecidedAt.Format(time.RFC3339Nano))
+			}
+			// With every vote in, the last one decides; the deadline
+			// cannot have been what ended it.
+			all := true
+			for _, p := range participants {
+				if v, ok := view.Votes[p]; !ok || v.Rev >= view.DecidedRev {
+					all = false
+				}
+			}
+			if all {
+				r.fail(CheckJustified, "%s aborted for its deadline at revision %d, but every participant had voted before it (%v)", id, view.DecidedRev, view.Votes)
 			}
 		case protocol.CauseParticipantLost:
 			if !seen || view.RegisteredAtDecision == nil {

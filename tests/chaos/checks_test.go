@@ -105,6 +105,22 @@ func TestChecksCatchViolations(t *testing.T) {
 			r.Decided = r.Deadline.Add(-time.Millisecond)
 			in.Etcd.Records["t2"] = r
 		}},
+		{"deadline abort seen before the deadline, record collected", CheckJustified, func(in *CheckInput) {
+			delete(in.Etcd.Records, "t2")
+			v := in.Txs["t2"]
+			v.Cause, v.DecidedAt = protocol.CauseDeadline, v.CreatedAt.Add(500*time.Millisecond)
+			v.Deadline = v.CreatedAt.Add(time.Second)
+			in.Txs["t2"] = v
+		}},
+		{"deadline abort after every vote", CheckJustified, func(in *CheckInput) {
+			r := in.Etcd.Records["t2"]
+			r.Cause, r.Decided = protocol.CauseDeadline, r.Deadline.Add(time.Millisecond)
+			in.Etcd.Records["t2"] = r
+			v := in.Txs["t2"]
+			v.Cause, v.Deadline, v.DecidedAt = protocol.CauseDeadline, r.Deadline, r.Decided
+			v.Votes = map[string]VoteSeen{"a": {"yes", 8}, "b": {"yes", 9}}
+			in.Txs["t2"] = v
+		}},
 		{"abort nothing in the run asks for", CheckJustified, func(in *CheckInput) {
 			r := in.Etcd.Records["t2"]
 			r.Cause = protocol.CauseOperator

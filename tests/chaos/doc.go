@@ -34,9 +34,11 @@
 //
 // # Faults
 //
-// The nemesis (faults.go) draws faults from a seeded random source, one at
-// a time, each healed before the next; compaction and lost answers run
-// through the whole fault phase. Kinds:
+// The nemesis (faults.go) goes through its faults in rounds, each once per
+// round in an order drawn from a seeded random source, one at a time, each
+// healed before the next; compaction and lost answers run through the
+// whole fault phase. A fault tried three times and never injected fails the
+// run's faults check. Kinds:
 //
 //   - kill-bank: kill -9 a bank at a random moment, restart it;
 //   - kill-bank-voted: kill -9 a bank right after it voted yes on a

@@ -59,6 +59,7 @@ type Nemesis struct {
 	start  time.Time
 
 	mu       sync.Mutex
+	attempts map[string]int // discrete faults the nemesis set out to inject
 	counts   map[string]int
 	effects  map[string]int // what the faults were seen to do
 	failures []string       // faults that did not do what they say
@@ -70,7 +71,7 @@ func NewNemesis(sys *System, faults []Fault, seed uint64, logPath string) (*Neme
 	if err != nil {
 		return nil, err
 	}
-	return &Nemesis{sys: sys, faults: faults, rng: rand.New(rand.NewPCG(seed, 0xfa017)), log: f, start: time.Now(), counts: map[string]int{}, effects: map[string]int{}}, nil
+	return &Nemesis{sys: sys, faults: faults, rng: rand.New(rand.NewPCG(seed, 0xfa017)), log: f, start: time.Now(), attempts: map[string]int{}, counts: map[string]int{}, effects: map[string]int{}}, nil
 }
 
 // Counts returns the faults injected, by kind.
@@ -153,12 +154,49 @@ func (n *Nemesis) Run(ctx context.Context) {
 			discrete = append(discrete, f)
 		}
 	}
+	// In rounds, each discrete fault once per round in a random order, so
+	// that a long run tries every one of them.
 	for len(discrete) > 0 && ctx.Err() == nil {
-		f := discrete[n.intn(len(discrete))]
-		n.inject(ctx, f)
-		sleep(ctx, n.between(300*time.Millisecond, 1200*time.Millisecond))
+		round := slices.Clone(discrete)
+		n.mu.Lock()
+		n.rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+		n.mu.Unlock()
+		for _, f := range round {
+			if ctx.Err() != nil {
+				break
+			}
+			n.mu.Lock()
+			n.attempts[string(f)]++
+			n.mu.Unlock()
+			n.inject(ctx, f)
+			sleep(ctx, n.between(300*time.Millisecond, 1200*time.Millisecond))
+		}
 	}
 	wg.Wait()
+}
+
+// minAttempts is how many times a discrete fault must have been tried
+// before never having been injected counts as a failure of the suite: a
+// fault that waits for a moment (a yes vote, a commit decision) may miss it
+// once or twice, but not every time in a long run.
+const minAttempts = 3
+
+// NeverInjected lists the discrete faults tried at least minAttempts times
+// and injected none of them: the run did not test what it says it did.
+func (n *Nemesis) NeverInjected() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return neverInjected(n.attempts, n.counts, minAttempts)
+}
+
+func neverInjected(attempts, counts map[string]int, min int) []string {
+	var out []string
+	for _, f := range slices.Sorted(maps.Keys(attempts)) {
+		if attempts[f] >= min && counts[f] == 0 {
+			out = append(out, fmt.Sprintf("%s: tried %d times, never injected (see faults.log)", f, attempts[f]))
+		}
+	}
+	return out
 }
 
 // sleep waits d or until ctx ends: a fault's duration, not a wait for a

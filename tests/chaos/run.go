@@ -196,7 +196,7 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 		Healed: healed, Bound: rc.Bound, Processes: sys.Processes(), BankLogs: bankLogs,
 		CoordLogs: coordLogs, CampaignEnd: sys.Observer.CampaignEnd,
 	})
-	for _, f := range nem.Failures() {
+	for _, f := range append(nem.Failures(), nem.NeverInjected()...) {
 		rep.fail(CheckFaults, "%s", f)
 	}
 	sum.Attempted = len(ops)
