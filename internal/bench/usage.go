@@ -27,10 +27,10 @@ func (u *usage) add(start usage) {
 }
 
 // per returns CPU milliseconds and system calls per transaction, for n
-// transactions; system calls are -1 if unknown.
+// transactions; system calls are -1 if unknown (or n is 0).
 func (u usage) per(n int) (cpuMs, syscalls float64) {
 	if n == 0 {
-		return 0, 0
+		return 0, -1
 	}
 	cpuMs = float64(u.cpu.Microseconds()) / 1000 / float64(n)
 	if u.syscalls < 0 {

@@ -253,12 +253,12 @@ func checkVotes(r *CheckReport, id string, rec protocol.Record, inEtcd bool, vie
 			// observer sees a decision after it is made: one it saw before
 			// the deadline was made before it. This holds after cleanup
 			// has deleted the record too.
-			if !view.Deadline.IsZero() && view.DecidedAt.Before(view.Deadline) {
+			if view.DecidedRev != 0 && !view.DecidedAt.IsZero() && !view.Deadline.IsZero() && view.DecidedAt.Before(view.Deadline) {
 				r.fail(CheckJustified, "%s aborted for its deadline %s, but the decision was seen at %s, before it", id, view.Deadline.Format(time.RFC3339Nano), view.DecidedAt.Format(time.RFC3339Nano))
 			}
 			// With every vote in, the last one decides; the deadline
 			// cannot have been what ended it.
-			all := true
+			all := view.DecidedRev != 0
 			for _, p := range participants {
 				if v, ok := view.Votes[p]; !ok || v.Rev >= view.DecidedRev {
 					all = false

@@ -98,8 +98,10 @@
 //     not at all; no vote was written twice; no bank logged a phase of a
 //     transaction as taking effect (repeat: false) twice;
 //   - justified: every abort had its cause — a no vote, a decision after
-//     the deadline, or a participant that had neither voted nor was
-//     registered at the decision's revision (as the observer saw it); and
+//     the deadline (by the record's times and by when the observer saw it,
+//     every process sharing this host's clock) and before every
+//     participant had voted, or a participant that had neither voted nor
+//     was registered at the decision's revision (as the observer saw it); and
 //     nobody acted on stale ownership: no participant's vote or
 //     acknowledgement landed while it was not registered, and no replica's
 //     abort (its log names the transaction, and its lease when it started
@@ -113,7 +115,8 @@
 //     here. The table's "effects seen" column counts what the partitions
 //     were seen to do: new-leader, fell-behind, write-failed, rejoined,
 //     and no-leader-watch (a WithRequireLeader watch on the cut member
-//     ended with "no leader").
+//     ended with "no leader"). So does a fault tried three times, each
+//     attempt run to its end, and never injected.
 //
 // # Running
 //

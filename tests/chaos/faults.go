@@ -165,10 +165,14 @@ func (n *Nemesis) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				break
 			}
-			n.mu.Lock()
-			n.attempts[string(f)]++
-			n.mu.Unlock()
 			n.inject(ctx, f)
+			if ctx.Err() == nil {
+				// Cut short by the phase's end, an attempt that waited for
+				// its moment says nothing.
+				n.mu.Lock()
+				n.attempts[string(f)]++
+				n.mu.Unlock()
+			}
 			sleep(ctx, n.between(300*time.Millisecond, 1200*time.Millisecond))
 		}
 	}
@@ -181,8 +185,8 @@ func (n *Nemesis) Run(ctx context.Context) {
 // once or twice, but not every time in a long run.
 const minAttempts = 3
 
-// NeverInjected lists the discrete faults tried at least minAttempts times
-// and injected none of them: the run did not test what it says it did.
+// NeverInjected lists the discrete faults tried to the end at least
+// minAttempts times and injected none of them: the run did not test what it says it did.
 func (n *Nemesis) NeverInjected() []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()
