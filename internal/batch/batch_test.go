@@ -213,21 +213,8 @@ func TestQueuedOperationOfAGoneSubmitter(t *testing.T) {
 	srv := etcdtest.Start(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   srv.Endpoints,
-		DialTimeout: 5 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			if method == "/etcdserverpb.KV/Txn" {
-				// The first Txn waits until released: it holds the slot.
-				once.Do(func() { close(entered); <-release })
-			}
-			return invoker(ctx, method, req, reply, cc, opts...)
-		})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	// The first Txn waits until released: it holds the slot.
+	cli := clientSeeingTxns(t, srv, func() { once.Do(func() { close(entered); <-release }) })
 	w := New(cli, Config{Retry: policy, MaxInFlight: 1})
 	defer w.Close()
 
@@ -265,20 +252,7 @@ func TestQueuedOperationOfAGoneSubmitter(t *testing.T) {
 func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
 	srv := etcdtest.Start(t)
 	txns := make(chan struct{}, 100) // a Txn attempt has left
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   srv.Endpoints,
-		DialTimeout: 5 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			if method == "/etcdserverpb.KV/Txn" {
-				txns <- struct{}{}
-			}
-			return invoker(ctx, method, req, reply, cc, opts...)
-		})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := clientSeeingTxns(t, srv, func() { txns <- struct{}{} })
 	w := New(cli, Config{Retry: policy, MaxInFlight: 1})
 	defer w.Close()
 	srv.Close()
@@ -344,4 +318,25 @@ func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
 		defer w.mu.Unlock()
 		return w.mu.inflight == 0, fmt.Sprintf("%d in flight", w.mu.inflight)
 	})
+}
+
+// clientSeeingTxns returns a client of srv that calls onTxn as each Txn
+// attempt leaves, before it is sent; it is closed at cleanup.
+func clientSeeingTxns(t *testing.T, srv *etcdtest.Server, onTxn func()) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   srv.Endpoints,
+		DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if method == "/etcdserverpb.KV/Txn" {
+				onTxn()
+			}
+			return invoker(ctx, method, req, reply, cc, opts...)
+		})},
+	})
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return cli
 }
