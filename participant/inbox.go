@@ -8,6 +8,7 @@ import (
 
 	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/internal/retry"
+	"github.com/concord-tx/concord/internal/spare"
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -17,9 +18,10 @@ import (
 
 // inbox serves one instance's inbox for one term (one lease): it lists the
 // inbox, watches it from the revision listed, and hands each message to the
-// transaction's runner: a goroutine that exists while the transaction has a
+// transaction's runner: a goroutine that runs while the transaction has a
 // message to handle and handles them in order, so calls for one transaction
-// never overlap while different transactions never wait for each other. A
+// never overlap while different transactions never wait for each other
+// (the goroutines are kept for the next runner, see internal/spare). A
 // semaphore bounds the handler calls in flight.
 type inbox struct {
 	p      *Participant
@@ -28,6 +30,7 @@ type inbox struct {
 	writer *batch.Writer  // votes and acknowledgements, group-committed under the fence
 	slots  chan struct{}  // one per handler call in flight
 	wg     sync.WaitGroup // runners
+	spare  *spare.Pool    // runs the runners
 
 	mu struct {
 		sync.Mutex
@@ -70,12 +73,14 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 func (in *inbox) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	in.writer = batch.New(in.p.cli, batch.Config{Guard: []clientv3.Cmp{in.fence}, Retry: in.p.policy(), LazyDelay: in.p.opts.ackDelay})
+	in.spare = spare.New(in.p.opts.workers)
 	defer func() {
 		cancel()
 		// First the writer: a runner may be sending a batch, which retries
 		// until the writer closes; those that submit later get ErrClosed.
 		in.writer.Close()
 		in.wg.Wait()
+		in.spare.Close()
 	}()
 	rev, err := in.list(ctx)
 	if err != nil {
@@ -207,7 +212,7 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 	in.mu.runners[k.ID] = m
 	in.wg.Add(1)
 	in.mu.Unlock()
-	go in.run(ctx, k.ID)
+	in.spare.Go(func() { in.run(ctx, k.ID) })
 }
 
 // run handles transaction id's messages, in order, until none is left.

@@ -129,6 +129,7 @@ func printBench(w io.Writer, r bench.Result) {
 	if r.SyscallsPerTx >= 0 {
 		fmt.Fprintf(tw, "syscalls/tx\t%.1f\treads and writes, %s; the path floor: %.1f\n", r.SyscallsPerTx, where, r.PathFloorSyscallsPerTx)
 	}
+	fmt.Fprintf(tw, "goroutines/tx\t%.2f\tstarted, %s; the path floor: %.2f\n", r.GoroutinesPerTx, where, r.PathFloorGoroutinesPerTx)
 	tw.Flush()
 }
 

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/internal/retry"
+	"github.com/concord-tx/concord/internal/spare"
 	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -92,6 +93,9 @@ type Writer struct {
 	ctx    context.Context // ends at Close: batches in flight stop retrying
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // batches in flight
+	// senders runs the batches sent on the writer's behalf, on goroutines
+	// that keep the stack a send grows.
+	senders *spare.Pool
 
 	mu struct {
 		sync.Mutex
@@ -119,7 +123,7 @@ func New(cli *clientv3.Client, cfg Config) *Writer {
 		cfg.LazyDelay = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Writer{cli: cli, cfg: cfg, ctx: ctx, cancel: cancel}
+	return &Writer{cli: cli, cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight)}
 }
 
 // Close fails the operations not yet sent with ErrClosed, stops the
@@ -137,6 +141,7 @@ func (w *Writer) Close() {
 	}
 	w.cancel()
 	w.wg.Wait()
+	w.senders.Close()
 }
 
 type result struct {
@@ -198,7 +203,7 @@ func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 		// Others' operations are in it: it is sent on a goroutine of its
 		// own, for as long as any of its submitters waits, not by this
 		// ctx alone.
-		go w.sendAll(batch)
+		w.senders.Go(func() { w.sendAll(batch) })
 		return
 	}
 	// Only this operation: sent here, and given up when ctx ends.
@@ -210,7 +215,7 @@ func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
 	// What is due meanwhile goes on a goroutine of its own: the submitter
 	// waits for its own operation only.
 	if next := w.finished(); next != nil {
-		go w.sendAll(next)
+		w.senders.Go(func() { w.sendAll(next) })
 	}
 }
 
@@ -237,7 +242,7 @@ func (w *Writer) takeDueLocked() []*item {
 	first := w.takeLocked()
 	if first != nil {
 		for more := w.takeLocked(); more != nil; more = w.takeLocked() {
-			go w.sendAll(more)
+			w.senders.Go(func() { w.sendAll(more) })
 		}
 	}
 	return first

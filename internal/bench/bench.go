@@ -66,14 +66,16 @@ type Result struct {
 	// least p50 any coordinator of this shape gets from this etcd.
 	PathFloorP50ms   float64 `json:"path_floor_p50_ms"`
 	PathFloorOverTxn float64 `json:"path_floor_over_txn"`
-	// CPU time and read and write system calls of this process per
-	// transaction (the embedded etcd's included when it runs here), for
-	// the load and for the path floor. System calls are -1 where the
-	// system does not count them (it does on Linux).
-	CPUmsPerTx             float64 `json:"cpu_ms_per_tx"`
-	PathFloorCPUmsPerTx    float64 `json:"path_floor_cpu_ms_per_tx"`
-	SyscallsPerTx          float64 `json:"syscalls_per_tx"`
-	PathFloorSyscallsPerTx float64 `json:"path_floor_syscalls_per_tx"`
+	// CPU time, read and write system calls and goroutines started by
+	// this process per transaction (the embedded etcd's included when it
+	// runs here), for the load and for the path floor. System calls are -1
+	// where the system does not count them (it does on Linux).
+	CPUmsPerTx               float64 `json:"cpu_ms_per_tx"`
+	PathFloorCPUmsPerTx      float64 `json:"path_floor_cpu_ms_per_tx"`
+	SyscallsPerTx            float64 `json:"syscalls_per_tx"`
+	PathFloorSyscallsPerTx   float64 `json:"path_floor_syscalls_per_tx"`
+	GoroutinesPerTx          float64 `json:"goroutines_per_tx"`
+	PathFloorGoroutinesPerTx float64 `json:"path_floor_goroutines_per_tx"`
 	// FloorBlock, at concurrency 1: the floors were measured in blocks of
 	// this many transactions alternating with the load's. 0: after it.
 	FloorBlock     int     `json:"floor_block"`
@@ -254,7 +256,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.EtcdRequestsPerTx[k] = float64(v) / n
 	}
 	res.EtcdWritesPerTx = float64(Writes(counts)) / n
-	res.CPUmsPerTx, res.SyscallsPerTx = m.used.per(res.Committed + res.Failed)
+	res.CPUmsPerTx, res.SyscallsPerTx, res.GoroutinesPerTx = m.used.per(res.Committed + res.Failed)
 
 	res.TxnPerSec = m.txnRate
 	res.TxnP50ms = percentile(m.single, 50)
@@ -266,7 +268,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.TxnP50ms > 0 {
 		res.P50OverTxn = res.P50ms / res.TxnP50ms
 	}
-	res.PathFloorCPUmsPerTx, res.PathFloorSyscallsPerTx = m.pathUsed.per(len(m.path))
+	res.PathFloorCPUmsPerTx, res.PathFloorSyscallsPerTx, res.PathFloorGoroutinesPerTx = m.pathUsed.per(len(m.path))
 	res.PathFloorP50ms = percentile(m.path, 50)
 	if res.TxnP50ms > 0 {
 		res.PathFloorOverTxn = res.PathFloorP50ms / res.TxnP50ms

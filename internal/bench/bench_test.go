@@ -53,6 +53,14 @@ func TestRun(t *testing.T) {
 	if runtime.GOOS == "linux" && (one.SyscallsPerTx < 10 || one.PathFloorSyscallsPerTx < 5) {
 		t.Errorf("concurrency 1: %.1f system calls per transaction, %.1f on the path floor: too few to be counted", one.SyscallsPerTx, one.PathFloorSyscallsPerTx)
 	}
+	// etcd starts a goroutine per request it serves, so the bare path
+	// starts about three per transaction. Concord's own are kept for the
+	// next transaction (its runners and senders), or fire only when a
+	// transaction is slow (an acknowledgement's timer, a hedged request):
+	// at most a few more per transaction than etcd's.
+	if one.PathFloorGoroutinesPerTx < 2 || one.GoroutinesPerTx < one.PathFloorGoroutinesPerTx-1 || one.GoroutinesPerTx > one.PathFloorGoroutinesPerTx+4 {
+		t.Errorf("concurrency 1: %.2f goroutines started per transaction, %.2f on the path floor; want at least 2 on the path floor and within -1..+4 of it", one.GoroutinesPerTx, one.PathFloorGoroutinesPerTx)
+	}
 	if one.EtcdWritesPerTx < 2 || one.EtcdWritesPerTx > 4 {
 		t.Errorf("concurrency 1: %.2f etcd writes per transaction, want 2 to N+2 (the floors' are not counted)", one.EtcdWritesPerTx)
 	}

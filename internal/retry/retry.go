@@ -68,6 +68,11 @@ func HedgeAfter(timeout time.Duration) time.Duration { return timeout / 4 }
 // p.HedgeAfter passes first. It returns the first success, or the last
 // error once every copy has failed; a copy still running when it returns
 // is cancelled and waited for.
+//
+// The first copy runs in the caller's goroutine: almost every attempt is
+// answered long before p.HedgeAfter, and a goroutine for it would cost
+// its start, the growth of its stack through gRPC's call, and a handoff
+// of the answer, on every request of the commit path.
 func attempt[T any](ctx context.Context, p Policy, f func(context.Context) (T, error)) (T, error) {
 	actx, cancel := context.WithTimeout(ctx, p.Timeout)
 	defer cancel()
@@ -78,37 +83,27 @@ func attempt[T any](ctx context.Context, p Policy, f func(context.Context) (T, e
 		v   T
 		err error
 	}
-	results := make(chan result, 2)
-	run := func() {
+	first, cancelFirst := context.WithCancel(actx)
+	defer cancelFirst()
+	copied := make(chan result, 1)
+	hedge := time.AfterFunc(p.HedgeAfter, func() {
 		v, err := f(actx)
-		results <- result{v, err}
-	}
-	go run()
-	running := 1
-	defer func() {
-		cancel()
-		for ; running > 0; running-- {
-			<-results
+		if err == nil {
+			cancelFirst() // the first copy's answer is not needed any more
 		}
-	}()
-	hedge := time.NewTimer(p.HedgeAfter)
-	defer hedge.Stop()
-	var last result
-	for {
-		select {
-		case r := <-results:
-			running--
-			if r.err == nil {
-				return r.v, nil
-			}
-			if last = r; running == 0 {
-				return last.v, last.err
-			}
-		case <-hedge.C:
-			running++
-			go run()
-		}
+		copied <- result{v, err}
+	})
+	v, err := f(first)
+	if hedge.Stop() {
+		return v, err // no copy went out
 	}
+	if err == nil {
+		cancel() // the copy's answer is not needed
+		<-copied
+		return v, nil
+	}
+	r := <-copied
+	return r.v, r.err
 }
 
 // Transient reports whether a failed etcd request may succeed if repeated:

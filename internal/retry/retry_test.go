@@ -101,3 +101,33 @@ func TestNoHedgeForPromptAnswer(t *testing.T) {
 		t.Fatalf("Do = %d, %v after %d calls; want 7 after 2 (one failure, one retry)", v, err, calls.Load())
 	}
 }
+
+// TestHedgedCopyCancelledWhenFirstAnswers: when the first attempt answers
+// after its copy went out, its answer is returned, and the copy has been
+// cancelled and has returned by then.
+func TestHedgedCopyCancelledWhenFirstAnswers(t *testing.T) {
+	var calls atomic.Int32
+	copyStarted, copyDone := make(chan struct{}), make(chan struct{})
+	p := Policy{Timeout: 10 * time.Second, HedgeAfter: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+	v, err := Do(t.Context(), p, func(ctx context.Context) (int, error) {
+		if calls.Add(1) == 1 {
+			<-copyStarted // answers only once the copy is out
+			return 1, nil
+		}
+		close(copyStarted)
+		<-ctx.Done() // a member that never answers
+		close(copyDone)
+		return 0, ctx.Err()
+	})
+	if err != nil || v != 1 {
+		t.Fatalf("Do = %d, %v; want the first attempt's 1", v, err)
+	}
+	select {
+	case <-copyDone:
+	default:
+		t.Fatal("Do returned while the copy was still running")
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d calls, want 2", n)
+	}
+}
