@@ -173,13 +173,8 @@ func TestSubmitterSends(t *testing.T) {
 		}
 		sent <- time.Since(start)
 	})
-	select {
-	case took := <-sent:
-		if took < delay {
-			t.Errorf("a lazy operation alone went after %v, before its delay of %v", took, delay)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a lazy operation alone was never sent")
+	if took := within(t, sent, "a lazy operation alone sent"); took < delay {
+		t.Errorf("a lazy operation alone went after %v, before its delay of %v", took, delay)
 	}
 	if resp, err := cli.Get(ctx, "later"); err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("lazy operation not written: %v %v", resp, err)
@@ -232,13 +227,8 @@ func TestQueuedOperationOfAGoneSubmitter(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-queued:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("queued operation: %v, want context.Canceled", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("queued operation never answered")
+	if err := within(t, queued, "the queued operation answered"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("queued operation: %v, want context.Canceled", err)
 	}
 	if resp, err := cli.Get(context.Background(), "queued"); err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("queued operation written after its submitter gave up: %v %v", resp, err)
@@ -256,14 +246,6 @@ func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
 	w := New(cli, Config{Retry: policy, MaxInFlight: 1})
 	defer w.Close()
 	srv.Close()
-	attempted := func(what string) {
-		t.Helper()
-		select {
-		case <-txns:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s: no Txn sent", what)
-		}
-	}
 
 	// The first operation takes the slot, sent by its submitter until its
 	// ctx ends; the two queued meanwhile then go together, on the writer's
@@ -275,7 +257,7 @@ func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
 		_, _, err := w.Do(firstCtx, create("first"))
 		first <- err
 	}()
-	attempted("first operation")
+	within(t, txns, "a Txn sent for the first operation")
 	var cancels []context.CancelFunc
 	answers := make(chan error, 2)
 	for _, key := range []string{"second", "third"} {
@@ -287,7 +269,7 @@ func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first operation: %v, want context.Canceled", err)
 	}
-	attempted("the queued pair")
+	within(t, txns, "a Txn sent for the queued pair")
 	w.mu.Lock()
 	inflight, pending := w.mu.inflight, len(w.mu.pending)
 	w.mu.Unlock()
@@ -304,13 +286,8 @@ func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
 	}
 	cancels[1]()
 	for range 2 {
-		select {
-		case err := <-answers:
-			if !errors.Is(err, context.Canceled) {
-				t.Fatalf("operation of the abandoned batch: %v, want context.Canceled", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("a batch nobody waits for is still retried")
+		if err := within(t, answers, "the abandoned batch's operations answered"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("operation of the abandoned batch: %v, want context.Canceled", err)
 		}
 	}
 	poll.Until(t, 10*time.Second, "the slot freed", func() (bool, string) {
@@ -339,4 +316,17 @@ func clientSeeingTxns(t *testing.T, srv *etcdtest.Server, onTxn func()) *clientv
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
+}
+
+// within returns the next value from ch, and fails the test if none comes
+// within 10s; what names the awaited event.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: not within 10s", what)
+		panic("unreachable")
+	}
 }

@@ -55,34 +55,40 @@ func TestDoRetriesThenGivesUp(t *testing.T) {
 }
 
 // TestHedgeLeavesHeldAttempt: an attempt held past HedgeAfter gets a copy
-// alongside it, the copy's answer is returned well before the Timeout,
-// and the held attempt has been cancelled and has returned by then.
+// alongside it. Whichever of the two answers, the first copy or the
+// hedged one, its answer is returned well before the Timeout, and the
+// held one has been cancelled and has returned by then.
 func TestHedgeLeavesHeldAttempt(t *testing.T) {
-	var calls atomic.Int32
-	heldDone := make(chan struct{})
-	p := Policy{Timeout: 10 * time.Second, HedgeAfter: 50 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
-	start := time.Now()
-	v, err := Do(t.Context(), p, func(ctx context.Context) (int, error) {
-		if calls.Add(1) == 1 {
-			<-ctx.Done() // a member that never answers
-			close(heldDone)
-			return 0, ctx.Err()
+	for _, held := range []int32{1, 2} {
+		var calls atomic.Int32
+		heldStarted, heldDone := make(chan struct{}), make(chan struct{})
+		p := Policy{Timeout: 10 * time.Second, HedgeAfter: 50 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
+		start := time.Now()
+		v, err := Do(t.Context(), p, func(ctx context.Context) (int32, error) {
+			n := calls.Add(1)
+			if n == held {
+				close(heldStarted)
+				<-ctx.Done() // a member that never answers
+				close(heldDone)
+				return 0, ctx.Err()
+			}
+			<-heldStarted // the first copy answers only once the copy is out
+			return n, nil
+		})
+		if want := 3 - held; err != nil || v != want {
+			t.Fatalf("copy %d held: Do = %d, %v; want the other copy's %d", held, v, err, want)
 		}
-		return 42, nil
-	})
-	if err != nil || v != 42 {
-		t.Fatalf("Do = %d, %v; want the copy's 42", v, err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("Do took %v: the copy did not go out after HedgeAfter", d)
-	}
-	select {
-	case <-heldDone:
-	default:
-		t.Fatal("Do returned while the held attempt was still running")
-	}
-	if n := calls.Load(); n != 2 {
-		t.Fatalf("%d calls, want 2", n)
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("copy %d held: Do took %v: the copy did not go out after HedgeAfter", held, d)
+		}
+		select {
+		case <-heldDone:
+		default:
+			t.Fatalf("copy %d held: Do returned while it was still running", held)
+		}
+		if n := calls.Load(); n != 2 {
+			t.Fatalf("copy %d held: %d calls, want 2", held, n)
+		}
 	}
 }
 
@@ -99,35 +105,5 @@ func TestNoHedgeForPromptAnswer(t *testing.T) {
 	})
 	if err != nil || v != 7 || calls.Load() != 2 {
 		t.Fatalf("Do = %d, %v after %d calls; want 7 after 2 (one failure, one retry)", v, err, calls.Load())
-	}
-}
-
-// TestHedgedCopyCancelledWhenFirstAnswers: when the first attempt answers
-// after its copy went out, its answer is returned, and the copy has been
-// cancelled and has returned by then.
-func TestHedgedCopyCancelledWhenFirstAnswers(t *testing.T) {
-	var calls atomic.Int32
-	copyStarted, copyDone := make(chan struct{}), make(chan struct{})
-	p := Policy{Timeout: 10 * time.Second, HedgeAfter: 10 * time.Millisecond, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond}
-	v, err := Do(t.Context(), p, func(ctx context.Context) (int, error) {
-		if calls.Add(1) == 1 {
-			<-copyStarted // answers only once the copy is out
-			return 1, nil
-		}
-		close(copyStarted)
-		<-ctx.Done() // a member that never answers
-		close(copyDone)
-		return 0, ctx.Err()
-	})
-	if err != nil || v != 1 {
-		t.Fatalf("Do = %d, %v; want the first attempt's 1", v, err)
-	}
-	select {
-	case <-copyDone:
-	default:
-		t.Fatal("Do returned while the copy was still running")
-	}
-	if n := calls.Load(); n != 2 {
-		t.Fatalf("%d calls, want 2", n)
 	}
 }

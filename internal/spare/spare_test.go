@@ -4,7 +4,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,27 +61,26 @@ func TestIdleGoroutineRunsTheNext(t *testing.T) {
 func TestNoFunctionWaits(t *testing.T) {
 	p := New(2)
 	release := make(chan struct{})
-	var started, finished sync.WaitGroup
-	var mu sync.Mutex
-	done := 0
+	started := make(chan struct{}, 5)
+	var done atomic.Int32
 	for range 5 {
-		started.Add(1)
-		finished.Add(1)
 		p.Go(func() {
-			defer finished.Done()
-			started.Done()
+			started <- struct{}{}
 			<-release
-			mu.Lock()
-			done++
-			mu.Unlock()
+			done.Add(1)
 		})
 	}
-	started.Wait() // all five run at once, though the pool keeps two
+	// All five run at once, though the pool keeps two.
+	for i := range 5 {
+		select {
+		case <-started:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of 5 functions started: the others wait for a busy goroutine", i)
+		}
+	}
 	close(release)
 	p.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	if done != 5 {
-		t.Fatalf("Close returned with %d of 5 functions finished", done)
+	if n := done.Load(); n != 5 {
+		t.Fatalf("Close returned with %d of 5 functions finished", n)
 	}
 }
