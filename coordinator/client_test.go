@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/protocol"
 )
 

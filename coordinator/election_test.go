@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/etcdtest"
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"

@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
-	"github.com/concord-tx/concord/internal/etcdtest"
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 )
 
 // TestEtcdAuth: with auth enabled in etcd, `coord serve` logs in with

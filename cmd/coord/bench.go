@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 
-	"github.com/concord-tx/concord/internal/bench"
+	"github.com/concord-tx/concord/cmd/coord/internal/bench"
 )
 
 func runBench(ctx context.Context, c console, args []string) error {

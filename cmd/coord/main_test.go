@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
-	"github.com/concord-tx/concord/internal/freeport"
-	"github.com/concord-tx/concord/internal/leaktest"
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/internal/testkit/freeport"
+	"github.com/concord-tx/concord/internal/testkit/leaktest"
 	"go.uber.org/goleak"
 )
 

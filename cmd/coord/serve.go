@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/embedded"
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
 

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/embedded"
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
-	"github.com/concord-tx/concord/cmd/coord/internal/metrics"
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/coordinator/metrics"
+	"github.com/concord-tx/concord/httpapi"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"

@@ -13,7 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/freeport"
+	"github.com/concord-tx/concord/internal/testkit/freeport"
 )
 
 // process is a child process whose output goes to a file in the test's

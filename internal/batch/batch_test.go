@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/etcdtest"
-	"github.com/concord-tx/concord/internal/leaktest"
-	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/internal/retry"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/leaktest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"

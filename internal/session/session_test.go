@@ -4,10 +4,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/etcdtest"
-	"github.com/concord-tx/concord/internal/leaktest"
-	"github.com/concord-tx/concord/internal/poll"
 	"github.com/concord-tx/concord/internal/session"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/leaktest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 )

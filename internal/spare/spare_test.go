@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/leaktest"
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/internal/testkit/leaktest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 )
 
 // The pool's goroutines must all have ended once Close returns.

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/etcdtest"
-	"github.com/concord-tx/concord/internal/leaktest"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/leaktest"
 	"github.com/concord-tx/concord/internal/watch"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )

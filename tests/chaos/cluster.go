@@ -12,7 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
-	"github.com/concord-tx/concord/internal/freeport"
+	"github.com/concord-tx/concord/internal/testkit/freeport"
 )
 
 // Member is one etcd member process.

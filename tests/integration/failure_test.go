@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/etcdtest"
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 )

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/etcdtest"
-	"github.com/concord-tx/concord/internal/leaktest"
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/leaktest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"

@@ -11,7 +11,7 @@ import (
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/coordtest"
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/participant"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/leaktest"
+	"github.com/concord-tx/concord/internal/testkit/leaktest"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }

@@ -10,14 +10,16 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/url"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/concord-tx/concord/cmd/coord/internal/embedded"
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/etcdtest"
 	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
@@ -392,15 +394,32 @@ func etcdFor(endpoints []string) ([]string, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := etcdtest.StartDir(dir)
+	srv, err := startEmbedded(dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	return srv.Endpoints, func() {
+	return srv.Endpoints(), func() {
 		srv.Close()
 		os.RemoveAll(dir)
 	}, nil
+}
+
+// startEmbedded starts the same embedded etcd as `coord serve`, in dir,
+// on two loopback ports free at the time of the call.
+func startEmbedded(dir string) (*embedded.Server, error) {
+	var urls [2]url.URL
+	for i := range urls {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		urls[i] = url.URL{Scheme: "http", Host: l.Addr().String()}
+		l.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return embedded.Start(ctx, embedded.Config{Dir: dir, ClientURL: urls[0], PeerURL: urls[1], AutoCompaction: "0"})
 }
 
 type latencies struct {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/httpapi"
 )
 
 func TestErrorAnswers(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
-	"github.com/concord-tx/concord/internal/poll"
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/httpapi"
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 )

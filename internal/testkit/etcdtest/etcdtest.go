@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/concord-tx/concord/internal/flowcontrol"
-	"github.com/concord-tx/concord/internal/freeport"
+	"github.com/concord-tx/concord/internal/testkit/freeport"
 )
 
 // Server is one embedded etcd member.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/internal/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
