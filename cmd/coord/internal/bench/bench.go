@@ -189,7 +189,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	defer coord.Close()
-	keys := protocol.MustKeys(prefix)
+	keys, err := protocol.NewKeys(prefix)
+	if err != nil {
+		return res, err
+	}
 
 	payload := make([]byte, cfg.Payload)
 	for i := range payload {
