@@ -30,6 +30,8 @@ var commands = map[string]command{
 	"serve":   {"run a coordinator replica and its HTTP API", runServe},
 	"tx":      {"list, show and abort transactions of a running coordinator", runTx},
 	"version": {"print the version of coord", runVersion},
+
+	"conformance": {"check a participant in any language against the protocol (PROTOCOL.md)", runConformance},
 }
 
 func main() {
