@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"version": {"print the version of coord", runVersion},
 
 	"conformance": {"check a participant in any language against the protocol (PROTOCOL.md)", runConformance},
+	"gateway":     {"let an HTTP service in any language take part as a participant", runGateway},
 }
 
 func main() {
