@@ -90,7 +90,13 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: backoff %v to %v, expected 0 < min <= max", ErrInvalidConfig, c.MinBackoff, c.MaxBackoff)
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
+		// Keep a connection per call in flight (the SDK runs up to 32
+		// handler calls at once): with net/http's default of 2 idle
+		// connections per host, the others are opened and closed for
+		// each call.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = participant.DefaultWorkers * 2
+		c.HTTPClient = &http.Client{Transport: tr}
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
