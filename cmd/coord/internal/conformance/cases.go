@@ -79,22 +79,28 @@ func (s *suite) decidedBy(ctx context.Context, id, p string, st txState) error {
 	return nil
 }
 
-// commitLast: the peer votes first; the participant's yes vote finds the
-// peer's and must carry the commit decision (the nested compare on every
-// other vote being "yes").
+// commitLast: the peer votes first (while the participant is down); the
+// participant's yes vote finds the peer's and must carry the commit
+// decision (the nested compare on every other vote being "yes").
 func commitLast(ctx context.Context, s *suite) error {
 	const id = "commit-last"
-	mine := yes
-	mine.DelayMS = 300
-	if err := s.begin(ctx, id, DefaultTimeout, mine, &yes); err != nil {
+	if err := s.down(0); err != nil {
+		return err
+	}
+	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
+		return err
+	}
+	if _, err := s.waitTx(ctx, id, "the peer's vote", func(st txState) error {
+		return all(st.inState(protocol.StatePreparing), st.vote(PeerName, protocol.VoteYes))
+	}); err != nil {
+		return err
+	}
+	if err := s.up(ctx); err != nil {
 		return err
 	}
 	st, err := s.committed(ctx, id, true)
 	if err != nil {
 		return err
-	}
-	if st.votes[PeerName].mod >= st.votes[s.cfg.Name].mod {
-		return fmt.Errorf("the peer did not vote first (its vote at %d, the participant's at %d); run again", st.votes[PeerName].mod, st.votes[s.cfg.Name].mod)
 	}
 	return s.decidedBy(ctx, id, s.cfg.Name, st)
 }
@@ -156,7 +162,7 @@ func voteNoLong(ctx context.Context, s *suite) error {
 func decisionWhilePreparing(ctx context.Context, s *suite) error {
 	const id = "decided-while-preparing"
 	mine := yes
-	mine.DelayMS = 3000
+	mine.DelayMS = 5000
 	theirs := no("the peer refuses")
 	if err := s.begin(ctx, id, DefaultTimeout, mine, &theirs); err != nil {
 		return err
