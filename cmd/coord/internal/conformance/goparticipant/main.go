@@ -4,7 +4,9 @@
 // the suite gives it (CONCORD_ETCD_ENDPOINTS, CONCORD_PARTICIPANT,
 // CONCORD_PREFIX, CONCORD_LEASE_TTL), answers Prepare as the branch payload
 // asks ({"vote": "no", "reason": "…"} refuses, "delay_ms" waits first),
-// and on SIGINT or SIGTERM closes the participant, which revokes its lease.
+// and on SIGINT or SIGTERM closes the participant, which revokes its lease
+// (unless GOPARTICIPANT_EXIT_WITHOUT_REVOKE=1, a deliberate bug the suite's
+// own tests use to show that it catches one).
 package main
 
 import (
@@ -68,6 +70,10 @@ func run() error {
 	select {
 	case <-ctx.Done():
 	case <-p.Done():
+	}
+	if os.Getenv("GOPARTICIPANT_EXIT_WITHOUT_REVOKE") == "1" {
+		// A broken participant, for the suite's own test: it must notice.
+		os.Exit(0)
 	}
 	return p.Close()
 }
