@@ -141,7 +141,10 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	keys, err := protocol.NewKeys(protocol.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"bank-a", "bank-py"} {
 		poll.Until(t, 30*time.Second, name+" registered", func() (bool, string) {
 			resp, err := w.cli.Get(ctx, keys.Participant(name))

@@ -22,7 +22,7 @@ const (
 	layerCore            // coordinator, participant
 	layerService         // httpapi, coordinator/metrics
 	layerCommand         // cmd/...
-	layerTests           // tests/...
+	layerTests           // tests/..., examples/...
 )
 
 var layerNames = []string{"protocol", "internal runtime", "coordinator/participant", "httpapi/metrics", "cmd", "tests"}
@@ -44,7 +44,7 @@ func layerOf(path string) (layer int, ok bool) {
 		return layerService, true
 	case strings.HasPrefix(rel, "cmd/"):
 		return layerCommand, true
-	case strings.HasPrefix(rel, "tests/"):
+	case strings.HasPrefix(rel, "tests/") || strings.HasPrefix(rel, "examples/"):
 		return layerTests, true
 	}
 	return 0, false

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/concord-tx/concord/cmd/coord/internal/embedded"
 	"github.com/concord-tx/concord/coordinator"
-	"github.com/concord-tx/concord/internal/testkit/freeport"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -144,13 +142,11 @@ func passed(rs []Result) bool {
 }
 
 func (s *suite) run(ctx context.Context) ([]Result, error) {
-	addrs, err := freeport.Addrs(2)
+	clientURL, peerURL, err := embedded.LoopbackURLs()
 	if err != nil {
 		return nil, err
 	}
-	clientURL, _ := url.Parse("http://" + addrs[0])
-	peerURL, _ := url.Parse("http://" + addrs[1])
-	etcd, err := embedded.Start(ctx, embedded.Config{Dir: filepath.Join(s.dir, "etcd"), ClientURL: *clientURL, PeerURL: *peerURL, AutoCompaction: "0", Logger: s.log.Named("etcd")})
+	etcd, err := embedded.Start(ctx, embedded.Config{Dir: filepath.Join(s.dir, "etcd"), ClientURL: clientURL, PeerURL: peerURL, AutoCompaction: "0", Logger: s.log.Named("etcd")})
 	if err != nil {
 		return nil, err
 	}
