@@ -73,7 +73,7 @@ func forEach(t *testing.T, test func(t *testing.T, db *sql.DB)) {
 // item "x" (refusing when too little is free), Commit takes it out, Abort
 // gives it back. Each function counts its calls.
 type stock struct {
-	db                       *sql.DB
+	db                        *sql.DB
 	prepares, commits, aborts atomic.Int64
 	// prepareHook, if set, runs inside the user's Prepare before it
 	// returns; its error is Prepare's.

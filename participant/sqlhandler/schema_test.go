@@ -77,10 +77,16 @@ func TestSchemaProblemsSayWhatToRun(t *testing.T) {
 func TestNewRefusesBadConfiguration(t *testing.T) {
 	db := openSQLite(t)
 	for name, f := range map[string]func() error{
-		"nil db":      func() error { _, err := sqlhandler.New(ctx, nil, "shop", sqlhandler.Funcs{}); return err },
-		"bad name":    func() error { _, err := sqlhandler.New(ctx, db, "Shop A", sqlhandler.Funcs{}); return err },
-		"bad table":   func() error { _, err := sqlhandler.New(ctx, db, "shop", sqlhandler.Funcs{}, sqlhandler.WithTable("x; DROP")); return err },
-		"bad cleanup": func() error { _, err := sqlhandler.New(ctx, db, "shop", sqlhandler.Funcs{}, sqlhandler.WithCleanup(-1, 0)); return err },
+		"nil db":   func() error { _, err := sqlhandler.New(ctx, nil, "shop", sqlhandler.Funcs{}); return err },
+		"bad name": func() error { _, err := sqlhandler.New(ctx, db, "Shop A", sqlhandler.Funcs{}); return err },
+		"bad table": func() error {
+			_, err := sqlhandler.New(ctx, db, "shop", sqlhandler.Funcs{}, sqlhandler.WithTable("x; DROP"))
+			return err
+		},
+		"bad cleanup": func() error {
+			_, err := sqlhandler.New(ctx, db, "shop", sqlhandler.Funcs{}, sqlhandler.WithCleanup(-1, 0))
+			return err
+		},
 	} {
 		if err := f(); !errors.Is(err, sqlhandler.ErrInvalidConfig) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
