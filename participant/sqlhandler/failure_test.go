@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/concord-tx/concord/internal/testkit/pgtest"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/participant/sqlhandler"
 )
@@ -18,7 +19,7 @@ func TestDatabaseFailureIsARetryNotANo(t *testing.T) {
 	t.Run("postgres", func(t *testing.T) {
 		db := openPostgres(t)
 		s := newStock(t, db, 10)
-		admin, err := sql.Open("pgx", pgtestURL(t, db))
+		admin, err := pgtest.Connect(t)
 		if err != nil {
 			t.Fatal(err)
 		}

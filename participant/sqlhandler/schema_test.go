@@ -1,11 +1,9 @@
 package sqlhandler_test
 
 import (
-	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -49,20 +47,7 @@ func TestSchemaProblemsSayWhatToRun(t *testing.T) {
 		}
 	})
 	t.Run("postgres without rights", func(t *testing.T) {
-		db := openPostgres(t)
-		role := "concord_test_" + strings.TrimPrefix(searchPath(t, db), "concord_test_") + "_user"
-		for _, s := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT USAGE ON SCHEMA " + searchPath(t, db) + " TO " + role} {
-			if _, err := db.Exec(s); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Cleanup(func() {
-			db.Exec("DROP OWNED BY " + role)
-			db.Exec("DROP ROLE " + role)
-		})
-		u, _ := url.Parse(pgtestURL(t, db))
-		u.User = url.User(role)
-		limited, err := sql.Open("pgx", u.String())
+		limited, err := sql.Open("pgx", pgtest.Unprivileged(t, pgtest.Schema(t)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,27 +77,4 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 			t.Errorf("%s: %v, want ErrInvalidConfig", name, err)
 		}
 	}
-}
-
-// searchPath is the schema a pgtest database's connections use.
-func searchPath(t testing.TB, db *sql.DB) string {
-	t.Helper()
-	var s string
-	if err := db.QueryRowContext(context.Background(), "SELECT current_schema()").Scan(&s); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-// pgtestURL is a URL of the server that uses db's schema.
-func pgtestURL(t testing.TB, db *sql.DB) string {
-	t.Helper()
-	u, err := url.Parse(pgtest.ServerURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", searchPath(t, db))
-	u.RawQuery = q.Encode()
-	return u.String()
 }

@@ -103,3 +103,36 @@ func randomHex(t testing.TB) string {
 	}
 	return hex.EncodeToString(b[:])
 }
+
+// Unprivileged returns schemaURL (from Schema) for a new login role that
+// may use the schema but not create anything in it, and drops the role at
+// cleanup: a service's user whose tables are made by someone else.
+func Unprivileged(t testing.TB, schemaURL string) string {
+	t.Helper()
+	u, err := url.Parse(schemaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := u.Query().Get("search_path")
+	role := schema + "_user"
+	admin, err := Connect(t)
+	if err != nil {
+		unavailable(t, err)
+	}
+	for _, s := range []string{"CREATE ROLE " + role + " LOGIN", "GRANT USAGE ON SCHEMA " + schema + " TO " + role} {
+		if _, err := admin.Exec(s); err != nil {
+			admin.Close()
+			t.Fatalf("pgtest: %s: %v", s, err)
+		}
+	}
+	t.Cleanup(func() {
+		defer admin.Close()
+		for _, s := range []string{"DROP OWNED BY " + role, "DROP ROLE " + role} {
+			if _, err := admin.Exec(s); err != nil {
+				t.Errorf("pgtest: %s: %v", s, err)
+			}
+		}
+	})
+	u.User = url.User(role)
+	return u.String()
+}

@@ -52,6 +52,7 @@ func SQLSchema() string {
 type SQLStore struct {
 	db      *sql.DB
 	h       *sqlhandler.Handler
+	log     *zap.Logger
 	lock    string // " FOR UPDATE" where rows can be locked
 	timeout time.Duration
 }
@@ -62,7 +63,7 @@ type SQLStore struct {
 // checks their versions. The error of a missing table that cannot be
 // created, or of another version, holds the SQL to run.
 func OpenSQL(ctx context.Context, db *sql.DB, name string, opening map[string]int64, log *zap.Logger) (s *SQLStore, created bool, err error) {
-	s = &SQLStore{db: db, timeout: 10 * time.Second}
+	s = &SQLStore{db: db, log: log, timeout: 10 * time.Second}
 	if fmt.Sprintf("%T", db.Driver()) == "*stdlib.Driver" {
 		s.lock = " FOR UPDATE"
 	}
@@ -70,15 +71,16 @@ func OpenSQL(ctx context.Context, db *sql.DB, name string, opening map[string]in
 		return nil, false, err
 	}
 	s.h, err = sqlhandler.New(ctx, db, name, sqlhandler.Funcs{Prepare: s.prepare, Commit: s.commit, Abort: s.abort},
-		sqlhandler.WithLogger(log), sqlhandler.WithCleanup(sqlhandler.DefaultCleanupInterval, sqlhandler.DefaultRetention))
+		sqlhandler.WithLogger(log.Named("sqlhandler")), sqlhandler.WithCleanup(sqlhandler.DefaultCleanupInterval, sqlhandler.DefaultRetention))
 	if err != nil {
 		return nil, false, fmt.Errorf("bank: %w", err)
 	}
 	return s, created, nil
 }
 
-// Handler is the bank's participant.Handler.
-func (s *SQLStore) Handler() participant.Handler { return s.h }
+// Handler is the bank's participant.Handler: sqlhandler's, with each
+// call logged.
+func (s *SQLStore) Handler() participant.Handler { return sqlLogged{s.h, s.log} }
 
 // Close stops the bookkeeping cleanup. The database is the caller's.
 func (s *SQLStore) Close() error { return s.h.Close() }
@@ -141,6 +143,7 @@ func (s *SQLStore) put(ctx context.Context, tx *sql.Tx, name string, a Account) 
 // prepare reserves the moves (see Account.reserve) and keeps them for
 // Commit and Abort. Its refusals are the bbolt bank's, word for word.
 func (s *SQLStore) prepare(ctx context.Context, tx *sql.Tx, ptx participant.Tx) error {
+	markRan(ctx)
 	moves, err := ParsePayload(ptx.Payload)
 	if err != nil {
 		return err
@@ -179,6 +182,7 @@ func (s *SQLStore) abort(ctx context.Context, tx *sql.Tx, ptx participant.Tx) er
 
 // settle applies f to each prepared move of ptx and forgets the moves.
 func (s *SQLStore) settle(ctx context.Context, tx *sql.Tx, ptx participant.Tx, f func(Account, Move) (Account, error)) error {
+	markRan(ctx)
 	moves, err := s.moves(ctx, tx, ptx)
 	if err != nil {
 		return err
