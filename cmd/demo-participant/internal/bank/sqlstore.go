@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,16 +149,31 @@ func (s *SQLStore) prepare(ctx context.Context, tx *sql.Tx, ptx participant.Tx) 
 	if err != nil {
 		return err
 	}
+	// Rows are locked in the order of their names, as settle does: two
+	// transfers between the same two accounts in opposite directions
+	// would otherwise each hold the row the other waits for. They are
+	// checked in the payload's order, as the bbolt bank does, so that a
+	// refusal names the same move.
+	names := make([]string, len(moves)) // no account twice: see ParsePayload
+	for i, m := range moves {
+		names[i] = m.Account
+	}
+	slices.Sort(names)
+	byName := make(map[string]Account, len(moves))
+	found := make(map[string]bool, len(moves))
+	for _, name := range names {
+		a, ok, err := s.account(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		byName[name], found[name] = a, ok
+	}
 	loaded := make([]Account, len(moves))
 	for i, m := range moves {
-		a, found, err := s.account(ctx, tx, m.Account)
-		switch {
-		case err != nil:
-			return err
-		case !found:
+		if !found[m.Account] {
 			return fmt.Errorf("%w: %s", ErrUnknownAccount, m.Account)
 		}
-		if loaded[i], err = a.reserve(m.Account, m.Amount); err != nil {
+		if loaded[i], err = byName[m.Account].reserve(m.Account, m.Amount); err != nil {
 			return err
 		}
 	}
