@@ -3,8 +3,6 @@ package bank
 import (
 	"context"
 	"errors"
-	"os"
-	"time"
 
 	"github.com/concord-tx/concord/participant"
 	"go.uber.org/zap"
@@ -15,7 +13,6 @@ import (
 type Handler struct {
 	store *Store
 	log   *zap.Logger
-	gate  string
 }
 
 var _ participant.Handler = (*Handler)(nil)
@@ -34,14 +31,6 @@ func WithLogger(l *zap.Logger) HandlerOption {
 			h.log = l
 		}
 	})
-}
-
-// WithCommitGate is for tests of crash recovery: while the file at path
-// does not exist, Commit waits before it touches the store. A test can
-// then kill the bank at a known point: prepared, commit decided, not
-// applied. The gate may be opened and closed while the bank runs.
-func WithCommitGate(path string) HandlerOption {
-	return handlerOptionFunc(func(h *Handler) { h.gate = path })
 }
 
 // NewHandler returns the handler of store.
@@ -72,14 +61,6 @@ func (h *Handler) Prepare(ctx context.Context, tx participant.Tx) error {
 // Commit applies the prepared moves; see Store.Commit.
 func (h *Handler) Commit(ctx context.Context, tx participant.Tx) error {
 	log := h.log.With(zap.String("txid", tx.ID))
-	if h.gate != "" {
-		if _, err := os.Stat(h.gate); err != nil {
-			log.Info("commit waiting for the test gate", zap.String("gate", h.gate))
-			if err := waitFile(ctx, h.gate); err != nil {
-				return err
-			}
-		}
-	}
 	res, err := h.store.Commit(tx.ID, tx.Revision)
 	if err != nil {
 		log.Error("commit failed", zap.Error(err))
@@ -99,20 +80,4 @@ func (h *Handler) Abort(ctx context.Context, tx participant.Tx) error {
 	}
 	log.Info("aborted", zap.String("reason", tx.Reason), zap.Stringer("phase", res.Phase), zap.Bool("repeat", res.Repeat))
 	return nil
-}
-
-// waitFile polls for path until it exists or ctx ends.
-func waitFile(ctx context.Context, path string) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
 }
