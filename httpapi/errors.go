@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/concord-tx/concord/coordinator"
@@ -148,4 +149,21 @@ func fieldNames(v any) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// maxQuoted is how many characters of a bad value an error message shows.
+const maxQuoted = 64
+
+// quoteCut quotes s for an error message (characters, escaped as Go
+// would), cut after maxQuoted characters with the full length in bytes:
+// a 10 KB bad value is not echoed back whole.
+func quoteCut(s string) string {
+	n := 0
+	for i := range s {
+		if n == maxQuoted {
+			return strconv.Quote(s[:i]) + fmt.Sprintf("… (%d bytes)", len(s))
+		}
+		n++
+	}
+	return strconv.Quote(s)
 }

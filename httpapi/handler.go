@@ -1,8 +1,3 @@
-// Package httpapi is the coordinator service's HTTP API (JSON over HTTP,
-// routes under /v1) and a Go client for it. The server side is a thin layer
-// over coordinator.Client: it validates and decodes requests, maps the
-// coordinator's errors to status codes, and never keeps transaction state of
-// its own.
 package httpapi
 
 import (

@@ -148,7 +148,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	srv := httptest.NewServer(httpapi.New(cfg))
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
-	f.api, err = httpapi.NewClient(srv.URL, srv.Client())
+	f.api, err = httpapi.NewClient(srv.URL, httpapi.WithHTTPClient(srv.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}

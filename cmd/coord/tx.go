@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,21 +56,33 @@ func runTx(ctx context.Context, c console, args []string) error {
 // txFlags are the flags every tx subcommand has.
 type txFlags struct {
 	*flagSet
-	addr *string
-	json *bool
+	addr   *string
+	json   *bool
+	token  *string
+	caFile *string
 }
 
 func newTxFlags(name, synopsis, about string) txFlags {
 	fs := newFlagSet(name, synopsis, about)
 	return txFlags{
 		flagSet: fs,
-		addr:    fs.String("addr", "http://127.0.0.1:7070", "`URL` of a coordinator's HTTP API"),
+		addr:    fs.String("addr", "http://127.0.0.1:7070", "`URL` of a coordinator's HTTP API (https:// when it serves TLS)"),
 		json:    fs.Bool("json", false, "print the API's JSON instead of a table, for scripts"),
+		token:   fs.String("token", "", "bearer `token` of a credential of the coordinator (prefer the environment variable: a flag shows in ps)"),
+		caFile:  fs.String("ca-file", "", "`file` with the PEM certificate of the authority that signed the coordinator's (default: the system's)"),
 	}
 }
 
 func (f txFlags) client() (*httpapi.Client, error) {
-	cl, err := httpapi.NewClient(*f.addr, &http.Client{Timeout: txRequestTimeout})
+	opts := []httpapi.ClientOption{httpapi.WithTimeout(txRequestTimeout), httpapi.WithToken(*f.token)}
+	if *f.caFile != "" {
+		pool, err := httpapi.LoadCAFile(*f.caFile)
+		if err != nil {
+			return nil, usagef("%s: %v", f.source("ca-file"), err)
+		}
+		opts = append(opts, httpapi.WithRootCAs(pool))
+	}
+	cl, err := httpapi.NewClient(*f.addr, opts...)
 	if err != nil {
 		return nil, usagef("%s: %v", f.source("addr"), err)
 	}
@@ -89,8 +100,10 @@ func runTxList(ctx context.Context, c console, args []string) error {
 	if *limit < 0 {
 		return usagef("%s: %d is negative (expected a number of transactions, or 0 for all)", f.source("limit"), *limit)
 	}
+	var st protocol.State
 	if *state != "" {
-		if _, err := protocol.ParseState(*state); err != nil {
+		var err error
+		if st, err = protocol.ParseState(*state); err != nil {
 			return usagef("%s: %q is not a state (expected preparing, committing, aborting, committed or aborted)", f.source("state"), *state)
 		}
 	}
@@ -105,7 +118,7 @@ func runTxList(ctx context.Context, c console, args []string) error {
 		if *limit > 0 {
 			page = min(page, *limit-len(all.Transactions))
 		}
-		l, err := cl.List(ctx, httpapi.ListOptions{State: *state, Limit: page, After: next})
+		l, err := cl.List(ctx, httpapi.ListOptions{State: st, Limit: page, After: next})
 		if err != nil {
 			return err
 		}

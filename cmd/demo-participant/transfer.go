@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/transfer"
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/protocol"
 )
 
 type transferConfig struct {
@@ -60,7 +62,7 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitError
 	}
 	hc := &http.Client{Timeout: c.requestTimeout}
-	coord, err := transfer.NewCoordinator(c.coord, hc)
+	coord, err := httpapi.NewClient(c.coord, httpapi.WithHTTPClient(hc))
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: --coord: %v\n", err)
 		return exitError
@@ -73,19 +75,19 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
-	branches, err := t.Branches()
+	req, err := t.Request(c.id, c.timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
 	defer cancel()
-	out, err := coord.Do(rctx, c.id, branches, c.timeout)
+	out, err := coord.Do(rctx, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: error: %v\n", err)
 		return exitError
 	}
-	if out.Committed() {
+	if out.State == protocol.StateCommitted {
 		fmt.Fprintf(stdout, "committed tx=%s from=%s to=%s amount=%d\n", out.ID, t.From, t.To, t.Amount)
 		return exitOK
 	}
@@ -121,7 +123,7 @@ func (c transferConfig) single() (transfer.Transfer, error) {
 	return t, t.Validate()
 }
 
-func runLoad(ctx context.Context, c transferConfig, coord *transfer.Coordinator, hc *http.Client, stdout, stderr io.Writer) int {
+func runLoad(ctx context.Context, c transferConfig, coord *httpapi.Client, hc *http.Client, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
