@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
@@ -184,9 +185,9 @@ func runTxAbort(ctx context.Context, c console, args []string) error {
 	if *f.json {
 		return printJSON(c.stdout, out)
 	}
-	fmt.Fprintf(c.stdout, "%s %s", out.ID, out.State)
+	fmt.Fprintf(c.stdout, "%s %s", oneLine(out.ID), out.State)
 	if out.Reason != "" {
-		fmt.Fprintf(c.stdout, ": %s", out.Reason)
+		fmt.Fprintf(c.stdout, ": %s", oneLine(out.Reason))
 	}
 	fmt.Fprintln(c.stdout)
 	return nil
@@ -209,7 +210,7 @@ func printList(w io.Writer, txs []httpapi.Transaction) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tPARTICIPANTS\tCREATED\tREASON")
 	for _, tx := range txs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tx.ID, tx.State, strings.Join(tx.Participants, ","), tx.Created.UTC().Format(timeLayout), oneLine(tx.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", oneLine(tx.ID), tx.State, oneLine(strings.Join(tx.Participants, ",")), tx.Created.UTC().Format(timeLayout), oneLine(tx.Reason))
 	}
 	tw.Flush()
 }
@@ -227,13 +228,13 @@ func printTransaction(w io.Writer, tx httpapi.Transaction) {
 		}
 		return t.UTC().Format(timeLayout)
 	}
-	row("ID", tx.ID)
+	row("ID", oneLine(tx.ID))
 	row("State", tx.State.String())
 	row("Created", at(tx.Created))
 	row("Deadline", at(tx.Deadline))
 	row("Decided", at(tx.Decided))
 	row("Finished", at(tx.Finished))
-	row("Cause", string(tx.Cause))
+	row("Cause", oneLine(string(tx.Cause)))
 	row("Reason", oneLine(tx.Reason))
 	row("Revision", strconv.FormatInt(tx.Revision, 10))
 	tw.Flush()
@@ -249,12 +250,23 @@ func printTransaction(w io.Writer, tx httpapi.Transaction) {
 		if b.Acked {
 			acked = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Participant, vote, acked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", oneLine(b.Participant), vote, acked)
 	}
 	tw.Flush()
 }
 
-// oneLine keeps a table row on one line.
+// oneLine keeps a table row on one line, and shows any other character a
+// terminal would act on (escape sequences, bidi overrides) escaped as Go
+// would quote it ("\x1b"), so that a reason cannot rewrite the screen.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	var b strings.Builder
+	for _, r := range strings.Join(strings.Fields(s), " ") {
+		if r == utf8.RuneError || !strconv.IsPrint(r) && r != ' ' {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
