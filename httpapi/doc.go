@@ -15,5 +15,12 @@
 //
 // The server side is a thin layer over coordinator.Client: it validates
 // and decodes requests, maps the coordinator's errors to status codes, and
-// never keeps transaction state of its own.
+// never keeps transaction state of its own. In front of every route but
+// /healthz sits one Gate (cross-site check, then bearer-token
+// authentication, then the route's role), which other handlers of the same
+// server (a console) reuse through Handler.Gate, so that the edge is
+// written once. What it bounds per replica (undecided transactions begun
+// through it, overall and per credential) is counted in memory: it limits
+// what one replica lets callers make etcd hold, and each replica has its
+// own count.
 package httpapi

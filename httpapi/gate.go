@@ -81,7 +81,7 @@ func (g *Gate) sameSite(r *http.Request) *apiError {
 	}
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
 		return &apiError{status: http.StatusUnsupportedMediaType, body: ErrorBody{Error: fmt.Sprintf(
-			"Content-Type %s refused: a %s body must be application/json", quoteCut(ct), r.Method)}}
+			"Content-Type %s refused: a %s body must be application/json (curl: -H 'Content-Type: application/json')", quoteCut(ct), r.Method)}}
 	}
 	return nil
 }
