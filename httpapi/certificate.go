@@ -58,7 +58,7 @@ func (c *Certificate) reloadLocked(stamp string) error {
 	}
 	c.mu.cert, c.mu.stamp = &cert, stamp
 	if cert.Leaf != nil {
-		c.log.Info("TLS certificate loaded", zap.String("cert_file", c.certFile), zap.Strings("names", cert.Leaf.DNSNames), zap.Time("not_after", cert.Leaf.NotAfter))
+		c.log.Info("TLS certificate loaded", zap.String("cert_file", c.certFile), zap.Strings("names", cert.Leaf.DNSNames), zap.String("not_after", cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	return nil
 }

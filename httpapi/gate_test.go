@@ -3,7 +3,9 @@ package httpapi_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -195,5 +197,48 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 	same := http.Header{"Content-Type": {"application/json"}, "Origin": {f.url}, "Sec-Fetch-Site": {"same-origin"}}
 	if status, answer := f.doWith(t, "POST", "/v1/transactions", body("same-origin"), same); status != 200 {
 		t.Errorf("same-origin begin: %d %s, want 200", status, answer)
+	}
+}
+
+// Another handler of the same server (a console) sits behind the same
+// gate: the same credentials, roles and cross-site rules.
+func TestGateSharedWithAnotherHandler(t *testing.T) {
+	h := httpapi.New(httpapi.Config{Credentials: testCredentials(t)})
+	defer h.Close()
+	console := h.Gate().Require(httpapi.RoleAdmin, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := httpapi.CallerOf(r.Context())
+		w.Write([]byte("hello " + c.Name))
+	}))
+	srv := httptest.NewServer(console)
+	defer srv.Close()
+	for _, tc := range []struct {
+		method, token, origin string
+		status                int
+		body                  string
+	}{
+		{"GET", "", "", http.StatusUnauthorized, ""},
+		{"GET", readToken, "", http.StatusForbidden, ""},
+		{"GET", adminToken, "", http.StatusOK, "hello ops"},
+		{"POST", adminToken, "https://evil.example", http.StatusForbidden, ""},
+	} {
+		req, err := http.NewRequest(tc.method, srv.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		if tc.origin != "" {
+			req.Header.Set("Origin", tc.origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || (tc.body != "" && string(b) != tc.body) {
+			t.Errorf("%s with token %q origin %q: %d %s, want %d %s", tc.method, tc.token, tc.origin, resp.StatusCode, b, tc.status, tc.body)
+		}
 	}
 }
