@@ -242,3 +242,24 @@ func TestBenchEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// A public address without credentials is accepted with the flag that
+// names the risk, from the command line or the environment.
+func TestServeInsecurePublicAddress(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--listen", "0.0.0.0:7070", "--" + insecureFlag}, nil},
+		{[]string{"--listen", ":7070"}, map[string]string{"CONCORD_INSECURE_NO_AUTH_ON_PUBLIC_ADDRESS": "true"}},
+	} {
+		fs := serveFlags()
+		getenv := func(k string) string { return c.env[k] }
+		if _, err := fs.parse(c.args, getenv); err != nil {
+			t.Fatal(err)
+		}
+		if cfg, err := parseServe(fs, getenv); err != nil || cfg.credentials.Len() != 0 {
+			t.Errorf("%q %v: %v, want accepted without credentials", c.args, c.env, err)
+		}
+	}
+}

@@ -150,8 +150,10 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 	}()
 	if n := cfg.credentials.Len(); n > 0 {
 		log.Info("access control on", zap.Int("credentials", n))
-	} else {
+	} else if host, _, _ := net.SplitHostPort(cfg.listen); isLoopback(host) {
 		log.Info("access control off: no credentials, every caller is admin", zap.String("listen", cfg.listen))
+	} else {
+		log.Warn("access control off on a public address (--"+insecureFlag+"): anyone who reaches it can begin and abort transactions", zap.String("listen", cfg.listen))
 	}
 	log.Info("serving", zap.String("addr", scheme+ln.Addr().String()), zap.String("prefix", cfg.prefix),
 		zap.Duration("lease_ttl", cfg.leaseTTL), zap.Duration("retention", cfg.retention), zap.Duration("timeout", cfg.timeout))
