@@ -58,7 +58,7 @@ const DefaultMaxBodyBytes = 2 << 20
 // Handler is the API's HTTP handler. Close it to stop what it waits for on
 // behalf of requests already answered.
 type Handler struct {
-	*api
+	a *api
 }
 
 type api struct {
@@ -113,15 +113,18 @@ func New(cfg Config) *Handler {
 	return &Handler{a}
 }
 
+// ServeHTTP serves the API.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.a.ServeHTTP(w, r) }
+
 // Gate is the chain (cross-site check, authentication, role) in front of
 // the API's routes, to put in front of other handlers of the same server.
-func (h *Handler) Gate() *Gate { return h.gate }
+func (h *Handler) Gate() *Gate { return h.a.gate }
 
 // Close stops waiting for the decisions of transactions begun without
 // waiting, and returns when those waits have ended.
 func (h *Handler) Close() {
-	h.cancel()
-	h.wg.Wait()
+	h.a.cancel()
+	h.a.wg.Wait()
 }
 
 // ServeHTTP routes the request. The mux's own plain-text 404 and 405
