@@ -66,11 +66,31 @@ type api struct {
 	mux     *http.ServeMux
 	gate    *Gate
 	pending *undecided
-	// background: the waits for the decisions of transactions begun
-	// without waiting (they count against the limits until decided).
+	// The waits for the decisions of transactions begun without waiting
+	// (they count against the limits until decided); see background.
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	mu     struct {
+		sync.Mutex
+		closed bool
+	}
+}
+
+// background runs f in a goroutine that Close cancels and waits for, and
+// reports whether it did: not once Close has begun.
+func (a *api) background(f func(ctx context.Context)) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mu.closed {
+		return false
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f(a.ctx)
+	}()
+	return true
 }
 
 // New returns the API's handler.
@@ -123,6 +143,9 @@ func (h *Handler) Gate() *Gate { return h.a.gate }
 // Close stops waiting for the decisions of transactions begun without
 // waiting, and returns when those waits have ended.
 func (h *Handler) Close() {
+	h.a.mu.Lock()
+	h.a.mu.closed = true
+	h.a.mu.Unlock()
 	h.a.cancel()
 	h.a.wg.Wait()
 }

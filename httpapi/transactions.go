@@ -81,17 +81,13 @@ func (a *api) beginNoWait(w http.ResponseWriter, r *http.Request, req coordinato
 	ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
 	defer cancel()
 	b, err := a.Client.Begin(ctx, req)
-	if err != nil || !b.Created {
+	if err != nil || !b.Created || !a.background(func(ctx context.Context) {
+		defer release()
+		wctx, cancel := context.WithTimeout(ctx, timeout+a.WaitGrace)
+		defer cancel()
+		a.Client.Wait(wctx, b.ID)
+	}) {
 		release()
-	} else {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			defer release()
-			wctx, cancel := context.WithTimeout(a.ctx, timeout+a.WaitGrace)
-			defer cancel()
-			a.Client.Wait(wctx, b.ID)
-		}()
 	}
 	if err != nil {
 		a.failBegin(w, r, req.ID, err)
