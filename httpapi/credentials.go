@@ -90,7 +90,8 @@ func ParseCredentials(text, source string) (*Credentials, error) {
 			names[name] = true
 			role, err := ParseRole(roleName)
 			if err != nil {
-				return nil, fmt.Errorf("%s: credential %q: %w", at, name, err)
+				// Not quoted: a misplaced field could be a token.
+				return nil, fmt.Errorf("%s: credential %q: the role is not read, begin or admin (expected name:role:token)", at, name)
 			}
 			if len(token) < MinTokenLength {
 				return nil, fmt.Errorf("%s: credential %q: token shorter than %d characters (make one with `openssl rand -hex 32`)", at, name, MinTokenLength)

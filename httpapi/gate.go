@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 )
@@ -27,7 +28,7 @@ import (
 // Without credentials every caller is Anonymous with the admin role: the
 // service then listens only on loopback (coord serve refuses otherwise).
 type Gate struct {
-	creds  *Credentials
+	creds  atomic.Pointer[Credentials]
 	log    *zap.Logger
 	origin *http.CrossOriginProtection
 }
@@ -38,7 +39,18 @@ func NewGate(creds *Credentials, log *zap.Logger) *Gate {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Gate{creds: creds, log: log, origin: http.NewCrossOriginProtection()}
+	g := &Gate{log: log, origin: http.NewCrossOriginProtection()}
+	g.SetCredentials(creds)
+	return g
+}
+
+// SetCredentials replaces the credentials let in, for the requests that
+// follow (coord serve: on SIGHUP, to rotate tokens without a restart).
+func (g *Gate) SetCredentials(creds *Credentials) {
+	if creds == nil {
+		creds = &Credentials{}
+	}
+	g.creds.Store(creds)
 }
 
 // Require wraps next so that it only sees same-site requests of callers
@@ -88,7 +100,8 @@ func (g *Gate) sameSite(r *http.Request) *apiError {
 
 // authenticate finds the caller of r by its bearer token.
 func (g *Gate) authenticate(r *http.Request) (Caller, *apiError) {
-	if g.creds.Len() == 0 {
+	creds := g.creds.Load()
+	if creds.Len() == 0 {
 		return Caller{Name: Anonymous, Role: RoleAdmin, Remote: r.RemoteAddr}, nil
 	}
 	auth := r.Header.Get("Authorization")
@@ -98,7 +111,7 @@ func (g *Gate) authenticate(r *http.Request) (Caller, *apiError) {
 			Error: "no credential: send Authorization: Bearer <token> (coord tx and the demo's transfer tool: --token or $CONCORD_TOKEN)",
 		}}
 	}
-	name, role, ok := g.creds.lookup(strings.TrimSpace(token))
+	name, role, ok := creds.lookup(strings.TrimSpace(token))
 	if !ok {
 		return Caller{}, &apiError{status: http.StatusUnauthorized, body: ErrorBody{Error: "credential not recognised: the bearer token matches none of the server's credentials"}}
 	}

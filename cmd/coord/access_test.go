@@ -38,7 +38,7 @@ func runCoordEnv(t *testing.T, env []string, args ...string) (int, string, strin
 // token and a CA file: each role does what it may, nothing without a
 // token; the abort is logged with who and from where, tokens never; a
 // reason with a terminal escape is shown escaped; SIGHUP reloads the
-// certificate.
+// certificate and the credentials.
 func TestServeWithCredentialsAndTLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -116,11 +116,22 @@ func TestServeWithCredentialsAndTLS(t *testing.T) {
 		}
 	}
 
-	// A renewed certificate, signalled with SIGHUP, is served to new
-	// connections.
+	// A renewed certificate and a rotated token, signalled with SIGHUP:
+	// new connections get the new certificate, the old token is refused.
 	renewed := certtest.New(t, dir, "server", ca)
+	const rotated = "viewer-rotated-0123456789"
+	if err := os.WriteFile(creds, []byte("viewer:read:"+rotated+"\nops:admin:"+ops+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := coord.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the rotated token let in", func() (bool, string) {
+		code, _, stderr := tx([]string{"CONCORD_TOKEN=" + rotated}, "list")
+		return code == 0, stderr
+	})
+	if code, _, stderr := tx([]string{"CONCORD_TOKEN=" + viewer}, "list"); code != 1 || !strings.Contains(stderr, "HTTP 401") {
+		t.Errorf("the old token after the rotation: exit %d, stderr %q; want 401", code, stderr)
 	}
 	host := strings.TrimPrefix(coord.url, "https://")
 	poll.Until(t, 10*time.Second, "the renewed certificate served", func() (bool, string) {

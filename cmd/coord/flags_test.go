@@ -68,7 +68,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--listen", "0.0.0.0:7070"}, nil, "--listen: 0.0.0.0:7070" + public},
 		{[]string{"--listen", ":7070"}, nil, "--listen: :7070" + public},
 		{nil, map[string]string{"CONCORD_LISTEN": "10.1.2.3:7070"}, "CONCORD_LISTEN: 10.1.2.3:7070" + public},
-		{[]string{"--credentials-file", badRole}, nil, "--credentials-file: " + badRole + `: line 2: credential "ops": role "boss" is not one of read, begin, admin`},
+		{[]string{"--credentials-file", badRole}, nil, "--credentials-file: " + badRole + `: line 2: credential "ops": the role is not read, begin or admin (expected name:role:token)`},
 		{[]string{"--credentials-file", shortToken}, nil, "--credentials-file: " + shortToken + `: line 1: credential "ops": token shorter than 16 characters`},
 		{[]string{"--credentials-file", filepath.Join(dir, "missing")}, nil, "--credentials-file: open "},
 		{nil, map[string]string{"CONCORD_CREDENTIALS": "ops:admin"}, "$CONCORD_CREDENTIALS: line 1: an entry is not name:role:token"},

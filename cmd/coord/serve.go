@@ -34,6 +34,10 @@ type serveConfig struct {
 
 	// The API's edge: who may call it, over what, how much.
 	credentials               *httpapi.Credentials // none: loopback only, everyone admin
+	credentialsFile           string               // read again on SIGHUP
+	credentialsFlag           string               // where credentialsFile came from, for errors
+	credentialsText           string               // $CONCORD_CREDENTIALS
+	insecure                  bool                 // --insecure-no-auth-on-public-address
 	tlsCert, tlsKey           string               // empty: plain HTTP
 	maxUndecided              int
 	maxUndecidedPerCredential int
@@ -68,7 +72,7 @@ The file has one credential per line, name:role:token (# comments). Without
 credentials the API serves only a loopback --listen address, to everyone
 there; any other address needs credentials or --`+insecureFlag+`.
 --tls-cert and --tls-key serve HTTPS; the certificate is read again when its
-files change and on SIGHUP.
+files change. SIGHUP reads the certificate and the credentials file again.
 
 SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
 --shutdown-timeout), release the replica's lease, stop the embedded etcd.`))
@@ -234,26 +238,14 @@ func parseExternal(fs *flagSet, ec *etcdConfig, getenv func(string) string) erro
 // limits, and the refusal to serve a public address without credentials.
 func parseAccess(fs *flagSet, cfg *serveConfig, getenv func(string) string) error {
 	var err error
-	cfg.credentials = &httpapi.Credentials{}
-	if file := fs.value("credentials-file"); file != "" {
-		if cfg.credentials, err = httpapi.LoadCredentials(file); err != nil {
-			return usagef("%s: %v", fs.source("credentials-file"), err)
-		}
+	cfg.credentialsFile, cfg.credentialsText = fs.value("credentials-file"), getenv(credentialsEnv)
+	cfg.credentialsFlag = fs.source("credentials-file")
+	cfg.insecure = fs.value(insecureFlag) == "true"
+	if cfg.credentials, err = cfg.loadCredentials(); err != nil {
+		return usagef("%v", err)
 	}
-	if env := getenv(credentialsEnv); env != "" {
-		more, err := httpapi.ParseCredentials(env, "$"+credentialsEnv)
-		if err != nil {
-			return usagef("%v", err)
-		}
-		if cfg.credentials, err = cfg.credentials.Merge(more); err != nil {
-			return usagef("--credentials-file and $%s: %v", credentialsEnv, err)
-		}
-	}
-	host, _, _ := net.SplitHostPort(cfg.listen)
-	if cfg.credentials.Len() == 0 && !isLoopback(host) && fs.value(insecureFlag) != "true" {
-		return usagef("%s: %s is not a loopback address, and no credentials are configured: anyone who reaches it could begin and abort transactions.\n"+
-			"Configure credentials with --credentials-file FILE (one name:role:token a line, role read, begin or admin) or $%s,\n"+
-			"or accept the risk with --%s", fs.source("listen"), cfg.listen, credentialsEnv, insecureFlag)
+	if err := cfg.checkExposure(cfg.credentials); err != nil {
+		return usagef("%s: %v", fs.source("listen"), err)
 	}
 	cfg.tlsCert, cfg.tlsKey = fs.value("tls-cert"), fs.value("tls-key")
 	switch {
@@ -274,6 +266,41 @@ func parseAccess(fs *flagSet, cfg *serveConfig, getenv func(string) string) erro
 		*l.dst = n
 	}
 	return nil
+}
+
+// loadCredentials reads --credentials-file and $CONCORD_CREDENTIALS
+// (at start, and again on SIGHUP).
+func (cfg *serveConfig) loadCredentials() (*httpapi.Credentials, error) {
+	creds := &httpapi.Credentials{}
+	if cfg.credentialsFile != "" {
+		var err error
+		if creds, err = httpapi.LoadCredentials(cfg.credentialsFile); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.credentialsFlag, err)
+		}
+	}
+	if cfg.credentialsText == "" {
+		return creds, nil
+	}
+	more, err := httpapi.ParseCredentials(cfg.credentialsText, "$"+credentialsEnv)
+	if err != nil {
+		return nil, err
+	}
+	if creds, err = creds.Merge(more); err != nil {
+		return nil, fmt.Errorf("%s and $%s: %w", cfg.credentialsFlag, credentialsEnv, err)
+	}
+	return creds, nil
+}
+
+// checkExposure refuses to serve an address other than loopback without
+// credentials, unless told to accept the risk.
+func (cfg *serveConfig) checkExposure(creds *httpapi.Credentials) error {
+	host, _, _ := net.SplitHostPort(cfg.listen)
+	if creds.Len() > 0 || isLoopback(host) || cfg.insecure {
+		return nil
+	}
+	return fmt.Errorf("%s is not a loopback address, and no credentials are configured: anyone who reaches it could begin and abort transactions.\n"+
+		"Configure credentials with --credentials-file FILE (one name:role:token a line, role read, begin or admin) or $%s,\n"+
+		"or accept the risk with --%s", cfg.listen, credentialsEnv, insecureFlag)
 }
 
 // isLoopback reports whether host (of --listen) names only this machine.

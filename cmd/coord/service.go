@@ -36,8 +36,6 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		if cert, err = httpapi.LoadCertificate(cfg.tlsCert, cfg.tlsKey, log.Named("tls")); err != nil {
 			return fmt.Errorf("--tls-cert, --tls-key: %w", err)
 		}
-		stopReload := reloadOnHangup(cert, log.Named("tls"))
-		defer stopReload()
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
@@ -127,6 +125,10 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		MaxUndecidedPerCredential: cfg.maxUndecidedPerCredential,
 	})
 	defer api.Close()
+	if cert != nil || cfg.credentialsFile != "" {
+		stopReload := onHangup(func() { reload(cfg, cert, api.Gate(), log) })
+		defer stopReload()
+	}
 	srv := &http.Server{
 		Handler:           api,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
@@ -194,9 +196,9 @@ func drain(srv *http.Server, timeout time.Duration, cancelRequests func()) error
 	return err
 }
 
-// reloadOnHangup reads the certificate again on every SIGHUP until the
-// returned function is called.
-func reloadOnHangup(cert *httpapi.Certificate, log *zap.Logger) (stop func()) {
+// onHangup calls reload on every SIGHUP until the returned function is
+// called.
+func onHangup(reload func()) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -209,9 +211,7 @@ func reloadOnHangup(cert *httpapi.Certificate, log *zap.Logger) (stop func()) {
 			case <-done:
 				return
 			case <-hup:
-				if err := cert.Reload(); err != nil {
-					log.Warn("SIGHUP: the certificate does not load; the previous one stays in use", zap.Error(err))
-				}
+				reload()
 			}
 		}
 	}()
@@ -220,4 +220,28 @@ func reloadOnHangup(cert *httpapi.Certificate, log *zap.Logger) (stop func()) {
 		close(done)
 		wg.Wait()
 	}
+}
+
+// reload reads the certificate and the credentials again (SIGHUP). What
+// does not load, or would leave a public address without credentials,
+// is logged and the previous one stays in use.
+func reload(cfg serveConfig, cert *httpapi.Certificate, gate *httpapi.Gate, log *zap.Logger) {
+	if cert != nil {
+		if err := cert.Reload(); err != nil {
+			log.Warn("SIGHUP: the certificate does not load; the previous one stays in use", zap.Error(err))
+		}
+	}
+	if cfg.credentialsFile == "" {
+		return
+	}
+	creds, err := cfg.loadCredentials()
+	if err == nil {
+		err = cfg.checkExposure(creds)
+	}
+	if err != nil {
+		log.Warn("SIGHUP: the credentials do not load; the previous ones stay in use", zap.Error(err))
+		return
+	}
+	gate.SetCredentials(creds)
+	log.Info("SIGHUP: credentials loaded", zap.Int("credentials", creds.Len()))
 }
