@@ -42,8 +42,8 @@ type hub struct {
 	// requestTimeout bounds each read of the records.
 	requestTimeout time.Duration
 	cluster        *clusterView
-	cancel     context.CancelFunc
-	done       chan struct{}
+	cancel         context.CancelFunc
+	done           chan struct{}
 	// watches counts the watches opened: one, unless etcd ended one.
 	watches atomic.Int64
 

@@ -51,7 +51,7 @@ type Summary struct {
 	Oldest    time.Time `json:"oldest,omitzero"` // creation of the oldest undecided
 	// Unapplied counts decided transactions waiting longer than the stuck
 	// threshold for their participants to apply the decision.
-	Unapplied int  `json:"unapplied"`
+	Unapplied  int  `json:"unapplied"`
 	LowerBound bool `json:"lower_bound,omitempty"`
 	// named: how many undecided transactions name each participant.
 	named map[string]int

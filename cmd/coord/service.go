@@ -116,6 +116,12 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(quieter(log.Named("http"), cfg.log, zap.WarnLevel)),
 	}
+	// The web console at /, beside the API (webconsole.go).
+	closeConsole, err := withConsole(srv, cfg, cli, client, replica.IsLeader, log)
+	if err != nil {
+		return err
+	}
+	defer closeConsole()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", zap.String("addr", "http://"+ln.Addr().String()), zap.String("prefix", cfg.prefix),
