@@ -91,8 +91,9 @@ type fixture struct {
 }
 
 type fixtureSettings struct {
-	cli  *clientv3.Client
-	opts []console.Option
+	cli       *clientv3.Client
+	opts      []console.Option
+	noReplica bool
 }
 
 type fixtureOption func(*fixtureSettings)
@@ -101,6 +102,10 @@ type fixtureOption func(*fixtureSettings)
 func withAuth() fixtureOption {
 	return func(s *fixtureSettings) { s.opts = append(s.opts, console.WithAuthenticator(tokens)) }
 }
+
+// noReplica runs no coordinator replica: nothing aborts at deadlines or
+// for lost participants.
+func noReplica() fixtureOption { return func(s *fixtureSettings) { s.noReplica = true } }
 
 // consoleOn gives the console its own etcd client.
 func consoleOn(cli *clientv3.Client) fixtureOption {
@@ -127,13 +132,19 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		coordinator.WithLogger(f.log),
 		coordinator.WithLeaseTTL(time.Second),
 	}
-	replica, err := coordinator.NewReplica(f.cli, copts...)
-	if err != nil {
-		t.Fatal(err)
+	leader := func() bool { return false }
+	if !s.noReplica {
+		replica, err := coordinator.NewReplica(f.cli, copts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { replica.Close() })
+		leader = replica.IsLeader
+		defer poll.Until(t, 10*time.Second, "replica leads", func() (bool, string) { return replica.IsLeader(), "not leading" })
 	}
-	t.Cleanup(func() { replica.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var err error
 	f.client, err = coordinator.NewClient(ctx, f.cli, copts...)
 	if err != nil {
 		t.Fatal(err)
@@ -142,13 +153,13 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	f.console, err = console.New(s.cli, f.client, append([]console.Option{
 		console.WithPrefix(f.prefix),
 		console.WithLogger(f.log),
-		console.WithLeader(replica.IsLeader),
+		console.WithLeader(leader),
 		console.WithRefresh(500 * time.Millisecond),
 	}, s.opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(httpapi.Config{Client: f.client, Leader: replica.IsLeader, Logger: f.log})
+	api := httpapi.New(httpapi.Config{Client: f.client, Leader: leader, Logger: f.log})
 	srv := httptest.NewUnstartedServer(f.console.Mount(api))
 	srv.Config.RegisterOnShutdown(func() { f.console.Close() })
 	srv.Start()
@@ -157,7 +168,6 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		srv.Close()
 	})
 	f.url = srv.URL
-	poll.Until(t, 10*time.Second, "replica leads", func() (bool, string) { return replica.IsLeader(), "not leading" })
 	return f
 }
 
