@@ -21,7 +21,12 @@ import (
 
 func TestBrowserOverviewShowsACommitLive(t *testing.T) {
 	b := newBrowser(t)
-	f := newFixture(t)
+	screenshots := os.Getenv("CONSOLE_SCREENSHOTS") != ""
+	var opts []fixtureOption
+	if screenshots {
+		opts = append(opts, withConsoleOptions(console.WithStuckAfter(3*time.Second)))
+	}
+	f := newFixture(t, opts...)
 	f.participant(t, "bank-a", yes)
 	f.participant(t, "bank-b", yes)
 	b.open(f.url, "/", "#tps")
@@ -45,10 +50,14 @@ func TestBrowserOverviewShowsACommitLive(t *testing.T) {
 	})
 	b.waitText("#replicas", "the replicas panel shows the leader", func(s string) bool { return strings.Contains(s, "leader") })
 
-	if os.Getenv("CONSOLE_SCREENSHOTS") != "" {
-		load(t, f)
+	if screenshots {
+		undecided := load(t, f)
 		b.waitText("#undecided", "the undecided transaction is counted", func(s string) bool { return s != "0" })
+		b.waitText("#stuck", "the unapplied commit is listed", func(s string) bool { return strings.Contains(s, "jammed") })
 		b.screenshot("console-overview.png")
+		b.open(f.url, "/transactions/"+undecided, "#branches")
+		b.waitText(`#branches tr[data-participant="bank-a"]`, "bank-a's yes vote", func(s string) bool { return strings.Contains(s, "yes") })
+		b.screenshot("console-transaction.png")
 	}
 }
 
@@ -82,9 +91,14 @@ func TestOverviewFlagsWhatIsStuck(t *testing.T) {
 }
 
 // load runs transfers for a few seconds, some of which a participant
-// refuses, and leaves one undecided: what the screenshot shows.
-func load(t *testing.T, f *fixture) {
+// refuses, leaves one undecided (it returns its id) and one committed that
+// a participant cannot apply: what the screenshots show.
+func load(t *testing.T, f *fixture) string {
 	t.Helper()
+	f.participant(t, "jammed", participant.HandlerFuncs{CommitFunc: func(context.Context, participant.Tx) error {
+		return errors.New("disk full")
+	}})
+	f.transfer(t, "bank-a", "jammed")
 	f.participant(t, "bank-c", participant.HandlerFuncs{PrepareFunc: func(_ context.Context, tx participant.Tx) error {
 		if strings.Contains(string(tx.Payload), `"amount":-7`) {
 			return errors.New("insufficient funds: dave has 3, debit of 7")
@@ -92,7 +106,7 @@ func load(t *testing.T, f *fixture) {
 		return nil
 	}})
 	f.participant(t, "hold", silent)
-	f.begin(t, protocol.Branch{Participant: "bank-a", Payload: []byte(`{"account":"alice","amount":-5}`)}, protocol.Branch{Participant: "hold", Payload: []byte(`{"account":"erin","amount":5}`)})
+	undecided := f.begin(t, protocol.Branch{Participant: "bank-a", Payload: []byte(`{"account":"alice","amount":-5}`)}, protocol.Branch{Participant: "hold", Payload: []byte(`{"account":"erin","amount":5}`)})
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(8 * time.Second)
 	for w := range 4 {
@@ -115,4 +129,5 @@ func load(t *testing.T, f *fixture) {
 		}()
 	}
 	wg.Wait()
+	return undecided
 }

@@ -67,7 +67,6 @@ func TestBrowserTransactionAbort(t *testing.T) {
 	if !tx.State.Decided() || tx.State.Committed() || tx.Cause != protocol.CauseOperator || tx.Reason != evilReason {
 		t.Errorf("in etcd: %v cause %q reason %q, want aborted by the operator with the reason typed", tx.State, tx.Cause, tx.Reason)
 	}
-	b.screenshot("console-transaction.png")
 }
 
 func TestBrowserSignInAsReader(t *testing.T) {

@@ -83,6 +83,14 @@
       gl.setAttribute("stroke", "#e3e6ec"); gl.setAttribute("stroke-width", "1");
       svg.appendChild(gl);
     }
+    // A line each minute, as the axis below labels them.
+    for (var m = 1; m <= 4; m++) {
+      var vl = document.createElementNS(SVG, "line");
+      vl.setAttribute("x1", W - m * 60 * bw); vl.setAttribute("x2", W - m * 60 * bw);
+      vl.setAttribute("y1", top); vl.setAttribute("y2", H);
+      vl.setAttribute("stroke", "#eef0f4"); vl.setAttribute("stroke-width", "1");
+      svg.appendChild(vl);
+    }
     var begun = [];
     series.forEach(function (b) {
       var x = W - (end - b.t + 1) * bw;
