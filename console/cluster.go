@@ -99,7 +99,9 @@ func (c *clusterView) get(ctx context.Context, s Summary) Cluster {
 	defer cancel()
 	cl, err := c.read(ctx, s)
 	if err != nil {
+		// Not kept: the next page or tick reads again.
 		cl.Err = err.Error()
+		return cl
 	}
 	c.mu.last = cl
 	return cl

@@ -17,9 +17,9 @@ import (
 )
 
 const (
-	// subscriberBuffer is how many frames a page may fall behind before
-	// it is dropped.
-	subscriberBuffer = 64
+	// subscriberBuffer is how many frames a page may fall behind (about
+	// four seconds of flushes) before it is dropped.
+	subscriberBuffer = 16
 	// flushEvery is how often changed transactions are sent to pages, in
 	// one frame: a page's work is bounded by the interval, not the load.
 	flushEvery = 250 * time.Millisecond
@@ -181,11 +181,10 @@ func (h *hub) statsLocked(now time.Time) Live {
 }
 
 // overview returns the overview's numbers now, with the view's details.
-func (h *hub) overview() (Live, []Bucket) {
+func (h *hub) overview() Live {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := h.now()
-	return h.statsLocked(now), h.mu.stats.series(now, window)
+	return h.statsLocked(h.now())
 }
 
 // tick flushes changed transactions to pages, the numbers to overview

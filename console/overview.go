@@ -13,7 +13,7 @@ type overviewData struct {
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, v visitor) {
-	live, _ := c.hub.overview()
+	live := c.hub.overview()
 	ctx, cancel := c.requestContext(r)
 	defer cancel()
 	cl := c.cluster.get(ctx, live.Summary)
