@@ -19,7 +19,7 @@ func TestStatsRatesAndPercentiles(t *testing.T) {
 	}
 	s.decided(rec(time.Second, time.Second, protocol.StateAborting, protocol.CauseDeadline), now)
 	s.decided(rec(time.Second, 3*time.Millisecond, protocol.StateAborting, protocol.CauseVoteNo), now)
-	s.decided(rec(2*time.Minute, time.Millisecond, protocol.StateCommitting, ""), now) // older than the minute
+	s.decided(rec(2*time.Minute, time.Millisecond, protocol.StateCommitting, ""), now)  // older than the minute
 	s.decided(rec(10*time.Minute, time.Millisecond, protocol.StateCommitting, ""), now) // out of the window
 	r := s.rates(now)
 	if r.Committed != 98 || r.Aborted[protocol.CauseDeadline] != 1 || r.Aborted[protocol.CauseVoteNo] != 1 {
