@@ -35,8 +35,8 @@ type Console struct {
 
 // New returns a Console reading etcd through cli (records, participants,
 // replicas) and client (one transaction, abort), neither of which it
-// closes. It starts the Console's one watch at once, so that the overview
-// has its history when a page first opens.
+// closes. Its one watch starts when a page first opens, and stops a minute
+// after the last one closed: a console nobody looks at costs etcd nothing.
 func New(cli *clientv3.Client, client *coordinator.Client, opts ...Option) (*Console, error) {
 	if cli == nil || client == nil {
 		return nil, fmt.Errorf("%w: etcd client and coordinator client are required", ErrInvalidConfig)
@@ -80,8 +80,9 @@ func (c *Console) Mount(api http.Handler) http.Handler {
 	return mux
 }
 
-// Watches reports how many etcd watches the Console has opened: one for
-// its life, plus one each time etcd ended it (compaction, a member left).
+// Watches reports how many etcd watches the Console has opened: one each
+// time pages opened after a quiet minute, plus one each time etcd ended it
+// (compaction, a member left).
 func (c *Console) Watches() int64 { return c.hub.watches.Load() }
 
 func (c *Console) routes() {

@@ -6,15 +6,22 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/concord-tx/concord/console"
+	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/participant"
+	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
@@ -108,13 +115,22 @@ func TestOneWatchForAnyNumberOfPages(t *testing.T) {
 	f := newFixture(t, consoleOn(cli))
 	f.participant(t, "bank-a", yes)
 	f.participant(t, "bank-b", yes)
+	// Each window is a fixed span of time: what the console costs per
+	// second is the measurement.
+	const span = 3 * time.Second
+	// Nobody looks: no watch, no request.
+	f.transfer(t, "bank-a", "bank-b")
+	time.Sleep(span) // the window being measured
+	if idle := counted.snapshot(); len(idle) != 0 || f.console.Watches() != 0 {
+		t.Errorf("console with no page open: etcd requests %v, %d watches; want none", idle, f.console.Watches())
+	}
+	// The first page starts the watch.
+	first := openPage(t, f.url+"/events", `"txs"`)
 	poll.Until(t, 10*time.Second, "the console watches", func() (bool, string) {
 		n := counted.snapshot()["Watch (stream)"]
 		return n == 1, fmt.Sprintf("%d watch streams", n)
 	})
-	// Each window is a fixed span of time: what the console costs per
-	// second is the measurement.
-	const span = 3 * time.Second
+	first.close() // the watch runs on for the idle time
 	measure := func(pages int) map[string]int {
 		t.Helper()
 		var open []*page
@@ -164,5 +180,132 @@ func TestOneWatchForAnyNumberOfPages(t *testing.T) {
 	}
 	if total(twenty) > total(one)+total(one)/2+4 {
 		t.Errorf("20 pages cost %d etcd requests in %v, 1 page %d: the cost grows with the pages", total(twenty), span, total(one))
+	}
+}
+
+// TestWatchStopsWhenNobodyLooks: a minute (here a second) after the last
+// page closed, the console stops its watch and makes no more requests; the
+// next page starts it again, with the chart's history rebuilt.
+func TestWatchStopsWhenNobodyLooks(t *testing.T) {
+	cli, counted := countedClient(t)
+	f := newFixture(t, consoleOn(cli), withConsoleOptions(console.WithIdleAfter(time.Second)))
+	f.participant(t, "bank-a", yes)
+	f.participant(t, "bank-b", yes)
+	f.transfer(t, "bank-a", "bank-b")
+	p := openPage(t, f.url+"/events?view=overview", `"committed":1`)
+	poll.Until(t, 10*time.Second, "the page gets the chart with the earlier commit", func() (bool, string) {
+		return p.seen.Load() > 0, "not yet"
+	})
+	p.close()
+	poll.Until(t, 20*time.Second, "the console goes quiet", func() (bool, string) {
+		before := counted.snapshot()
+		time.Sleep(time.Second) // a window in which no request may come
+		after := counted.snapshot()
+		return maps.Equal(before, after), fmt.Sprintf("requests %v then %v", before, after)
+	})
+	p = openPage(t, f.url+"/events?view=overview", `"committed":1`)
+	defer p.close()
+	poll.Until(t, 10*time.Second, "a new page gets the chart with the earlier commit", func() (bool, string) {
+		return p.seen.Load() > 0, "not yet"
+	})
+	poll.Until(t, 10*time.Second, "a second watch, for the second time pages are open", func() (bool, string) {
+		n := f.console.Watches()
+		return n == 2, fmt.Sprintf("%d watches", n)
+	})
+}
+
+// TestCostUnderLoad measures throughput at concurrency 64 with no console,
+// a console nobody watches, and a console with 10 pages open (5 overview,
+// 5 list), interleaved, and the console's etcd requests in each. Opt-in
+// (CONSOLE_COST=transactions per run): it takes minutes, and its clock
+// figures mean little on a shared machine.
+func TestCostUnderLoad(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("CONSOLE_COST"))
+	if n <= 0 {
+		t.Skip("opt-in: CONSOLE_COST=5000 go test ./console -run CostUnderLoad -v")
+	}
+	const concurrency = 64
+	run := func(mode string) {
+		cli, counted := countedClient(t)
+		prefix := fmt.Sprintf("/cost%d", prefixes.Add(1))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		ecli := etcd.Client(t)
+		for _, name := range []string{"p1", "p2"} {
+			p, err := participant.New(ecli, name, participant.HandlerFuncs{}, participant.WithPrefix(prefix), participant.WithWorkers(concurrency))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if err := p.WaitActive(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		replica, err := coordinator.NewReplica(ecli, coordinator.WithPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer replica.Close()
+		client, err := coordinator.NewClient(ctx, ecli, coordinator.WithPrefix(prefix))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Close()
+		var pages []*page
+		if mode != "no console" {
+			con, err := console.New(cli, client, console.WithPrefix(prefix), console.WithLeader(replica.IsLeader))
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(con)
+			defer srv.Close()
+			defer con.Close()
+			if mode == "10 pages" {
+				for i := range 10 {
+					view := "/events"
+					if i%2 == 0 {
+						view = "/events?view=overview"
+					}
+					pages = append(pages, openPage(t, srv.URL+view, `"txs"`))
+				}
+			}
+		}
+		before := counted.snapshot()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range concurrency {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(n) {
+					out, err := client.Do(ctx, coordinator.Request{Branches: []protocol.Branch{{Participant: "p1", Payload: []byte("{}")}, {Participant: "p2", Payload: []byte("{}")}}})
+					if err != nil || !out.Committed() {
+						t.Errorf("transaction: %v %v", out.State, err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		after := counted.snapshot()
+		frames := int64(0)
+		for _, p := range pages {
+			frames += p.seen.Load()
+			p.close()
+		}
+		d := make(map[string]int)
+		for k, v := range after {
+			if v-before[k] != 0 {
+				d[k] = v - before[k]
+			}
+		}
+		t.Logf("%-12s %6.0f tx/s (%d in %v); console's etcd requests %v; txs frames delivered to pages %d", mode, float64(n)/elapsed.Seconds(), n, elapsed.Round(time.Millisecond), d, frames)
+	}
+	for range 2 {
+		for _, mode := range []string{"no console", "console", "10 pages"} {
+			run(mode)
+		}
 	}
 }

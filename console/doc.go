@@ -11,7 +11,10 @@
 // Live updates come from one etcd watch per Console, on the range of
 // records and votes, however many pages are open: a hub decodes each event
 // once and fans summaries out to the pages' server-sent-event streams
-// through bounded buffers. A page that cannot keep up is dropped (its
+// through bounded buffers. The watch runs only while pages are open, and a
+// minute after: a console nobody looks at costs etcd and the process
+// nothing. When it starts, it reads the records once, and the chart's five
+// minutes of history are rebuilt from their creation and decision times. A page that cannot keep up is dropped (its
 // browser reconnects and reloads) rather than slowing the watch. A watch
 // per page was rejected: its cost on etcd grows with the audience. Polling
 // from the pages was rejected for the same reason. The participants and

@@ -32,7 +32,8 @@ const (
 
 // hub is the Console's one watch on the records range, fanned out to the
 // pages' event streams. It keeps the view and the stats up to date from
-// the same events.
+// the same events. The watch runs only while pages are open (and for
+// idleAfter after the last one closed).
 type hub struct {
 	cli        *clientv3.Client
 	keys       protocol.Keys
@@ -41,10 +42,15 @@ type hub struct {
 	stuckAfter time.Duration
 	// requestTimeout bounds each read of the records.
 	requestTimeout time.Duration
-	cluster        *clusterView
-	cancel         context.CancelFunc
-	done           chan struct{}
-	// watches counts the watches opened: one, unless etcd ended one.
+	// idleAfter is how long the watch runs on after the last page closed:
+	// a console nobody looks at costs etcd nothing.
+	idleAfter time.Duration
+	cluster   *clusterView
+	cancel    context.CancelFunc
+	done      chan struct{}
+	wake      chan struct{} // a page asks for the watch
+	// watches counts the watches opened: one per session (a session
+	// lasts while pages are open), plus one each time etcd ended one.
 	watches atomic.Int64
 
 	mu struct {
@@ -54,6 +60,11 @@ type hub struct {
 		stats    stats
 		pending  map[string]TxSummary
 		overflow bool
+		// active: a session runs, or is about to. lastDemand is when a
+		// page last asked; ready is closed once the session has loaded.
+		active     bool
+		lastDemand time.Time
+		ready      chan struct{}
 	}
 }
 
@@ -81,15 +92,11 @@ func summarize(r protocol.Record) TxSummary {
 
 func startHub(cli *clientv3.Client, o options, cluster *clusterView) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hub{cli: cli, keys: o.keys, log: o.logger, now: o.now, stuckAfter: o.stuckAfter, requestTimeout: o.requestTimeout, cluster: cluster, cancel: cancel, done: make(chan struct{})}
+	h := &hub{cli: cli, keys: o.keys, log: o.logger, now: o.now, stuckAfter: o.stuckAfter, requestTimeout: o.requestTimeout, idleAfter: o.idleAfter, cluster: cluster, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	h.mu.subs = make(map[*subscriber]struct{})
 	h.mu.view = newView()
 	h.mu.pending = make(map[string]TxSummary)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); h.run(ctx) }()
-	go func() { defer wg.Done(); h.tick(ctx) }()
-	go func() { wg.Wait(); h.closeSubscribers(); close(h.done) }()
+	go h.supervise(ctx)
 	return h
 }
 
@@ -97,6 +104,62 @@ func startHub(cli *clientv3.Client, o options, cluster *clusterView) *hub {
 func (h *hub) close() {
 	h.cancel()
 	<-h.done
+}
+
+// demand says a page is being looked at: it starts the watch if it is
+// not running. The returned channel is closed once the records are loaded.
+func (h *hub) demand() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.demandLocked()
+}
+
+func (h *hub) demandLocked() <-chan struct{} {
+	h.mu.lastDemand = h.now()
+	if !h.mu.active {
+		h.mu.active = true
+		h.mu.ready = make(chan struct{})
+		select {
+		case h.wake <- struct{}{}:
+		default:
+		}
+	}
+	return h.mu.ready
+}
+
+// supervise runs a session (the watch and the ticks) each time a page
+// asks for one, until the hub is closed.
+func (h *hub) supervise(ctx context.Context) {
+	defer close(h.done)
+	defer h.closeSubscribers()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.wake:
+		}
+		h.session(ctx)
+	}
+}
+
+// session loads the records afresh (the stats are seeded from them, so the
+// chart has its history at once), follows them until no page has been
+// open for idleAfter, then stops the watch.
+func (h *hub) session(ctx context.Context) {
+	h.mu.Lock()
+	h.mu.view, h.mu.stats = newView(), stats{}
+	clear(h.mu.pending)
+	ready := h.mu.ready
+	h.mu.Unlock()
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.run(sctx, ready)
+	}()
+	h.tick(sctx)
+	cancel()
+	<-done
 }
 
 func (h *hub) closeSubscribers() {
@@ -119,6 +182,7 @@ func (h *hub) subscribe(overview bool) (*subscriber, error) {
 		return nil, ErrClosed
 	default:
 	}
+	h.demandLocked()
 	if overview {
 		now := h.now()
 		s.ch <- frame("series", h.mu.stats.series(now, window))
@@ -131,6 +195,7 @@ func (h *hub) subscribe(overview bool) (*subscriber, error) {
 func (h *hub) unsubscribe(s *subscriber) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.mu.lastDemand = h.now() // the idle time counts from the last page closed
 	if _, ok := h.mu.subs[s]; ok {
 		delete(h.mu.subs, s)
 		close(s.ch)
@@ -189,7 +254,8 @@ func (h *hub) overview() Live {
 
 // tick flushes changed transactions to pages, the numbers to overview
 // pages every second, and the participants panel every refresh interval
-// while an overview page is open.
+// while an overview page is open. It returns when ctx ends, or when no
+// page has been open for idleAfter.
 func (h *hub) tick(ctx context.Context) {
 	t := time.NewTicker(flushEvery)
 	defer t.Stop()
@@ -202,6 +268,11 @@ func (h *hub) tick(ctx context.Context) {
 		}
 		now := h.now()
 		h.mu.Lock()
+		if len(h.mu.subs) == 0 && now.Sub(h.mu.lastDemand) >= h.idleAfter {
+			h.mu.active = false // the next demand starts a new session
+			h.mu.Unlock()
+			return
+		}
 		if len(h.mu.pending) > 0 {
 			txs := make([]TxSummary, 0, len(h.mu.pending))
 			for _, s := range h.mu.pending {
@@ -243,8 +314,9 @@ func (h *hub) summary() Summary {
 }
 
 // run loads the records, then follows them with one watch, resuming
-// where it got to; after a compaction it loads them again.
-func (h *hub) run(ctx context.Context) {
+// where it got to; after a compaction it loads them again. ready is
+// closed after the first load, and overview pages get the chart anew.
+func (h *hub) run(ctx context.Context, ready chan struct{}) {
 	start, end := h.keys.Records()
 	var rev int64
 	seed := true
@@ -260,6 +332,12 @@ func (h *hub) run(ctx context.Context) {
 				}
 				backoff = min(2*backoff, 5*time.Second)
 				continue
+			}
+			if seed {
+				h.mu.Lock()
+				h.broadcastLocked(frame("series", h.mu.stats.series(h.now(), window)), true)
+				h.mu.Unlock()
+				close(ready)
 			}
 			rev, seed, backoff = r, false, 50*time.Millisecond
 		}

@@ -52,7 +52,12 @@ func TestBrowserListFilters(t *testing.T) {
 	}
 	// The form: choose committed, filter; newest first.
 	b.open(f.url, "/transactions", "#txs")
-	b.do(chromedp.SetValue(chromedp.CSS(`select[name="state"]`), "committed"), chromedp.Click(chromedp.CSS(`form.filters button`)), chromedp.WaitVisible(chromedp.CSS(`#txs`)))
+	b.do(chromedp.SetValue(chromedp.CSS(`select[name="state"]`), "committed"), chromedp.Click(chromedp.CSS(`form.filters button`)))
+	poll.Until(t, 30*time.Second, "the filtered list loads", func() (bool, string) {
+		loc := eval[string](b, `document.readyState === "complete" ? location.search : ""`)
+		return strings.Contains(loc, "state=committed"), loc
+	})
+	b.do(chromedp.WaitVisible(chromedp.CSS(`#txs`)))
 	if got := b.rowIDs(); !slices.Equal(got, []string{ac, ab}) {
 		t.Errorf("state=committed from the form lists %v, want [%s %s] (newest first)", got, ac, ab)
 	}

@@ -18,6 +18,7 @@ const (
 	DefaultMaxSessions    = 10000
 	DefaultRefresh        = 2 * time.Second
 	DefaultRequestTimeout = 5 * time.Second
+	DefaultIdleAfter      = time.Minute
 	// TraceIDPlaceholder is replaced by the trace id in WithTraceURL's
 	// template.
 	TraceIDPlaceholder = "{trace_id}"
@@ -43,6 +44,7 @@ type options struct {
 	maxSessions    int
 	refresh        time.Duration
 	requestTimeout time.Duration
+	idleAfter      time.Duration
 	now            func() time.Time
 }
 
@@ -57,6 +59,7 @@ func newOptions(opts []Option) (options, error) {
 		maxSessions:    DefaultMaxSessions,
 		refresh:        DefaultRefresh,
 		requestTimeout: DefaultRequestTimeout,
+		idleAfter:      DefaultIdleAfter,
 		now:            time.Now,
 	}
 	for _, opt := range opts {
@@ -72,8 +75,8 @@ func newOptions(opts []Option) (options, error) {
 		return invalid("stuck after %v, expected a positive duration (WithStuckAfter)", o.stuckAfter)
 	case o.sessionTTL <= 0 || o.maxSessions <= 0:
 		return invalid("sessions: TTL %v, at most %d, expected both positive (WithSessions)", o.sessionTTL, o.maxSessions)
-	case o.refresh <= 0 || o.requestTimeout <= 0:
-		return invalid("refresh %v, request timeout %v, expected positive durations", o.refresh, o.requestTimeout)
+	case o.refresh <= 0 || o.requestTimeout <= 0 || o.idleAfter <= 0:
+		return invalid("refresh %v, request timeout %v, idle after %v, expected positive durations", o.refresh, o.requestTimeout, o.idleAfter)
 	}
 	if err := ValidateTraceURL(o.traceURL); err != nil {
 		return invalid("%w (WithTraceURL)", err)
@@ -171,4 +174,10 @@ func WithRefresh(d time.Duration) Option {
 // DefaultRequestTimeout).
 func WithRequestTimeout(d time.Duration) Option {
 	return optionFunc(func(o *options) { o.requestTimeout = d })
+}
+
+// WithIdleAfter sets how long the watch runs on after the last page closed
+// (default DefaultIdleAfter).
+func WithIdleAfter(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.idleAfter = d })
 }

@@ -13,9 +13,15 @@ type overviewData struct {
 }
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, v visitor) {
-	live := c.hub.overview()
 	ctx, cancel := c.requestContext(r)
 	defer cancel()
+	// The first page after a quiet spell starts the watch: wait for its
+	// first read of the records, so the numbers are not zeros.
+	select {
+	case <-c.hub.demand():
+	case <-ctx.Done():
+	}
+	live := c.hub.overview()
 	cl := c.cluster.get(ctx, live.Summary)
 	c.render(w, http.StatusOK, "overview", v, overviewData{Live: live, Cluster: cl, StuckAfter: formatDuration(c.opts.stuckAfter)})
 }
