@@ -65,6 +65,7 @@ type hub struct {
 		active     bool
 		lastDemand time.Time
 		ready      chan struct{}
+		closed     bool // the hub stopped: no new page streams
 	}
 }
 
@@ -165,6 +166,7 @@ func (h *hub) session(ctx context.Context) {
 func (h *hub) closeSubscribers() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.mu.closed = true
 	for s := range h.mu.subs {
 		close(s.ch)
 	}
@@ -177,10 +179,8 @@ func (h *hub) subscribe(overview bool) (*subscriber, error) {
 	s := &subscriber{ch: make(chan []byte, subscriberBuffer), overview: overview}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	select {
-	case <-h.done:
+	if h.mu.closed {
 		return nil, ErrClosed
-	default:
 	}
 	h.demandLocked()
 	if overview {
