@@ -40,7 +40,7 @@ func layerOf(path string) (layer int, ok bool) {
 		return layerRuntime, true
 	case rel == "coordinator" || rel == "participant":
 		return layerCore, true
-	case rel == "coordinator/metrics" || rel == "httpapi" || rel == "participant/sqlhandler":
+	case rel == "coordinator/metrics" || rel == "httpapi" || rel == "console" || rel == "participant/sqlhandler":
 		return layerService, true
 	case strings.HasPrefix(rel, "cmd/"):
 		return layerCommand, true
