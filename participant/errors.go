@@ -11,4 +11,10 @@ var (
 	// ErrFenced: this instance is no longer the registered one (its lease
 	// expired and another instance took over); it stops acting.
 	ErrFenced = errors.New("participant: registration lost")
+	// ErrNoSpace: etcd refuses writes because its space quota is full (its
+	// NOSPACE alarm is raised). The participant keeps retrying its votes
+	// and acknowledgements, and logs this error at most every few
+	// seconds, until an operator compacts, defragments and disarms the
+	// alarm (see README, "When etcd is full").
+	ErrNoSpace = errors.New("participant: etcd is out of space (NOSPACE alarm)")
 )
