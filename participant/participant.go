@@ -59,6 +59,7 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		minBackoff:     DefaultMinBackoff,
 		maxBackoff:     DefaultMaxBackoff,
 		ackDelay:       DefaultAckDelay,
+		failureReport:  DefaultFailureReportInterval,
 	}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -70,8 +71,8 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		return nil, fmt.Errorf("%w: lease TTL %v, expected at least 1s", ErrInvalidConfig, o.leaseTTL)
 	case o.workers < 1:
 		return nil, fmt.Errorf("%w: workers %d, expected at least 1", ErrInvalidConfig, o.workers)
-	case o.resync <= 0 || o.requestTimeout <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff || o.ackDelay <= 0:
-		return nil, fmt.Errorf("%w: resync interval, request timeout, backoff and ack delay must be positive", ErrInvalidConfig)
+	case o.resync <= 0 || o.requestTimeout <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff || o.ackDelay <= 0 || o.failureReport <= 0:
+		return nil, fmt.Errorf("%w: resync interval, request timeout, backoff, ack delay and failure report interval must be positive", ErrInvalidConfig)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Participant{
