@@ -11,11 +11,14 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestNoSpaceRefusedAndRecovered fills a small etcd quota. Concord then
@@ -28,11 +31,22 @@ func TestNoSpaceRefusedAndRecovered(t *testing.T) {
 	e := newEnvOn(t, srv, "")
 	e.replica("replica")
 	a, b := newRecorder("a"), newRecorder("b")
+	release := make(chan struct{})
+	b.block["held"] = release
 	e.participant("a", a, false)
-	e.participant("b", b, false)
+	core, logs := observer.New(zap.InfoLevel)
+	e.participant("b", b, false, participant.WithLogger(zap.New(core)))
 	if out, err := e.c.Do(e.ctx, coordinator.Request{ID: "before", Branches: branches("a", "b")}); err != nil || !out.Committed() {
 		t.Fatalf("before the quota filled: %+v, %v", out, err)
 	}
+	// "held" is begun now; b votes only once etcd is full.
+	if _, err := e.c.Begin(e.ctx, coordinator.Request{ID: "held", Branches: branches("a", "b"), Timeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "a votes on held", func() (bool, string) {
+		tx, err := e.c.Get(e.ctx, "held")
+		return err == nil && len(tx.Branches) == 2 && tx.Branches[0].Vote != nil, fmt.Sprintf("%+v %v", tx.Branches, err)
+	})
 
 	// Fill the quota with data of somebody else's.
 	junk := strings.Repeat("x", 64<<10)
@@ -73,6 +87,19 @@ func TestNoSpaceRefusedAndRecovered(t *testing.T) {
 	if _, err := e.c.Get(e.ctx, "refused"); !errors.Is(err, coordinator.ErrNotFound) {
 		t.Errorf("Get of the refused transaction: %v, expected ErrNotFound (reads still work)", err)
 	}
+	// b's vote cannot land: b retries it and says why in its log, and the
+	// transaction stays undecided, with nothing of b's vote written.
+	close(release)
+	poll.Until(t, 20*time.Second, "b logs the NOSPACE alarm", func() (bool, string) {
+		n := logs.FilterMessageSnippet("space quota is full").Len()
+		return n > 0, fmt.Sprint(n, " messages")
+	})
+	if tx, err := e.c.Get(e.ctx, "held"); err != nil || tx.State != protocol.StatePreparing || tx.Branches[1].Vote != nil {
+		t.Errorf("held while etcd is full: %+v, %v; expected preparing without b's vote", tx, err)
+	}
+	if _, err := e.c.Abort(e.ctx, "held", "test"); !errors.Is(err, coordinator.ErrNoSpace) {
+		t.Errorf("Abort with etcd full: %v, expected ErrNoSpace", err)
+	}
 
 	// The way back, as the README gives it.
 	if _, err := e.cli.Delete(e.ctx, "/junk/", clientv3.WithPrefix()); err != nil {
@@ -104,6 +131,10 @@ func TestNoSpaceRefusedAndRecovered(t *testing.T) {
 		return out.Committed(), fmt.Sprintf("%+v", out)
 	})
 	e.terminal("after", 10*time.Second)
+	// b's vote, retried all along, lands: held commits.
+	if out, err := e.c.Wait(ctx, "held"); err != nil || !out.Committed() {
+		t.Errorf("held after recovery: %+v, %v", out, err)
+	}
 	if a.count("after", "commit") != 1 || b.count("after", "commit") != 1 {
 		t.Errorf("after recovery: a saw %v, b saw %v", a.phases("after"), b.phases("after"))
 	}
