@@ -43,12 +43,7 @@ func NewClient(ctx context.Context, cli *clientv3.Client, opts ...ClientOption) 
 	if err != nil {
 		return nil, err
 	}
-	p, err := startPending(ctx, cli, o)
-	if err != nil {
-		h.close()
-		return nil, err
-	}
-	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h, pending: p, begins: batch.New(cli, batch.Config{Retry: policy(o, "begin")})}, nil
+	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h, pending: h.pending, begins: batch.New(cli, batch.Config{Retry: policy(o, "begin")})}, nil
 }
 
 // Close stops the Client's watch and waits for its goroutine. Calls that are
@@ -56,7 +51,6 @@ func NewClient(ctx context.Context, cli *clientv3.Client, opts ...ClientOption) 
 func (c *Client) Close() error {
 	c.begins.Close()
 	c.hub.close()
-	c.pending.close()
 	return nil
 }
 

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
-	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -78,28 +76,29 @@ func (e *LimitError) Error() string {
 // Is makes errors.Is(err, ErrLimit) true.
 func (e *LimitError) Is(target error) bool { return target == ErrLimit }
 
-// pending counts, from one watch over every participant's inbox, what
-// etcd holds for participants: per participant the messages not yet
+// pending counts, from the Client's one watch (see hub), which also
+// covers every participant's inbox, what etcd holds for participants: per participant the messages not yet
 // acknowledged and their bytes, and the transactions undecided overall.
 // Begin reads the counts from memory, so a check costs no etcd request.
 //
 // An inbox key holds a prepare message from the begin until the decision
 // rewrites it, so its Version is 1 exactly while its transaction is
-// undecided: the counts need no decoding. The watch's cost is a copy of
-// the inbox writes to each Client. Rejected: a count-only read of the
-// named participants' inboxes per Begin, which costs a linearizable read
-// (a raft round trip) on the commit path and cannot count bytes.
+// undecided: the counts need no decoding. The cost is a copy of the inbox
+// writes, and of the deletions under the records, in each Client's watch.
+// Rejected: a count-only read of the named participants' inboxes per
+// Begin, which costs a linearizable read (a raft round trip) on the
+// commit path and cannot count bytes; and a second watch for the inboxes,
+// whose check that its member keeps up (internal/watch) costs a request
+// twice a second.
 //
 // The counts trail etcd by the watch's delay, and concurrent Begins check
 // before any of them is written, so a limit may be passed by the Begins
 // in flight at once: the limits bound storage, not exact quotas.
 type pending struct {
-	cli    *clientv3.Client
-	keys   protocol.Keys
-	log    *zap.Logger
-	o      options
-	cancel context.CancelFunc
-	done   chan struct{}
+	cli  *clientv3.Client
+	keys protocol.Keys
+	log  *zap.Logger
+	o    options
 
 	mu struct {
 		sync.Mutex
@@ -120,42 +119,22 @@ type participantUse struct {
 	bytes int64
 }
 
-func startPending(ctx context.Context, cli *clientv3.Client, o options) (*pending, error) {
-	p := &pending{cli: cli, keys: o.keys, log: o.logger, o: o, done: make(chan struct{})}
-	rev, err := p.load(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("coordinator: read pending messages: %w", err)
-	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	p.cancel = cancel
-	go p.run(runCtx, rev)
-	return p, nil
+func newPending(cli *clientv3.Client, o options) *pending {
+	return &pending{cli: cli, keys: o.keys, log: o.logger, o: o}
 }
 
-func (p *pending) close() {
-	p.cancel()
-	<-p.done
-}
-
-// load reads every inbox, page by page at one revision, and replaces the
-// counts with what it read.
-func (p *pending) load(ctx context.Context) (int64, error) {
+// load reads every inbox, page by page at revision rev, and replaces the
+// counts with what it read. The hub's watch goes on from rev.
+func (p *pending) load(ctx context.Context, rev int64) error {
 	msgs := make(map[string]inboxEntry)
 	start, end := p.keys.Inboxes(), clientv3.GetPrefixRangeEnd(p.keys.Inboxes())
-	var rev int64
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(1000)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(1000), clientv3.WithRev(rev)}
 		resp, err := retry(ctx, p.o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
 			return p.cli.Get(ctx, start, opts...)
 		})
 		if err != nil {
-			return 0, err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
+			return err
 		}
 		for _, kv := range resp.Kvs {
 			if e, ok := p.entry(kv.Key, kv.Value, kv.Version); ok {
@@ -175,7 +154,7 @@ func (p *pending) load(ctx context.Context) (int64, error) {
 	for k, e := range msgs {
 		p.putLocked(k, e)
 	}
-	return rev, nil
+	return nil
 }
 
 func (p *pending) entry(key, value []byte, version int64) (inboxEntry, bool) {
@@ -221,40 +200,15 @@ func (p *pending) deleteLocked(key string) {
 	}
 }
 
-func (p *pending) run(ctx context.Context, rev int64) {
-	defer close(p.done)
-	prefix := p.keys.Inboxes()
-	for ctx.Err() == nil {
-		wch, stop := watch.Open(ctx, p.cli, p.log, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-		for resp := range wch {
-			if resp.CompactRevision != 0 {
-				// What happened between rev and the compaction is gone
-				// from history: read the inboxes again.
-				if r, err := p.load(ctx); err == nil {
-					rev = r
-				}
-				break
-			}
-			if err := resp.Err(); err != nil {
-				p.log.Debug("inbox watch ended", zap.Error(err), zap.Int64("rev", rev))
-				break
-			}
-			p.mu.Lock()
-			for _, ev := range resp.Events {
-				rev = ev.Kv.ModRevision
-				if ev.Type == clientv3.EventTypeDelete {
-					p.deleteLocked(string(ev.Kv.Key))
-				} else if e, ok := p.entry(ev.Kv.Key, ev.Kv.Value, ev.Kv.Version); ok {
-					p.putLocked(string(ev.Kv.Key), e)
-				}
-			}
-			p.mu.Unlock()
-		}
-		stop()
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
+// apply folds one event of the hub's watch on an inbox key into the
+// counts.
+func (p *pending) apply(ev *clientv3.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ev.Type == clientv3.EventTypeDelete {
+		p.deleteLocked(string(ev.Kv.Key))
+	} else if e, ok := p.entry(ev.Kv.Key, ev.Kv.Value, ev.Kv.Version); ok {
+		p.putLocked(string(ev.Kv.Key), e)
 	}
 }
 
