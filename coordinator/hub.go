@@ -44,8 +44,10 @@ func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error
 		return nil, fmt.Errorf("coordinator: read current revision: %w", err)
 	}
 	p := newPending(cli, o)
-	if err := p.load(ctx, rev); err != nil {
-		return nil, fmt.Errorf("coordinator: read pending messages: %w", err)
+	if o.storage.enabled() {
+		if err := p.load(ctx, rev); err != nil {
+			return nil, fmt.Errorf("coordinator: read pending messages: %w", err)
+		}
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	h := &hub{cli: cli, opts: o, cancel: cancel, done: make(chan struct{}), pending: p}
@@ -114,18 +116,24 @@ func (h *hub) notify(rec protocol.Record) {
 func (h *hub) run(ctx context.Context, rev int64) {
 	defer close(h.done)
 	// Records, votes, failures, the election and the inboxes: from P/ to
-	// the end of P/~inbox/.
-	start, _ := h.opts.keys.Records()
+	// the end of P/~inbox/. With every storage limit off, only records and
+	// votes, and without deletions (cleanup), which etcd then drops before
+	// they are sent.
+	start, end := h.opts.keys.Records()
 	inboxes := []byte(h.opts.keys.Inboxes())
-	end := clientv3.GetPrefixRangeEnd(string(inboxes))
+	opts := []clientv3.OpOption{clientv3.WithFilterDelete()}
+	if h.opts.storage.enabled() {
+		end = clientv3.GetPrefixRangeEnd(string(inboxes))
+		opts = nil
+	}
 	for ctx.Err() == nil {
-		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithRev(rev + 1)}, opts...)...)
 		for resp := range wch {
 			if resp.CompactRevision != 0 {
 				// Decisions between rev and the compaction are gone from
 				// history: read the waiters' records, and the inboxes,
 				// instead.
-				if rev = h.resync(ctx); rev != 0 {
+				if rev = h.resync(ctx); rev != 0 && h.opts.storage.enabled() {
 					if err := h.pending.load(ctx, rev); err != nil {
 						rev = 0
 					}

@@ -166,6 +166,8 @@ func WithDefaultTimeout(d time.Duration) ClientOption {
 // (defaults: 10,000 messages, 64 MiB, 100,000 transactions; a zero field
 // keeps its default, a negative one turns that limit off). A Begin past a
 // limit fails with a *LimitError matching ErrLimit and writes nothing.
+// The counts come from the Client's watch, which then also carries every
+// inbox write; with every limit off, it does not.
 func WithStorageLimits(l StorageLimits) ClientOption {
 	return clientOption(func(o *options) { o.storage = l })
 }

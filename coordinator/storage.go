@@ -33,6 +33,12 @@ type StorageLimits struct {
 	MaxUndecided int
 }
 
+// enabled reports whether any limit is on: with none, the Client does not
+// watch the inboxes at all.
+func (l StorageLimits) enabled() bool {
+	return l.MaxPendingMessages > 0 || l.MaxPendingBytes > 0 || l.MaxUndecided > 0
+}
+
 func (l StorageLimits) withDefaults() StorageLimits {
 	if l.MaxPendingMessages == 0 {
 		l.MaxPendingMessages = DefaultMaxPendingMessages

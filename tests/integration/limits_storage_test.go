@@ -77,6 +77,21 @@ func TestStorageLimits(t *testing.T) {
 	if !errors.As(err, &lerr) || lerr.Limit != coordinator.LimitUndecided || lerr.Participant != "" || lerr.Value != 3 || !strings.Contains(err.Error(), "3 transactions undecided, at most 3") {
 		t.Errorf("begin past the undecided limit: %v (%+v), expected undecided at 3 of 3", err, lerr)
 	}
+	// With every limit off, nothing is counted and nothing refused.
+	unlimited, err := coordinator.NewClient(e.ctx, e.cli, coordinator.WithStorageLimits(coordinator.StorageLimits{MaxPendingMessages: -1, MaxPendingBytes: -1, MaxUndecided: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlimited.Close()
+	if _, err := unlimited.Begin(e.ctx, coordinator.Request{ID: "ghost-unlimited", Branches: branches("ghost"), Timeout: time.Hour}); err != nil {
+		t.Errorf("begin with every limit off: %v", err)
+	}
+	if u := unlimited.Usage("ghost"); u.PendingMessages != 0 || u.Undecided != 0 {
+		t.Errorf("usage counted with every limit off: %+v", u)
+	}
+	if _, err := e.c.Abort(e.ctx, "ghost-unlimited", "test"); err != nil {
+		t.Fatal(err)
+	}
 	// Once the ghost's transactions are decided they no longer count as
 	// undecided.
 	for i := range 3 {
