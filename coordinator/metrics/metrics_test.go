@@ -7,12 +7,12 @@ import (
 	"github.com/concord-tx/concord/coordinator/metrics"
 	"github.com/concord-tx/concord/internal/testkit/leaktest"
 	"github.com/concord-tx/concord/protocol"
-	dto "github.com/prometheus/client_model/go"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-// series returns the value of every series of family name, by its label.
+// series returns the value of every counter series of family name, by
+// its label.
 func series(t *testing.T, m *metrics.Metrics, name, label string) map[string]float64 {
 	t.Helper()
 	mfs, err := m.Registry().Gather()
@@ -25,29 +25,14 @@ func series(t *testing.T, m *metrics.Metrics, name, label string) map[string]flo
 			continue
 		}
 		for _, s := range mf.GetMetric() {
-			out[labelValue(s, label)] = value(s)
+			for _, l := range s.GetLabel() {
+				if l.GetName() == label {
+					out[l.GetValue()] = s.GetCounter().GetValue()
+				}
+			}
 		}
 	}
 	return out
-}
-
-func labelValue(s *dto.Metric, label string) string {
-	for _, l := range s.GetLabel() {
-		if l.GetName() == label {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
-func value(s *dto.Metric) float64 {
-	switch {
-	case s.Counter != nil:
-		return s.Counter.GetValue()
-	case s.Gauge != nil:
-		return s.Gauge.GetValue()
-	}
-	return -1
 }
 
 // TestEveryActionHasASeriesFromTheStart: each of coordinator.Actions()
