@@ -2,6 +2,7 @@ package metrics_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/coordinator/metrics"
@@ -61,5 +62,34 @@ func TestEveryActionHasASeriesFromTheStart(t *testing.T) {
 		if _, ok := causes[string(c)]; !ok {
 			t.Errorf("abort cause %s has no series at start (%v)", c, causes)
 		}
+	}
+}
+
+// TestUnfinishedGauge: the age of the oldest unfinished transaction is
+// exported in seconds, from the start (0) and as last reported.
+func TestUnfinishedGauge(t *testing.T) {
+	m := metrics.New(nil)
+	gauge := func() (float64, bool) {
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "concord_oldest_unfinished_seconds" && len(mf.GetMetric()) == 1 {
+				return mf.GetMetric()[0].GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	if v, ok := gauge(); !ok || v != 0 {
+		t.Fatalf("at start: %v (present %v), expected 0", v, ok)
+	}
+	m.Unfinished(90 * time.Second)
+	if v, _ := gauge(); v != 90 {
+		t.Errorf("after 90s reported: %v", v)
+	}
+	m.Unfinished(0)
+	if v, _ := gauge(); v != 0 {
+		t.Errorf("after 0 reported: %v", v)
 	}
 }
