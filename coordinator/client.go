@@ -25,6 +25,9 @@ type Client struct {
 	keys protocol.Keys
 	log  *zap.Logger
 	hub  *hub
+	// pending counts what etcd holds for participants, for the storage
+	// limits.
+	pending *pending
 	// begins group-commits concurrent begins into one Txn each.
 	begins *batch.Writer
 }
@@ -40,7 +43,7 @@ func NewClient(ctx context.Context, cli *clientv3.Client, opts ...ClientOption) 
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h, begins: batch.New(cli, batch.Config{Retry: policy(o, "begin")})}, nil
+	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h, pending: h.pending, begins: batch.New(cli, batch.Config{Retry: policy(o, "begin")})}, nil
 }
 
 // Close stops the Client's watch and waits for its goroutine. Calls that are
@@ -101,7 +104,13 @@ func (t Transaction) Outcome() Outcome { return outcomeOf(t.Record) }
 // Concurrent begins share one etcd Txn (group commit); each keeps its own
 // compare.
 //
-// An error after validation (ctx ended, etcd unreachable) leaves the
+// Begin refuses work past the storage limits (WithStorageLimits) with a
+// *LimitError matching ErrLimit, and work etcd has no space for (its
+// NOSPACE alarm) with ErrNoSpace; in both cases nothing is written. A
+// repeated Begin of an existing id is refused alike while a limit holds:
+// Wait for it instead.
+//
+// Any other error after validation (ctx ended, etcd unreachable) leaves the
 // outcome unknown: the transaction may exist. The returned Begun still
 // carries its ID, generated or not, so that the caller can Begin again with
 // that ID and the same branches, or Wait for it, without running the work
@@ -139,6 +148,9 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 	if err != nil {
 		return Begun{}, fmt.Errorf("%w: transaction %s: %w", ErrInvalidRequest, id, err)
 	}
+	if err := c.pending.check(c.opts.storage, rec.Participants); err != nil {
+		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, err)
+	}
 	key := c.keys.Record(id)
 	resp, rev, err := c.begins.Do(ctx, batch.Op{
 		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
@@ -150,7 +162,7 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, ErrClosed)
 	}
 	if err != nil {
-		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, err)
+		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, noSpace(err))
 	}
 	if resp.Succeeded {
 		c.opts.observer.Begun(id)

@@ -28,6 +28,16 @@
 // with its own compare, so under load a begin costs a fraction of an etcd
 // request.
 //
+// Begin is also where storage is bounded: it refuses work past limits on
+// what participants have pending and on undecided transactions
+// (WithStorageLimits, ErrLimit), counted from the Client's watch at no
+// request per Begin, and work etcd has no space for (ErrNoSpace), so that
+// a participant nobody runs, or a full etcd, meets a clear refusal rather
+// than a growing store or a hang. Get shows a participant whose Commit or
+// Abort handler keeps failing (Transaction.Failures), and the leading
+// replica reports the oldest transaction not finishing
+// (Observer.Unfinished).
+//
 // An etcd request that times out has an unknown outcome. Every request the
 // package sends is harmless to repeat, and it repeats requests that failed
 // transiently; callers that get an error from Begin may call it again with

@@ -19,4 +19,14 @@ var (
 	ErrAlreadyCommitted = errors.New("coordinator: transaction already committed")
 	// ErrClosed: the Client or Replica was closed.
 	ErrClosed = errors.New("coordinator: closed")
+	// ErrLimit: Begin was refused because a storage limit is reached (see
+	// StorageLimits); nothing was written. The error is a *LimitError that
+	// names the limit, the participant, the value and the maximum. Retry
+	// later, once the participant has caught up.
+	ErrLimit = errors.New("coordinator: storage limit reached")
+	// ErrNoSpace: etcd refused a write because its space quota is full
+	// (its NOSPACE alarm is raised). Nothing was written; no write will
+	// succeed until an operator compacts, defragments and disarms the
+	// alarm (see README, "When etcd is full"). Reads still work.
+	ErrNoSpace = errors.New("coordinator: etcd is out of space (NOSPACE alarm)")
 )

@@ -5,6 +5,8 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	retrypkg "github.com/concord-tx/concord/internal/retry"
@@ -24,9 +26,20 @@ func currentRevision(ctx context.Context, cli *clientv3.Client, o options) (int6
 	return resp.Header.Revision, nil
 }
 
-// retry runs an idempotent etcd request with the client's policy.
+// retry runs an idempotent etcd request with the client's policy. A write
+// refused for lack of space fails at once, with ErrNoSpace.
 func retry[T any](ctx context.Context, o options, op string, f func(context.Context) (T, error)) (T, error) {
-	return retrypkg.Do(ctx, policy(o, op), f)
+	v, err := retrypkg.Do(ctx, policy(o, op), f)
+	return v, noSpace(err)
+}
+
+// noSpace marks an etcd error that says its space quota is full with
+// ErrNoSpace.
+func noSpace(err error) error {
+	if err != nil && retrypkg.NoSpace(err) && !errors.Is(err, ErrNoSpace) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
 }
 
 func policy(o options, op string) retrypkg.Policy {

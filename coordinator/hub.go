@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -13,15 +14,18 @@ import (
 	"go.uber.org/zap"
 )
 
-// hub is a Client's one watch over every record, fanned out to the calls
-// waiting for a decision. One watch for all waiters keeps the cost of Wait
-// at zero etcd requests, where a watch per call would cost a create and a
-// cancel each.
+// hub is a Client's one watch over every record and every inbox: record
+// decisions are fanned out to the calls waiting for them, inbox changes
+// feed the storage limits' counts (see pending). One watch for all
+// waiters keeps the cost of Wait at zero etcd requests, where a watch per
+// call would cost a create and a cancel each.
 type hub struct {
 	cli    *clientv3.Client
 	opts   options
 	cancel context.CancelFunc
 	done   chan struct{}
+	// pending counts the inboxes, for the storage limits.
+	pending *pending
 
 	mu struct {
 		sync.Mutex
@@ -39,8 +43,14 @@ func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error
 	if err != nil {
 		return nil, fmt.Errorf("coordinator: read current revision: %w", err)
 	}
+	p := newPending(cli, o)
+	if o.storage.enabled() {
+		if err := p.load(ctx, rev); err != nil {
+			return nil, fmt.Errorf("coordinator: read pending messages: %w", err)
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	h := &hub{cli: cli, opts: o, cancel: cancel, done: make(chan struct{})}
+	h := &hub{cli: cli, opts: o, cancel: cancel, done: make(chan struct{}), pending: p}
 	h.mu.waiters = make(map[string]map[*waiter]struct{})
 	go h.run(runCtx, rev)
 	return h, nil
@@ -105,16 +115,29 @@ func (h *hub) notify(rec protocol.Record) {
 
 func (h *hub) run(ctx context.Context, rev int64) {
 	defer close(h.done)
+	// Records, votes, failures, the election and the inboxes: from P/ to
+	// the end of P/~inbox/. With every storage limit off, only records and
+	// votes, and without deletions (cleanup), which etcd then drops before
+	// they are sent.
 	start, end := h.opts.keys.Records()
+	inboxes := []byte(h.opts.keys.Inboxes())
+	opts := []clientv3.OpOption{clientv3.WithFilterDelete()}
+	if h.opts.storage.enabled() {
+		end = clientv3.GetPrefixRangeEnd(string(inboxes))
+		opts = nil
+	}
 	for ctx.Err() == nil {
-		// Deletions (cleanup) are of no use here; etcd drops them before
-		// they are sent.
-		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, clientv3.WithRange(end), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
+		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithRev(rev + 1)}, opts...)...)
 		for resp := range wch {
 			if resp.CompactRevision != 0 {
 				// Decisions between rev and the compaction are gone from
-				// history: read the waiters' records instead.
-				rev = h.resync(ctx)
+				// history: read the waiters' records, and the inboxes,
+				// instead.
+				if rev = h.resync(ctx); rev != 0 && h.opts.storage.enabled() {
+					if err := h.pending.load(ctx, rev); err != nil {
+						rev = 0
+					}
+				}
 				break
 			}
 			if err := resp.Err(); err != nil {
@@ -123,6 +146,10 @@ func (h *hub) run(ctx context.Context, rev int64) {
 			}
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
+				if bytes.HasPrefix(ev.Kv.Key, inboxes) {
+					h.pending.apply(ev)
+					continue
+				}
 				// Version 1 is the record's creation, by a begin: undecided.
 				if ev.Type != mvccpb.PUT || ev.Kv.Version == 1 {
 					continue

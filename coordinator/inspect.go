@@ -14,7 +14,15 @@ type Transaction struct {
 	protocol.Record
 	Revision int64          // the record's ModRevision
 	Branches []BranchStatus // Get only; nil from List and Abort
+	// Failures: participants reporting that their Commit or Abort handler
+	// keeps failing (Get only), in the order of Participants.
+	Failures []BranchFailure
 }
+
+// BranchFailure is a participant's report that its Commit or Abort
+// handler keeps failing for the transaction: since when, how many
+// attempts, the last error (see protocol.Failure).
+type BranchFailure = protocol.Failure
 
 // BranchStatus is what one participant has done in a transaction.
 type BranchStatus struct {
@@ -47,13 +55,18 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 		return Transaction{}, fmt.Errorf("coordinator: get %s: %w", id, err)
 	}
 	votes := make(map[string]protocol.Vote)
+	failures := make(map[string]BranchFailure)
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		k := c.keys.Parse(string(kv.Key))
-		if k.Kind != protocol.KindVote {
-			continue
-		}
-		if v, err := protocol.ParseVote(string(kv.Value)); err == nil {
-			votes[k.Participant] = v
+		switch k.Kind {
+		case protocol.KindVote:
+			if v, err := protocol.ParseVote(string(kv.Value)); err == nil {
+				votes[k.Participant] = v
+			}
+		case protocol.KindFailure:
+			if f, err := protocol.DecodeFailure(kv.Value); err == nil {
+				failures[k.Participant] = f
+			}
 		}
 	}
 	// Acknowledged means the inbox key is gone after the decision.
@@ -77,6 +90,9 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 		// voted and is gone (see Replica): it has not acknowledged.
 		b.Acked = rec.State.Decided() && inboxes.Responses[i].GetResponseRange().Count == 0
 		tx.Branches[i] = b
+		if f, ok := failures[p]; ok && !b.Acked {
+			tx.Failures = append(tx.Failures, f)
+		}
 	}
 	return tx, nil
 }

@@ -19,6 +19,12 @@ type Observer interface {
 	Decided(id string, state protocol.State, cause protocol.Cause, latency time.Duration)
 	// Active: the leading replica's count of transactions not yet terminal.
 	Active(n int)
+	// Unfinished: the leading replica's age of the oldest transaction
+	// decided but not terminal (committing or aborting), counted from its
+	// decision; 0 when there is none. Reported every second while leading.
+	// A transaction stays there while a participant's Commit or Abort
+	// handler fails, or while a participant is down.
+	Unfinished(oldest time.Duration)
 	// Recovery: the leading replica acted on n transactions (action is
 	// one of Actions()).
 	Recovery(action Action, n int)
@@ -32,5 +38,6 @@ type NopObserver struct{}
 func (NopObserver) Begun(string)                                                  {}
 func (NopObserver) Decided(string, protocol.State, protocol.Cause, time.Duration) {}
 func (NopObserver) Active(int)                                                    {}
+func (NopObserver) Unfinished(time.Duration)                                      {}
 func (NopObserver) Recovery(Action, int)                                          {}
 func (NopObserver) EtcdError(string, error)                                       {}

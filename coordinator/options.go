@@ -57,6 +57,7 @@ type options struct {
 	retention      time.Duration
 	requestTimeout time.Duration
 	observer       Observer
+	storage        StorageLimits
 	now            func() time.Time
 }
 
@@ -99,6 +100,7 @@ func newClientOptions(opts []ClientOption) (options, error) {
 	if err := o.limits.Validate(); err != nil {
 		return o, invalidConfig("%w (WithLimits)", err)
 	}
+	o.storage = o.storage.withDefaults()
 	if o.timeout == 0 {
 		// The default, kept within the limits.
 		o.timeout = min(max(DefaultTimeout, o.limits.MinTimeout), o.limits.MaxTimeout)
@@ -157,6 +159,17 @@ func WithLimits(l protocol.Limits) ClientOption {
 // transaction not decided by then is aborted.
 func WithDefaultTimeout(d time.Duration) ClientOption {
 	return clientOption(func(o *options) { o.timeout = d })
+}
+
+// WithStorageLimits bounds what Begin lets etcd hold: pending messages
+// and their bytes per participant, and undecided transactions overall
+// (defaults: 10,000 messages, 64 MiB, 100,000 transactions; a zero field
+// keeps its default, a negative one turns that limit off). A Begin past a
+// limit fails with a *LimitError matching ErrLimit and writes nothing.
+// The counts come from the Client's watch, which then also carries every
+// inbox write; with every limit off, it does not.
+func WithStorageLimits(l StorageLimits) ClientOption {
+	return clientOption(func(o *options) { o.storage = l })
 }
 
 // WithLeaseTTL sets a replica's lease TTL (default 10s): how long a dead

@@ -81,6 +81,8 @@ func (r *Replica) lead(ctx context.Context, lease clientv3.LeaseID) error {
 	}
 	r.leader.Store(true)
 	defer r.leader.Store(false)
+	// What this replica reported while leading is the new leader's to say.
+	defer r.opts.observer.Unfinished(0)
 	fence := c.fence()
 	r.log.Info("leading", zap.Int64("lease", int64(lease)), zap.Int64("rev", c.rev))
 	for ctx.Err() == nil {

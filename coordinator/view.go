@@ -83,6 +83,9 @@ func (l *leadership) run(ctx context.Context) error {
 	defer timer.Stop()
 	gcTick := time.NewTicker(l.gcInterval())
 	defer gcTick.Stop()
+	unfinishedTick := time.NewTicker(time.Second)
+	defer unfinishedTick.Stop()
+	l.reportUnfinished()
 	for {
 		l.r.opts.observer.Active(len(l.active))
 		timer.Reset(l.nextTimer())
@@ -112,8 +115,27 @@ func (l *leadership) run(ctx context.Context) error {
 			l.expire(ctx)
 		case <-gcTick.C:
 			l.collect(ctx)
+		case <-unfinishedTick.C:
+			l.reportUnfinished()
 		}
 	}
+}
+
+// reportUnfinished tells the observer the age of the oldest transaction
+// decided and not yet terminal. It walks the view: once a second, the cost
+// of a map walk is small next to the events the view handles.
+func (l *leadership) reportUnfinished() {
+	var oldest time.Time
+	for _, t := range l.active {
+		if t.rec.State.Decided() && (oldest.IsZero() || t.rec.Decided.Before(oldest)) {
+			oldest = t.rec.Decided
+		}
+	}
+	age := time.Duration(0)
+	if !oldest.IsZero() {
+		age = max(l.r.opts.now().Sub(oldest), 0)
+	}
+	l.r.opts.observer.Unfinished(age)
 }
 
 // scan reads every registration, record and vote, page by page, each page

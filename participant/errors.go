@@ -16,4 +16,10 @@ var (
 	// instead of voting no (see Handler). For a failure that decided
 	// nothing, such as a database that is down.
 	ErrRetry = errors.New("participant: retry later")
+	// ErrNoSpace: etcd refuses writes because its space quota is full (its
+	// NOSPACE alarm is raised). The participant keeps retrying its votes
+	// and acknowledgements, and logs this error at most every few
+	// seconds, until an operator compacts, defragments and disarms the
+	// alarm (see README, "When etcd is full").
+	ErrNoSpace = errors.New("participant: etcd is out of space (NOSPACE alarm)")
 )

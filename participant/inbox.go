@@ -349,6 +349,9 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 		f = in.p.h.Abort
 	}
 	backoff := in.p.opts.minBackoff
+	// A message found by listing may follow a previous term that reported
+	// a failure: the acknowledgement clears it in any case.
+	fail := failureReport{published: m.catchUp}
 	for {
 		err := in.call(ctx, func() error { return f(ctx, tx) })
 		if err == nil {
@@ -357,7 +360,8 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		log.Warn("handler failed, retrying", zap.Error(err), zap.Duration("backoff", backoff))
+		in.reportFailure(ctx, m, &fail, err, log)
+		log.Warn("handler failed, retrying", zap.Error(err), zap.Duration("backoff", backoff), zap.Int("attempts", fail.attempts))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -365,5 +369,5 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 		}
 		backoff = min(2*backoff, in.p.opts.maxBackoff)
 	}
-	return in.ack(ctx, m, log)
+	return in.ack(ctx, m, fail.published, log)
 }

@@ -16,6 +16,8 @@ const (
 	DefaultMinBackoff     = 100 * time.Millisecond
 	DefaultMaxBackoff     = 5 * time.Second
 	DefaultAckDelay       = 10 * time.Millisecond
+	// DefaultFailureReportInterval: see WithFailureReportInterval.
+	DefaultFailureReportInterval = 5 * time.Second
 )
 
 // Option configures a Participant.
@@ -36,6 +38,7 @@ type options struct {
 	minBackoff     time.Duration
 	maxBackoff     time.Duration
 	ackDelay       time.Duration
+	failureReport  time.Duration
 }
 
 // WithPrefix sets the etcd key prefix (default "/tx"); it must match the
@@ -93,6 +96,16 @@ func WithRequestTimeout(d time.Duration) Option {
 // handlers and of etcd requests (default 100ms doubling to 5s).
 func WithRetryBackoff(minimum, maximum time.Duration) Option {
 	return optionFunc(func(o *options) { o.minBackoff, o.maxBackoff = minimum, maximum })
+}
+
+// WithFailureReportInterval sets how often, at most, the participant
+// rewrites its report of a Commit or Abort handler that keeps failing for
+// one transaction (default 5s; the first failure is reported at once).
+// The report (protocol.Failure) shows operators, through the coordinator's
+// Get, which participant holds a decided transaction up and why; the
+// acknowledgement removes it.
+func WithFailureReportInterval(d time.Duration) Option {
+	return optionFunc(func(o *options) { o.failureReport = d })
 }
 
 // WithAckDelay sets how long an acknowledgement may wait to share a Txn with

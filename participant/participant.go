@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/concord-tx/concord/internal/retry"
@@ -29,6 +30,8 @@ type Participant struct {
 	log      *zap.Logger
 	cancel   context.CancelFunc
 	done     chan struct{}
+	// noSpaceLogged is when the NOSPACE alarm was last logged (UnixNano).
+	noSpaceLogged atomic.Int64
 
 	mu struct {
 		sync.Mutex
@@ -56,6 +59,7 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		minBackoff:     DefaultMinBackoff,
 		maxBackoff:     DefaultMaxBackoff,
 		ackDelay:       DefaultAckDelay,
+		failureReport:  DefaultFailureReportInterval,
 	}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -67,8 +71,8 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		return nil, fmt.Errorf("%w: lease TTL %v, expected at least 1s", ErrInvalidConfig, o.leaseTTL)
 	case o.workers < 1:
 		return nil, fmt.Errorf("%w: workers %d, expected at least 1", ErrInvalidConfig, o.workers)
-	case o.resync <= 0 || o.requestTimeout <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff || o.ackDelay <= 0:
-		return nil, fmt.Errorf("%w: resync interval, request timeout, backoff and ack delay must be positive", ErrInvalidConfig)
+	case o.resync <= 0 || o.requestTimeout <= 0 || o.minBackoff <= 0 || o.maxBackoff < o.minBackoff || o.ackDelay <= 0 || o.failureReport <= 0:
+		return nil, fmt.Errorf("%w: resync interval, request timeout, backoff, ack delay and failure report interval must be positive", ErrInvalidConfig)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Participant{
@@ -169,8 +173,31 @@ func (p *Participant) policy() retry.Policy {
 		HedgeAfter: retry.HedgeAfter(p.opts.requestTimeout),
 		MinBackoff: p.opts.minBackoff,
 		MaxBackoff: p.opts.maxBackoff,
-		OnError:    func(err error) { p.log.Debug("etcd request failed", zap.Error(err)) },
+		OnError: func(err error) {
+			if retry.NoSpace(err) {
+				p.noSpace(err)
+				return
+			}
+			p.log.Debug("etcd request failed", zap.Error(err))
+		},
+		// Votes and acknowledgements must land eventually: they wait for
+		// an operator to free space, and say so in the log.
+		RetryNoSpace: true,
 	}
+}
+
+// noSpaceLogEvery bounds how often the NOSPACE alarm is logged.
+const noSpaceLogEvery = 5 * time.Second
+
+// noSpace logs that etcd is out of space, at most every noSpaceLogEvery.
+func (p *Participant) noSpace(err error) {
+	now := time.Now().UnixNano()
+	last := p.noSpaceLogged.Load()
+	if now-last < int64(noSpaceLogEvery) || !p.noSpaceLogged.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Error("etcd refuses writes: its space quota is full; votes and acknowledgements are retried until an operator compacts, defragments and disarms the alarm",
+		zap.Error(ErrNoSpace), zap.NamedError("etcd", err))
 }
 
 // register creates the registration key with this instance's lease, or

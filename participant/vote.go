@@ -81,7 +81,10 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 // transaction is gone too, the same Txn writes the terminal record: the last
 // acknowledgement finalises the transaction. Nobody waits for it, so it is
 // submitted lazily, to ride with a vote when one comes soon.
-func (in *inbox) ack(ctx context.Context, m message, log *zap.Logger) error {
+//
+// clearFailure adds the deletion of this participant's failure report
+// (see reportFailure) to the Txn.
+func (in *inbox) ack(ctx context.Context, m message, clearFailure bool, log *zap.Logger) error {
 	keys, me := in.p.keys, in.p.name
 	ik := keys.Inbox(me, m.id)
 	_, fin, err := keys.FinishWrite(m.Record, time.Now())
@@ -94,9 +97,13 @@ func (in *inbox) ack(ctx context.Context, m message, log *zap.Logger) error {
 			last = append(last, clientv3.Compare(clientv3.CreateRevision(keys.Inbox(q, m.id)), "=", 0))
 		}
 	}
+	then := []clientv3.Op{clientv3.OpDelete(ik), clientv3.OpTxn(last, []clientv3.Op{clientv3.OpPut(fin.Key, fin.Value)}, nil)}
+	if clearFailure {
+		then = append(then, clientv3.OpDelete(keys.Failure(m.id, me)))
+	}
 	op := batch.Op{
 		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ik), "=", m.mod)},
-		Then: []clientv3.Op{clientv3.OpDelete(ik), clientv3.OpTxn(last, []clientv3.Op{clientv3.OpPut(fin.Key, fin.Value)}, nil)},
+		Then: then,
 		Lazy: true,
 		Key:  m.id,
 	}

@@ -19,11 +19,12 @@
 //
 //	P/<id>                          record (JSON, see Record)
 //	P/<id>/vote/<participant>       "yes" or "no:<reason>", written once
+//	P/<id>/failure/<participant>    a Commit or Abort handler that keeps failing (JSON, see Failure)
 //	P/~inbox/<participant>/<id>     message to one participant (JSON, see Message)
 //	P/~participants/<participant>   instance id, attached to the instance's lease
 //	P/~coordinators/leader/         election among coordinator replicas
 //
-// Records and votes are exactly the range [P/, P/~); a participant watches
+// Records, votes and failures are exactly the range [P/, P/~); a participant watches
 // only the range P/~inbox/<participant>/.
 //
 // # Life of a transaction
@@ -69,6 +70,16 @@
 // on the leading coordinator replica's clock.
 //
 // A participant's pending work is exactly its inbox.
+//
+// A decided transaction waits for every participant's acknowledgement. When
+// a participant's Commit or Abort handler keeps failing, the participant
+// says so in P/<id>/failure/<participant> (see Failure: which handler,
+// since when, how many attempts, the last error cut to
+// MaxFailureErrorLength), written at most every few seconds while it
+// fails, guarded by ModRevision(record) == the decision's revision and by
+// its registration. Its acknowledgement deletes the key in the same Txn;
+// one left by an instance that died goes with the record. Readers use it
+// only to show why a transaction is not finishing: it changes no state.
 //
 // One exception to "the last acknowledgement finalises": a transaction that
 // aborted and waits only for participants that never voted and are not

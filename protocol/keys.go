@@ -14,6 +14,7 @@ const (
 	participantsSpace = "~participants/"
 	electionSpace     = "~coordinators/leader/"
 	voteSpace         = "/vote/"
+	failureSpace      = "/failure/"
 )
 
 // Keys builds and parses the etcd keys of one Concord deployment. The zero
@@ -44,11 +45,16 @@ func (k Keys) All() (start, end string) { return k.p, prefixEnd(k.p) }
 // Record is the key of transaction id's record.
 func (k Keys) Record(id string) string { return k.p + id }
 
-// TxPrefix is the prefix of everything stored beneath the record (votes).
+// TxPrefix is the prefix of everything stored beneath the record (votes,
+// failures).
 func (k Keys) TxPrefix(id string) string { return k.p + id + "/" }
 
 // Vote is the key of participant's vote in transaction id.
 func (k Keys) Vote(id, participant string) string { return k.p + id + voteSpace + participant }
+
+// Failure is the key where participant reports that its Commit or Abort
+// handler keeps failing for transaction id (see Failure).
+func (k Keys) Failure(id, participant string) string { return k.p + id + failureSpace + participant }
 
 // Records returns the range holding every record and vote: [start, end).
 func (k Keys) Records() (start, end string) { return k.p, k.p + reserved }
@@ -83,13 +89,14 @@ const (
 	KindInbox
 	KindParticipant
 	KindElection
+	KindFailure
 )
 
 // Key is a parsed key: its kind and the id and participant it names.
 type Key struct {
 	Kind        KeyKind
-	ID          string // transaction id, for records, votes and inboxes
-	Participant string // for votes, inboxes and registrations
+	ID          string // transaction id, for records, votes, failures and inboxes
+	Participant string // for votes, failures, inboxes and registrations
 }
 
 // Parse tells what key is. Keys outside the prefix, or of a shape this
@@ -124,6 +131,9 @@ func (k Keys) Parse(key string) Key {
 	}
 	if p, ok := strings.CutPrefix("/"+sub, voteSpace); ok && !strings.Contains(p, "/") {
 		return Key{Kind: KindVote, ID: id, Participant: p}
+	}
+	if p, ok := strings.CutPrefix("/"+sub, failureSpace); ok && !strings.Contains(p, "/") {
+		return Key{Kind: KindFailure, ID: id, Participant: p}
 	}
 	return Key{}
 }

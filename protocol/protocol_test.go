@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestTransitions(t *testing.T) {
@@ -267,5 +268,49 @@ func BenchmarkDecodeMessage(b *testing.B) {
 		if _, err := DecodeMessage(v); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestFailureKeyAndEncoding(t *testing.T) {
+	k := DefaultKeys()
+	key := k.Failure("t-1", "bank-a")
+	if key != "/tx/t-1/failure/bank-a" {
+		t.Fatalf("failure key %q", key)
+	}
+	if got := k.Parse(key); got != (Key{Kind: KindFailure, ID: "t-1", Participant: "bank-a"}) {
+		t.Fatalf("parse %q: %+v", key, got)
+	}
+	if !strings.HasPrefix(key, k.TxPrefix("t-1")) {
+		t.Fatalf("failure key %q not under the transaction's prefix: it would outlive the record", key)
+	}
+	if start, end := k.Records(); key < start || key >= end {
+		t.Fatalf("failure key %q outside the records range [%q, %q)", key, start, end)
+	}
+	long := strings.Repeat("é", MaxFailureErrorLength) // 2 bytes each
+	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	b, err := EncodeFailure(Failure{Participant: "bank-a", Op: OpCommit, Since: since, Attempts: 7, LastError: long, Updated: since.Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := DecodeFailure(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Participant != "bank-a" || f.Op != OpCommit || !f.Since.Equal(since) || f.Attempts != 7 || !f.Updated.Equal(since.Add(time.Minute)) {
+		t.Errorf("decoded %+v", f)
+	}
+	if len(f.LastError) > MaxFailureErrorLength || !strings.HasSuffix(f.LastError, "…") || !utf8.ValidString(f.LastError) {
+		t.Errorf("error text of %d bytes, valid UTF-8 %v: expected cut to at most %d at a character boundary", len(f.LastError), utf8.ValidString(f.LastError), MaxFailureErrorLength)
+	}
+	for _, bad := range []string{`{"v":1,"op":"prepare"}`, `{"v":9,"op":"commit"}`, `not json`} {
+		if _, err := DecodeFailure([]byte(bad)); err == nil {
+			t.Errorf("DecodeFailure(%s) accepted", bad)
+		}
+	}
+	if _, err := EncodeFailure(Failure{Op: OpPrepare}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("EncodeFailure of a prepare: %v", err)
+	}
+	if got := CutText("short", 10); got != "short" {
+		t.Errorf("CutText kept %q", got)
 	}
 }

@@ -17,15 +17,16 @@ import (
 // are reported by the leading replica only (see coordinator.Observer), so
 // a deployment sums them over its replicas.
 type Metrics struct {
-	registry  *prometheus.Registry
-	begun     prometheus.Counter
-	committed prometheus.Counter
-	aborted   *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
-	inFlight  prometheus.Gauge
-	recovery  *prometheus.CounterVec
-	etcdErrs  *prometheus.CounterVec
-	requests  *prometheus.CounterVec
+	registry   *prometheus.Registry
+	begun      prometheus.Counter
+	committed  prometheus.Counter
+	aborted    *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	inFlight   prometheus.Gauge
+	unfinished prometheus.Gauge
+	recovery   *prometheus.CounterVec
+	etcdErrs   *prometheus.CounterVec
+	requests   *prometheus.CounterVec
 }
 
 var _ coordinator.Observer = (*Metrics)(nil)
@@ -61,6 +62,10 @@ func New(leader func() bool) *Metrics {
 			Name: "concord_transactions_in_flight",
 			Help: "Transactions not yet terminal, as last counted by this replica while it led.",
 		}),
+		unfinished: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "concord_oldest_unfinished_seconds",
+			Help: "Age, from its decision, of the oldest transaction decided but not yet terminal (committing or aborting), as last seen by this replica while it led; 0 when none. High: a participant's Commit or Abort handler keeps failing, or a participant is down (coord tx show names it).",
+		}),
 		recovery: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "concord_recovery_actions_total",
 			Help: "Actions of the leading replica: abort_deadline, abort_participant_lost, finish_abandoned, gc (records deleted).",
@@ -74,7 +79,7 @@ func New(leader func() bool) *Metrics {
 			Help: "HTTP API requests, by route and status code.",
 		}, []string{"route", "code"}),
 	}
-	m.registry.MustRegister(m.begun, m.committed, m.aborted, m.latency, m.inFlight, m.recovery, m.etcdErrs, m.requests,
+	m.registry.MustRegister(m.begun, m.committed, m.aborted, m.latency, m.inFlight, m.unfinished, m.recovery, m.etcdErrs, m.requests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if leader != nil {
 		m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -137,6 +142,9 @@ func (m *Metrics) Decided(_ string, state protocol.State, cause protocol.Cause, 
 
 // Active implements coordinator.Observer.
 func (m *Metrics) Active(n int) { m.inFlight.Set(float64(n)) }
+
+// Unfinished implements coordinator.Observer.
+func (m *Metrics) Unfinished(oldest time.Duration) { m.unfinished.Set(oldest.Seconds()) }
 
 // Recovery implements coordinator.Observer.
 func (m *Metrics) Recovery(action coordinator.Action, n int) {

@@ -2,17 +2,18 @@ package metrics_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/coordinator/metrics"
 	"github.com/concord-tx/concord/internal/testkit/leaktest"
 	"github.com/concord-tx/concord/protocol"
-	dto "github.com/prometheus/client_model/go"
 )
 
 func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
 
-// series returns the value of every series of family name, by its label.
+// series returns the value of every counter series of family name, by
+// its label.
 func series(t *testing.T, m *metrics.Metrics, name, label string) map[string]float64 {
 	t.Helper()
 	mfs, err := m.Registry().Gather()
@@ -25,29 +26,14 @@ func series(t *testing.T, m *metrics.Metrics, name, label string) map[string]flo
 			continue
 		}
 		for _, s := range mf.GetMetric() {
-			out[labelValue(s, label)] = value(s)
+			for _, l := range s.GetLabel() {
+				if l.GetName() == label {
+					out[l.GetValue()] = s.GetCounter().GetValue()
+				}
+			}
 		}
 	}
 	return out
-}
-
-func labelValue(s *dto.Metric, label string) string {
-	for _, l := range s.GetLabel() {
-		if l.GetName() == label {
-			return l.GetValue()
-		}
-	}
-	return ""
-}
-
-func value(s *dto.Metric) float64 {
-	switch {
-	case s.Counter != nil:
-		return s.Counter.GetValue()
-	case s.Gauge != nil:
-		return s.Gauge.GetValue()
-	}
-	return -1
 }
 
 // TestEveryActionHasASeriesFromTheStart: each of coordinator.Actions()
@@ -76,5 +62,34 @@ func TestEveryActionHasASeriesFromTheStart(t *testing.T) {
 		if _, ok := causes[string(c)]; !ok {
 			t.Errorf("abort cause %s has no series at start (%v)", c, causes)
 		}
+	}
+}
+
+// TestUnfinishedGauge: the age of the oldest unfinished transaction is
+// exported in seconds, from the start (0) and as last reported.
+func TestUnfinishedGauge(t *testing.T) {
+	m := metrics.New(nil)
+	gauge := func() (float64, bool) {
+		mfs, err := m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "concord_oldest_unfinished_seconds" && len(mf.GetMetric()) == 1 {
+				return mf.GetMetric()[0].GetGauge().GetValue(), true
+			}
+		}
+		return 0, false
+	}
+	if v, ok := gauge(); !ok || v != 0 {
+		t.Fatalf("at start: %v (present %v), expected 0", v, ok)
+	}
+	m.Unfinished(90 * time.Second)
+	if v, _ := gauge(); v != 90 {
+		t.Errorf("after 90s reported: %v", v)
+	}
+	m.Unfinished(0)
+	if v, _ := gauge(); v != 0 {
+		t.Errorf("after 0 reported: %v", v)
 	}
 }

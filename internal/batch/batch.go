@@ -342,7 +342,7 @@ func (w *Writer) send(ctx context.Context, batch []*item) {
 		return
 	}
 	resp, err := w.commit(ctx, batch)
-	if err != nil && len(batch) > 1 && !retry.Transient(err) && ctx.Err() == nil {
+	if err != nil && len(batch) > 1 && !retry.Transient(err) && !retry.NoSpace(err) && ctx.Err() == nil {
 		// One operation the server refuses must not sink the others.
 		for _, it := range batch {
 			w.send(ctx, []*item{it})

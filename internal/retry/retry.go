@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -23,6 +24,11 @@ type Policy struct {
 	// here is), and whose f may run twice at once.
 	HedgeAfter time.Duration
 	OnError    func(err error) // called after each failed attempt; may be nil
+	// RetryNoSpace repeats requests that etcd refuses because its space
+	// quota is full (the NOSPACE alarm), until ctx ends. Without it such a
+	// request fails at once: it cannot succeed before an operator frees
+	// space and disarms the alarm.
+	RetryNoSpace bool
 }
 
 // Do runs f until it succeeds, ctx ends, or its error is one a repeat
@@ -42,7 +48,7 @@ func Do[T any](ctx context.Context, p Policy, f func(context.Context) (T, error)
 		if p.OnError != nil {
 			p.OnError(err)
 		}
-		if ctx.Err() != nil || !Transient(err) {
+		if ctx.Err() != nil || !Transient(err) || NoSpace(err) && !p.RetryNoSpace {
 			return v, err
 		}
 		select {
@@ -99,6 +105,15 @@ func attempt[T any](ctx context.Context, p Policy, f func(context.Context) (T, e
 	}
 	r := <-copied
 	return r.v, r.err
+}
+
+// NoSpace reports whether err is etcd refusing a write because its
+// backend reached its space quota: the NOSPACE alarm is raised, and every
+// write that adds data fails until an operator compacts, defragments and
+// disarms it (deletions and reads still work).
+func NoSpace(err error) bool {
+	return errors.Is(err, rpctypes.ErrGRPCNoSpace) || errors.Is(err, rpctypes.ErrNoSpace) ||
+		err != nil && strings.Contains(err.Error(), rpctypes.ErrNoSpace.Error())
 }
 
 // Transient reports whether a failed etcd request may succeed if repeated:

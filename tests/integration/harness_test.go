@@ -41,7 +41,13 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, "") }
 // endpoints; Client options follow.
 func newEnvWith(t *testing.T, silent string, opts ...coordinator.ClientOption) *env {
 	t.Helper()
-	e := &env{t: t, srv: etcdtest.Start(t), silent: silent}
+	return newEnvOn(t, etcdtest.Start(t), silent, opts...)
+}
+
+// newEnvOn is newEnvWith on an etcd server of the test's own.
+func newEnvOn(t *testing.T, srv *etcdtest.Server, silent string, opts ...coordinator.ClientOption) *env {
+	t.Helper()
+	e := &env{t: t, srv: srv, silent: silent}
 	e.cli = e.client()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)

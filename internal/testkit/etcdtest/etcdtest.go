@@ -25,9 +25,11 @@ type Server struct {
 }
 
 // Start starts a single-member etcd for the test and stops it at cleanup.
-func Start(t testing.TB) *Server {
+// configure, if given, changes its configuration before it starts (a
+// space quota, say).
+func Start(t testing.TB, configure ...func(*embed.Config)) *Server {
 	t.Helper()
-	s, err := StartDir(t.TempDir())
+	s, err := StartDir(t.TempDir(), configure...)
 	if err != nil {
 		t.Fatalf("etcdtest: %v", err)
 	}
@@ -36,8 +38,9 @@ func Start(t testing.TB) *Server {
 }
 
 // StartDir starts a single-member etcd with its data in dir. The caller
-// closes it.
-func StartDir(dir string) (*Server, error) {
+// closes it. configure, if given, changes its configuration before it
+// starts.
+func StartDir(dir string, configure ...func(*embed.Config)) (*Server, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Logger = "zap"
@@ -61,6 +64,9 @@ func StartDir(dir string) (*Server, error) {
 	cfg.ListenPeerUrls = []url.URL{peerURL}
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
+	for _, c := range configure {
+		c(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start etcd: %w", err)

@@ -1,0 +1,75 @@
+package participant
+
+import (
+	"context"
+	"time"
+
+	"github.com/concord-tx/concord/internal/batch"
+	"github.com/concord-tx/concord/protocol"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// failureReport is what one runner knows of the failures of the Commit or
+// Abort handler of one transaction.
+type failureReport struct {
+	since     time.Time // first failure
+	attempts  int       // failed calls
+	written   time.Time // when a report was last submitted
+	published bool      // a report may be in etcd: the acknowledgement deletes it
+}
+
+// reportFailure counts a failed Commit or Abort call and, at most every
+// failure report interval (the first failure at once), publishes it in
+// P/<id>/failure/<participant> for operators (see protocol.Failure). The
+// write lands only while the record is still the decided one of this
+// message (ModRevision(record) == the decision's revision), before this
+// participant's acknowledgement (ModRevision(inbox) == the same) and, through the
+// writer's guard, while this instance holds the registration. Nobody waits
+// for it: a report that fails is logged and tried again at the next
+// interval.
+func (in *inbox) reportFailure(ctx context.Context, m message, f *failureReport, herr error, log *zap.Logger) {
+	now := time.Now()
+	f.attempts++
+	if f.attempts == 1 {
+		f.since = now
+	}
+	if !f.written.IsZero() && now.Sub(f.written) < in.p.opts.failureReport {
+		return
+	}
+	f.written = now
+	v, err := protocol.EncodeFailure(protocol.Failure{
+		Participant: in.p.name,
+		Op:          m.Op,
+		Since:       f.since.UTC(),
+		Attempts:    f.attempts,
+		LastError:   herr.Error(),
+		Updated:     now.UTC(),
+	})
+	if err != nil {
+		log.Error("failure report not encoded", zap.Error(err))
+		return
+	}
+	f.published = true
+	keys := in.p.keys
+	op := batch.Op{
+		Cmps: []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(keys.Record(m.id)), "=", m.mod),
+			// Not acknowledged yet: a report sent after the acknowledgement
+			// (which deletes any report) must not land.
+			clientv3.Compare(clientv3.ModRevision(keys.Inbox(in.p.name, m.id)), "=", m.mod),
+		},
+		Then: []clientv3.Op{clientv3.OpPut(keys.Failure(m.id, in.p.name), string(v))},
+		Lazy: true,
+		Key:  m.id,
+	}
+	in.writer.Submit(ctx, op, func(resp *pb.TxnResponse, _ int64, err error) {
+		switch {
+		case err != nil:
+			log.Debug("failure report not written", zap.Error(err))
+		case !resp.Succeeded:
+			log.Debug("failure report not written: the transaction moved on")
+		}
+	})
+}
