@@ -57,6 +57,9 @@ SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
 	fs.String("embedded-client-url", "http://127.0.0.1:2379", "`URL` where the embedded etcd serves clients (participants, etcdctl)")
 	fs.String("embedded-peer-url", "http://127.0.0.1:2380", "raft peer `URL` of the embedded etcd (no peer joins, but etcd listens there)")
 	fs.String("embedded-auto-compaction", "1h", "embedded etcd's periodic compaction: keep this much `history` (0 turns it off)")
+	fs.String("embedded-tls-cert", "", "`file` with the PEM certificate the embedded etcd serves its clients with (with --embedded-tls-key;\n--embedded-client-url must then be https://)")
+	fs.String("embedded-tls-key", "", "`file` with the PEM private key of --embedded-tls-cert")
+	fs.String("embedded-client-ca", "", "`file` with the PEM CA certificate clients of the embedded etcd must present a certificate of;\nthe coordinator's own is --etcd-cert and --etcd-key (--etcd-cacert defaults to this file)")
 	fs.String("prefix", protocol.DefaultPrefix, "etcd key `prefix` of every Concord key; participants must use the same")
 	fs.String("lease-ttl", coordinator.DefaultLeaseTTL.String(), "`duration` of this replica's lease: a replica that dies is replaced within it (at least 1s)")
 	fs.String("retention", "1h", "`duration` finished transactions are kept before they are deleted")
@@ -126,13 +129,18 @@ func parseServe(fs *flagSet, getenv func(string) string) (serveConfig, error) {
 		return cfg, usagef("%s: %v", fs.source("etcd"), err)
 	}
 	if len(cfg.etcd.endpoints) == 0 {
-		for _, name := range []string{"etcd-cacert", "etcd-cert", "etcd-key", "etcd-user"} {
-			if fs.value(name) != "" {
-				return cfg, usagef("%s: only with --etcd (the embedded etcd serves plain HTTP without auth)", fs.source(name))
-			}
+		if fs.value("etcd-user") != "" {
+			return cfg, usagef("%s: only with --etcd (the embedded etcd has no auth; it can require client certificates: --embedded-client-ca)", fs.source("etcd-user"))
 		}
-		cfg.embedded, err = parseEmbedded(fs)
-		return cfg, err
+		if cfg.embedded, err = parseEmbedded(fs); err != nil {
+			return cfg, err
+		}
+		return cfg, parseEmbeddedTLS(fs, cfg.embedded, &cfg.etcd)
+	}
+	for _, name := range embeddedTLSFlags {
+		if fs.value(name) != "" {
+			return cfg, usagef("%s: only without --etcd (it configures the embedded etcd)", fs.source(name))
+		}
 	}
 	return cfg, parseExternal(fs, &cfg.etcd, getenv)
 }
@@ -150,7 +158,7 @@ func parseEmbedded(fs *flagSet) (*embedded.Config, error) {
 		name, dst := f.name, f.dst
 		s := fs.value(name)
 		u, err := url.Parse(s)
-		if err != nil || u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		if err != nil || (u.Scheme != "http" && !(u.Scheme == "https" && name == "embedded-client-url")) || u.Port() == "" || (u.Path != "" && u.Path != "/") {
 			return nil, usagef("%s: %q is not an http URL with a port (expected e.g. %s)", fs.source(name), s, fs.Lookup(name).DefValue)
 		}
 		u.Path = ""
