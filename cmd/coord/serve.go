@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -46,7 +47,10 @@ With --etcd it uses that cluster; turn on auto-compaction there
 The etcd password is read from the environment variable `+passwordEnv+` only.
 
 SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
---shutdown-timeout), release the replica's lease, stop the embedded etcd.`))
+--shutdown-timeout), release the replica's lease, stop the embedded etcd.
+In any state (starting, connecting to etcd, standby, serving) the process
+ends at the latest 5s past --shutdown-timeout; a second signal ends it at
+once. A --data-dir in use by another coord is an error at once.`))
 	fs.String("listen", "127.0.0.1:7070", "`address` of the HTTP API (host:port; port 0 picks a free one)")
 	fs.String("etcd", "", "comma-separated `endpoints` of an existing etcd cluster (e.g. https://10.0.0.1:2379,https://10.0.0.2:2379);\nempty: start the embedded etcd")
 	fs.String("etcd-cacert", "", "`file` with the PEM CA certificate that signed the etcd servers' certificates (enables TLS)")
@@ -85,6 +89,7 @@ func runServe(ctx context.Context, c console, args []string) error {
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer boundShutdown(ctx, stop, cfg.shutdownTimeout+shutdownGrace, log, os.Exit)()
 	return serve(ctx, stop, cfg, log)
 }
 

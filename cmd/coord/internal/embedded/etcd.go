@@ -105,7 +105,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
 		return quietOnClose{Core: core, closing: closing}
 	})))
-	e, err := embed.StartEtcd(cfg)
+	e, err := startEtcd(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd in %s (client URL %s, peer URL %s): %w", c.Dir, c.ClientURL.String(), c.PeerURL.String(), err)
 	}
@@ -119,6 +119,34 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	case <-ctx.Done():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s: not ready: %w", c.Dir, ctx.Err())
+	}
+}
+
+// startEtcd is embed.StartEtcd, which takes no context and can wait
+// without limit (for the lock of a database file another process holds),
+// abandoned when ctx ends first. The goroutine then left behind closes
+// etcd if it ever starts; the process is stopping (a signal) and does not
+// wait for it.
+func startEtcd(ctx context.Context, cfg *embed.Config) (*embed.Etcd, error) {
+	type started struct {
+		e   *embed.Etcd
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		e, err := embed.StartEtcd(cfg)
+		done <- started{e, err}
+	}()
+	select {
+	case s := <-done:
+		return s.e, s.err
+	case <-ctx.Done():
+		go func() {
+			if s := <-done; s.e != nil {
+				s.e.Close()
+			}
+		}()
+		return nil, fmt.Errorf("not started: %w", ctx.Err())
 	}
 }
 
