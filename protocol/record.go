@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // EncodingVersion is the version written in every record and message. A
@@ -97,9 +98,14 @@ func Digest(branches []Branch) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
+// truncate cuts s to at most n bytes, at a character boundary: a reason
+// cut inside a character would show as a stray byte.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n]
 }

@@ -54,7 +54,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{nil, map[string]string{"CONCORD_LOG_FORMAT": "xml"}, `CONCORD_LOG_FORMAT: "xml" is not a format (expected json or console)`},
 		{[]string{"--etcd", "http://"}, nil, `--etcd: "http://" is not an endpoint (expected e.g. http://10.0.0.1:2379 or 10.0.0.1:2379)`},
 		{[]string{"--etcd", "10.0.0.1"}, nil, `--etcd: "10.0.0.1" has no port`},
-		{[]string{"--etcd-cacert", notPEM}, nil, "--etcd-cacert: only with --etcd (the embedded etcd serves plain HTTP without auth)"},
+		{[]string{"--etcd-cacert", notPEM}, nil, "--etcd-cacert: only with --etcd, or with --embedded-tls-cert (the embedded etcd serves plain HTTP)"},
 		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-cacert", notPEM}, nil, "--etcd-cacert: " + notPEM + " holds no PEM certificate"},
 		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-cacert", filepath.Join(dir, "missing.pem")}, nil, "--etcd-cacert: open "},
 		{[]string{"--etcd", "10.0.0.1:2379", "--etcd-cert", notPEM}, nil, "--etcd-cert: needs --etcd-key too"},

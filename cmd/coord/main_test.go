@@ -69,25 +69,7 @@ type coordProc struct {
 // serves. The process is killed at cleanup if still running.
 func startCoord(t *testing.T, name string, env []string, args ...string) *coordProc {
 	t.Helper()
-	full := append([]string{"serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--log-level", "info"}, args...)
-	p := &coordProc{name: name, cmd: exec.Command(coordBin, full...), logs: &logLines{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stderr = p.logs
-	p.cmd.Stdout = p.logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("%s logs:\n%s", name, p.logs.String())
-		}
-	})
+	p := launchCoord(t, name, env, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for p.url == "" {
 		if l, ok := p.logs.find("serving"); ok {
@@ -107,6 +89,31 @@ func startCoord(t *testing.T, name string, env []string, args ...string) *coordP
 	if p.api, err = httpapi.NewClient(p.url); err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// launchCoord starts `coord serve` as startCoord does, without waiting.
+func launchCoord(t *testing.T, name string, env []string, args ...string) *coordProc {
+	t.Helper()
+	full := append([]string{"serve", "--log-format", "json", "--listen", "127.0.0.1:0", "--log-level", "info"}, args...)
+	p := &coordProc{name: name, cmd: exec.Command(coordBin, full...), logs: &logLines{}, done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stderr = p.logs
+	p.cmd.Stdout = p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", name, p.logs.String())
+		}
+	})
 	return p
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/signal"
 	"strconv"
 	"strings"
@@ -76,7 +77,10 @@ there; any other address needs credentials or --`+insecureFlag+`.
 files change. SIGHUP reads the certificate and the credentials file again.
 
 SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
---shutdown-timeout), release the replica's lease, stop the embedded etcd.`))
+--shutdown-timeout), release the replica's lease, stop the embedded etcd.
+In any state (starting, connecting to etcd, standby, serving) the process
+ends at the latest 5s past --shutdown-timeout; a second signal ends it at
+once. A --data-dir in use by another coord is an error at once.`))
 	fs.String("listen", "127.0.0.1:7070", "`address` of the HTTP API (host:port; port 0 picks a free one); other than loopback only with credentials")
 	fs.String("credentials-file", "", "`file` of the credentials that may call the API, one name:role:token a line (role read, begin or admin);\nmore can come from $"+credentialsEnv+"; none: loopback only, every caller is admin")
 	fs.Bool(insecureFlag, false, "serve without credentials on an address other than loopback: anyone who reaches it can begin and abort transactions")
@@ -93,6 +97,9 @@ SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
 	fs.String("embedded-client-url", "http://127.0.0.1:2379", "`URL` where the embedded etcd serves clients (participants, etcdctl)")
 	fs.String("embedded-peer-url", "http://127.0.0.1:2380", "raft peer `URL` of the embedded etcd (no peer joins, but etcd listens there)")
 	fs.String("embedded-auto-compaction", "1h", "embedded etcd's periodic compaction: keep this much `history` (0 turns it off)")
+	fs.String("embedded-tls-cert", "", "`file` with the PEM certificate the embedded etcd serves its clients with (with --embedded-tls-key;\n--embedded-client-url must then be https://)")
+	fs.String("embedded-tls-key", "", "`file` with the PEM private key of --embedded-tls-cert")
+	fs.String("embedded-client-ca", "", "`file` with the PEM CA certificate clients of the embedded etcd must present a certificate of;\nthe coordinator's own is --etcd-cert and --etcd-key (--etcd-cacert defaults to this file)")
 	fs.String("prefix", protocol.DefaultPrefix, "etcd key `prefix` of every Concord key; participants must use the same")
 	fs.String("lease-ttl", coordinator.DefaultLeaseTTL.String(), "`duration` of this replica's lease: a replica that dies is replaced within it (at least 1s)")
 	fs.String("retention", "1h", "`duration` finished transactions are kept before they are deleted")
@@ -119,6 +126,7 @@ func runServe(ctx context.Context, c console, args []string) error {
 	defer log.Sync()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer boundShutdown(ctx, stop, cfg.shutdownTimeout+shutdownGrace, log, os.Exit)()
 	return serve(ctx, stop, cfg, log)
 }
 
@@ -169,13 +177,18 @@ func parseServe(fs *flagSet, getenv func(string) string) (serveConfig, error) {
 		return cfg, usagef("%s: %v", fs.source("etcd"), err)
 	}
 	if len(cfg.etcd.endpoints) == 0 {
-		for _, name := range []string{"etcd-cacert", "etcd-cert", "etcd-key", "etcd-user"} {
-			if fs.value(name) != "" {
-				return cfg, usagef("%s: only with --etcd (the embedded etcd serves plain HTTP without auth)", fs.source(name))
-			}
+		if fs.value("etcd-user") != "" {
+			return cfg, usagef("%s: only with --etcd (the embedded etcd has no auth; it can require client certificates: --embedded-client-ca)", fs.source("etcd-user"))
 		}
-		cfg.embedded, err = parseEmbedded(fs)
-		return cfg, err
+		if cfg.embedded, err = parseEmbedded(fs); err != nil {
+			return cfg, err
+		}
+		return cfg, parseEmbeddedTLS(fs, cfg.embedded, &cfg.etcd)
+	}
+	for _, name := range embeddedTLSFlags {
+		if fs.value(name) != "" {
+			return cfg, usagef("%s: only without --etcd (it configures the embedded etcd)", fs.source(name))
+		}
 	}
 	return cfg, parseExternal(fs, &cfg.etcd, getenv)
 }
@@ -193,7 +206,7 @@ func parseEmbedded(fs *flagSet) (*embedded.Config, error) {
 		name, dst := f.name, f.dst
 		s := fs.value(name)
 		u, err := url.Parse(s)
-		if err != nil || u.Scheme != "http" || u.Port() == "" || (u.Path != "" && u.Path != "/") {
+		if err != nil || (u.Scheme != "http" && !(u.Scheme == "https" && name == "embedded-client-url")) || u.Port() == "" || (u.Path != "" && u.Path != "/") {
 			return nil, usagef("%s: %q is not an http URL with a port (expected e.g. %s)", fs.source(name), s, fs.Lookup(name).DefValue)
 		}
 		u.Path = ""

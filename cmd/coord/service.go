@@ -43,15 +43,29 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 	}
 	defer ln.Close()
 
+	// A signal before serving ends the start with a word, not an error.
+	startFailed := func(while string, err error) error {
+		if ctx.Err() == nil {
+			return err
+		}
+		log.Info("stopped by a signal before serving", zap.String("while", while))
+		return nil
+	}
+
 	endpoints := cfg.etcd.endpoints
 	var etcdFailed <-chan error // the embedded etcd's fatal errors
 	if cfg.embedded != nil {
 		ec := *cfg.embedded
+		unlock, err := lockDataDir(ec.Dir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
 		ec.Logger = quieter(log.Named("etcd"), cfg.log, zap.WarnLevel)
 		log.Info("starting embedded etcd", zap.String("data_dir", ec.Dir), zap.String("client_url", ec.ClientURL.String()), zap.String("peer_url", ec.PeerURL.String()), zap.String("auto_compaction", ec.AutoCompaction))
 		emb, err := embedded.Start(ctx, ec)
 		if err != nil {
-			return err
+			return startFailed("starting the embedded etcd", err)
 		}
 		defer func() {
 			log.Info("stopping embedded etcd")
@@ -73,11 +87,12 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		}
 		return resp.Header.Revision, nil
 	}
+	log.Info("connecting to etcd", zap.Strings("endpoints", endpoints), zap.Duration("request_timeout", cfg.requestTimeout))
 	sctx, cancel := context.WithTimeout(ctx, cfg.requestTimeout)
 	rev, err := health(sctx)
 	cancel()
 	if err != nil {
-		return fmt.Errorf("etcd at %s did not answer within %v (--request-timeout): %w", strings.Join(endpoints, ","), cfg.requestTimeout, err)
+		return startFailed("connecting to etcd", fmt.Errorf("etcd at %s did not answer within %v (--request-timeout): %w", strings.Join(endpoints, ","), cfg.requestTimeout, err))
 	}
 	log.Info("connected to etcd", zap.Strings("endpoints", endpoints), zap.String("user", cfg.etcd.user), zap.Bool("tls", cfg.etcd.tls != nil), zap.Int64("rev", rev))
 
@@ -103,7 +118,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 	}()
 	client, err := coordinator.NewClient(ctx, cli, copts...)
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
+		return startFailed("starting the client", fmt.Errorf("client: %w", err))
 	}
 	defer client.Close()
 

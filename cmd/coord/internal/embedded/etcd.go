@@ -1,6 +1,17 @@
 // Package embedded runs the single-node, persistent etcd that `coord serve`
 // starts when it is given no etcd endpoints. It is a real etcd member:
-// etcdctl and participants connect to its client URL.
+// etcdctl and participants connect to its client URL with gRPC.
+//
+// etcd's HTTP/JSON gateway (/v3/kv/put and the rest) is off: it answers
+// requests a web page can send from any origin (a POST with a text/plain
+// body needs no CORS preflight), so a page open on an operator's machine
+// could write or delete any key. Protecting it instead (an Origin check
+// in front of it) was rejected: Concord's clients all speak gRPC, and a
+// handler that is not served cannot be forged. Its health and metrics
+// pages (/health, /metrics, /version) stay; they only read.
+//
+// For deployments that expose it beyond loopback, it serves clients over
+// TLS and can require client certificates signed by a given CA (TLS).
 package embedded
 
 import (
@@ -10,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -26,7 +38,18 @@ type Config struct {
 	// AutoCompaction is the periodic compaction retention ("1h", "30m");
 	// "0" turns compaction off.
 	AutoCompaction string
-	Logger         *zap.Logger
+	// TLS, when set, makes the client URL (then https://) serve TLS.
+	TLS    *TLS
+	Logger *zap.Logger
+}
+
+// TLS is the embedded etcd's server certificate for its clients and,
+// optionally, the CA whose certificates clients must present.
+type TLS struct {
+	CertFile, KeyFile string // PEM server certificate and its key
+	// ClientCAFile: PEM CA certificate(s); when set, a client without a
+	// certificate signed by one of them is refused during the handshake.
+	ClientCAFile string
 }
 
 // Name is the member name of the embedded etcd.
@@ -58,6 +81,15 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = c.AutoCompaction
 	cfg.GRPCAdditionalServerOptions = flowcontrol.ServerOptions()
+	cfg.EnableGRPCGateway = false // see the package documentation
+	if c.TLS != nil {
+		cfg.ClientTLSInfo = transport.TLSInfo{
+			CertFile:       c.TLS.CertFile,
+			KeyFile:        c.TLS.KeyFile,
+			TrustedCAFile:  c.TLS.ClientCAFile,
+			ClientCertAuth: c.TLS.ClientCAFile != "",
+		}
+	}
 	s := &Server{cfg: c, closing: new(atomic.Bool)}
 	cfg.ServiceRegister = func(gs *grpc.Server) {
 		s.mu.Lock()
@@ -73,7 +105,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core {
 		return quietOnClose{Core: core, closing: closing}
 	})))
-	e, err := embed.StartEtcd(cfg)
+	e, err := startEtcd(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd in %s (client URL %s, peer URL %s): %w", c.Dir, c.ClientURL.String(), c.PeerURL.String(), err)
 	}
@@ -87,6 +119,34 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	case <-ctx.Done():
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s: not ready: %w", c.Dir, ctx.Err())
+	}
+}
+
+// startEtcd is embed.StartEtcd, which takes no context and can wait
+// without limit (for the lock of a database file another process holds),
+// abandoned when ctx ends first. The goroutine then left behind closes
+// etcd if it ever starts; the process is stopping (a signal) and does not
+// wait for it.
+func startEtcd(ctx context.Context, cfg *embed.Config) (*embed.Etcd, error) {
+	type started struct {
+		e   *embed.Etcd
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		e, err := embed.StartEtcd(cfg)
+		done <- started{e, err}
+	}()
+	select {
+	case s := <-done:
+		return s.e, s.err
+	case <-ctx.Done():
+		go func() {
+			if s := <-done; s.e != nil {
+				s.e.Close()
+			}
+		}()
+		return nil, fmt.Errorf("not started: %w", ctx.Err())
 	}
 }
 
