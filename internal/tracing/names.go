@@ -1,0 +1,68 @@
+package tracing
+
+import (
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+)
+
+// Span names: the party, then the operation. Each is one per operation and
+// transaction, never per etcd request.
+const (
+	SpanBegin = "coordinator.Begin" // the initiator writes the transaction (a producer span)
+	SpanWait  = "coordinator.Wait"  // the initiator waits for the decision
+	SpanDo    = "coordinator.Do"    // Begin then Wait
+	SpanAbort = "coordinator.Abort" // an operator's abort
+
+	SpanPrepare     = "participant.Prepare" // the Prepare handler, then the vote (a consumer span)
+	SpanVote        = "participant.vote"    // the vote's Txn, which may carry the decision
+	SpanCommit      = "participant.Commit"  // the Commit handler, then the acknowledgement
+	SpanAbortBranch = "participant.Abort"   // the Abort handler, then the acknowledgement
+	SpanAck         = "participant.ack"     // the acknowledgement's Txn, which may finish the transaction
+
+	// Recovery actions of the leading replica are named "replica." and
+	// the action ("replica.abort_deadline"); see RecoverySpan.
+	spanRecoveryPrefix = "replica."
+)
+
+// RecoverySpan is the span name of a replica's recovery action (the
+// observer's action names: abort_deadline, abort_participant_lost,
+// finish_abandoned, gc).
+func RecoverySpan(action string) string { return spanRecoveryPrefix + action }
+
+// Attribute keys. Concord's own are under "concord."; errors use the
+// semantic conventions' exception event (span.RecordError).
+const (
+	AttrTxID         = attribute.Key("concord.tx.id")
+	AttrParticipants = attribute.Key("concord.tx.participants")
+	AttrRevision     = attribute.Key("concord.tx.revision") // R, the begin's etcd revision
+	AttrState        = attribute.Key("concord.tx.state")    // the outcome, or the state found
+	AttrCause        = attribute.Key("concord.tx.cause")    // why it aborted
+	AttrReason       = attribute.Key("concord.tx.reason")
+	AttrCreated      = attribute.Key("concord.tx.created") // false: a repeated begin found it
+
+	AttrParticipant = attribute.Key("concord.participant")
+	AttrVote        = attribute.Key("concord.vote") // "yes" or "no"
+	AttrVoteReason  = attribute.Key("concord.vote.reason")
+	// AttrInboxWait is how long the message waited between the Txn that
+	// wrote it and the start of its handler, in milliseconds. It compares
+	// the writer's clock (the record's created or decided time) with the
+	// reader's, so it is as exact as the parties' clocks agree.
+	AttrInboxWait = attribute.Key("concord.inbox.wait_ms")
+
+	// On the span whose Txn was the commit point: the decision, who took
+	// it (a participant's name, "replica <id>" or "operator"), and why.
+	AttrDecision  = attribute.Key("concord.decision")
+	AttrDecidedBy = attribute.Key("concord.decision.by")
+	AttrRecovery  = attribute.Key("concord.recovery.action")
+	AttrReplica   = attribute.Key("concord.replica")
+)
+
+// EventDecided is the event on the span whose Txn decided the transaction.
+const EventDecided = "decided"
+
+// InboxWait returns AttrInboxWait for a message written at written and
+// handled from now.
+func InboxWait(written, now time.Time) attribute.KeyValue {
+	return AttrInboxWait.Float64(float64(now.Sub(written).Microseconds()) / 1000)
+}
