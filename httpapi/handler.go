@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	// letting the coordinator retry for as long as the client waits.
 	// Default 10s.
 	RequestTimeout time.Duration
+	// TracerProvider records a server span per request, continuing an
+	// incoming traceparent header. Nil: the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultMaxBodyBytes leaves room for the largest transaction the protocol
@@ -81,7 +85,7 @@ func New(cfg Config) http.Handler {
 	if cfg.Metrics != nil {
 		a.mux.Handle("GET /metrics", cfg.Metrics)
 	}
-	return a
+	return traced(a, cfg.TracerProvider)
 }
 
 // ServeHTTP routes the request. The mux's own plain-text 404 and 405
