@@ -14,6 +14,7 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // serveConfig is everything `coord serve` was told, validated.
@@ -30,6 +31,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	maxBodyBytes    int64
 	log             logConfig
+	tracerProvider  trace.TracerProvider // from the OTEL_* variables; nil: the global one
 }
 
 func serveFlags() *flagSet {
@@ -46,7 +48,9 @@ With --etcd it uses that cluster; turn on auto-compaction there
 The etcd password is read from the environment variable `+passwordEnv+` only.
 
 SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
---shutdown-timeout), release the replica's lease, stop the embedded etcd.`))
+--shutdown-timeout), release the replica's lease, stop the embedded etcd.
+
+`+tracingHelp))
 	fs.String("listen", "127.0.0.1:7070", "`address` of the HTTP API (host:port; port 0 picks a free one)")
 	fs.String("etcd", "", "comma-separated `endpoints` of an existing etcd cluster (e.g. https://10.0.0.1:2379,https://10.0.0.2:2379);\nempty: start the embedded etcd")
 	fs.String("etcd-cacert", "", "`file` with the PEM CA certificate that signed the etcd servers' certificates (enables TLS)")
@@ -80,6 +84,12 @@ func runServe(ctx context.Context, c console, args []string) error {
 	}
 	log := newLogger(c.stderr, cfg.log)
 	defer log.Sync()
+	tr, stopTracing, err := startTracing(ctx, c, "coord", log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	cfg.tracerProvider = tr.Provider
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return serve(ctx, stop, cfg, log)

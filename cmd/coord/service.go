@@ -109,6 +109,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 			DefaultTimeout: cfg.timeout,
 			WaitGrace:      cfg.leaseTTL + 2*cfg.requestTimeout,
 			RequestTimeout: 2 * cfg.requestTimeout,
+			TracerProvider: cfg.tracerProvider,
 		}),
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,

@@ -13,9 +13,11 @@ import (
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
 	"github.com/concord-tx/concord/internal/flowcontrol"
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -67,7 +69,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitError
 	}
 	defer log.Sync()
-	if err := runBank(ctx, c, seed, log); err != nil {
+	tr, stopTracing, err := startTracing(ctx, c.name, log, tracing.AttrParticipant.String(c.name))
+	if err != nil {
+		fmt.Fprintf(stderr, "demo-participant serve: %v\n", err)
+		return exitError
+	}
+	defer stopTracing()
+	if err := runBank(ctx, c, seed, tr.Provider, log); err != nil {
 		log.Error("bank stopped", zap.Error(err))
 		return exitFailed
 	}
@@ -103,7 +111,7 @@ func (c *serveConfig) validate() (map[string]int64, error) {
 	return seed, nil
 }
 
-func runBank(ctx context.Context, c serveConfig, seed map[string]int64, base *zap.Logger) error {
+func runBank(ctx context.Context, c serveConfig, seed map[string]int64, tp trace.TracerProvider, base *zap.Logger) error {
 	log := base.With(zap.String("participant", c.name)) // the SDK adds the field to its own logs
 	// Listening first: a port in use must not leave a new store seeded
 	// behind, which a corrected rerun would keep.

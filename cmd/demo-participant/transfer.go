@@ -59,8 +59,15 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
+	tlog, _ := newLogger("warn", stderr)
+	tr, stopTracing, err := startTracing(ctx, "demo-participant-transfer", tlog)
+	if err != nil {
+		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
+		return exitError
+	}
+	defer stopTracing()
 	hc := &http.Client{Timeout: c.requestTimeout}
-	coord, err := transfer.NewCoordinator(c.coord, hc)
+	coord, err := transfer.NewCoordinator(c.coord, hc, tr.Provider)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: --coord: %v\n", err)
 		return exitError

@@ -11,7 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Outcome is the coordinator's answer about one transaction.
@@ -26,13 +29,16 @@ func (o Outcome) Committed() bool { return o.State == "committed" }
 
 // Coordinator is a client of the coordinator's HTTP API.
 type Coordinator struct {
-	base string
-	hc   *http.Client
+	base   string
+	hc     *http.Client
+	tracer trace.Tracer
 }
 
 // NewCoordinator returns a client of the coordinator at base, e.g.
-// "http://127.0.0.1:7070".
-func NewCoordinator(base string, hc *http.Client) (*Coordinator, error) {
+// "http://127.0.0.1:7070". Each transfer is a client span of tp (nil: the
+// global provider), whose trace context the request carries (traceparent),
+// so the coordinator and the banks join its trace.
+func NewCoordinator(base string, hc *http.Client, tp trace.TracerProvider) (*Coordinator, error) {
 	base = strings.TrimRight(base, "/")
 	if !strings.HasPrefix(base, "http://") && !strings.HasPrefix(base, "https://") {
 		return nil, fmt.Errorf("%w: coordinator address %q, expected http://host:port", ErrInvalidArgument, base)
@@ -40,7 +46,7 @@ func NewCoordinator(base string, hc *http.Client) (*Coordinator, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	return &Coordinator{base: base, hc: hc}, nil
+	return &Coordinator{base: base, hc: hc, tracer: tracing.Tracer(tp, "cmd/demo-participant/transfer")}, nil
 }
 
 type txRequest struct {
@@ -58,10 +64,15 @@ type txRequest struct {
 // again: the coordinator begins a transaction id only once and answers a
 // repeat with the same transaction's decision. Such repeats go on until
 // ctx ends.
-func (c *Coordinator) Do(ctx context.Context, id string, branches []Branch, timeout time.Duration) (Outcome, error) {
+func (c *Coordinator) Do(ctx context.Context, id string, branches []Branch, timeout time.Duration) (out Outcome, err error) {
 	if id == "" {
 		id = uuid.NewString()
 	}
+	ctx, span := c.tracer.Start(ctx, "transfer", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(tracing.AttrTxID.String(id)))
+	defer func() {
+		span.SetAttributes(tracing.AttrState.String(out.State))
+		tracing.End(span, err)
+	}()
 	req := txRequest{ID: id, Branches: branches}
 	if timeout > 0 {
 		req.Timeout = timeout.String()
@@ -98,6 +109,7 @@ func (c *Coordinator) post(ctx context.Context, body []byte) (Outcome, error) {
 		return Outcome{}, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
+	tracing.Header().Inject(ctx, propagation.HeaderCarrier(hreq.Header))
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		if ctx.Err() != nil {

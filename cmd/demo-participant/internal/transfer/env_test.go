@@ -52,7 +52,7 @@ func newEnv(t *testing.T, seeds map[string]map[string]int64) *env {
 	t.Cleanup(func() { c.Close() })
 	hs := httptest.NewServer(coordtest.Handler(c))
 	t.Cleanup(hs.Close)
-	coord, err := NewCoordinator(hs.URL, hc)
+	coord, err := NewCoordinator(hs.URL, hc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

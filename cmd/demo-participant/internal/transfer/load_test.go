@@ -179,7 +179,7 @@ func TestLoadEndsWithoutCoordinator(t *testing.T) {
 	}))
 	defer silent.Close()
 	defer close(hang)
-	coord, err := NewCoordinator(silent.URL, e.hc)
+	coord, err := NewCoordinator(silent.URL, e.hc, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
