@@ -21,11 +21,16 @@ import (
 //
 // The span is named like otelhttp's, "{method} {route}", with the
 // semantic conventions' HTTP server attributes; 5xx answers set its status
-// to Error. Rejected: otelhttp itself, a dependency for what is one
-// function here.
+// to Error. Probes (GET /healthz, /metrics) get no span: they would be a
+// trace each, all noise. Rejected: otelhttp itself, a dependency for what
+// is one function here.
 func traced(h http.Handler, tp trace.TracerProvider) http.Handler {
 	tracer := tracing.Tracer(tp, "httpapi")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/metrics" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		ctx := tracing.Header().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 		defer span.End()
