@@ -49,6 +49,13 @@ const (
 	// the writer's clock (the record's created or decided time) with the
 	// reader's, so it is as exact as the parties' clocks agree.
 	AttrInboxWait = attribute.Key("concord.inbox.wait_ms")
+	// AttrCatchUp: the message was found by listing the inbox (after a
+	// restart, a new term or a compaction), not by the watch.
+	AttrCatchUp = attribute.Key("concord.inbox.catch_up")
+	// AttrWriteOutcome is what a vote's or acknowledgement's Txn did:
+	// "voted", "voted and decided", "already voted", "already decided",
+	// "acknowledged", "acknowledged and finished", "already acknowledged".
+	AttrWriteOutcome = attribute.Key("concord.write.outcome")
 
 	// On the span whose Txn was the commit point: the decision, who took
 	// it (a participant's name, "replica <id>" or "operator"), and why.

@@ -18,6 +18,7 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -72,6 +73,42 @@ func End(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
+}
+
+// Decided marks span as the one whose Txn decided the transaction: to
+// (committing or aborting), who decided ("participant bank-a", "replica
+// <id>", "operator") and why, as attributes and as an event.
+func Decided(span trace.Span, to protocol.State, cause protocol.Cause, by string) {
+	if !span.IsRecording() {
+		return
+	}
+	attrs := []attribute.KeyValue{AttrDecision.String(to.String()), AttrDecidedBy.String(by)}
+	if cause != protocol.CauseNone {
+		attrs = append(attrs, AttrCause.String(string(cause)))
+	}
+	span.SetAttributes(attrs...)
+	span.AddEvent(EventDecided, trace.WithAttributes(attrs...))
+}
+
+// Outcome sets the attributes of a transaction's outcome on span: its
+// state, and the cause and reason of an abort, which also sets the span's
+// status to Error (the transaction did not do what was asked).
+func Outcome(span trace.Span, state protocol.State, cause protocol.Cause, reason string) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(AttrState.String(state.String()))
+	if state.Committed() {
+		return
+	}
+	span.SetAttributes(AttrCause.String(string(cause)), AttrReason.String(reason))
+	span.SetStatus(codes.Error, "aborted: "+string(cause)+": "+reason)
+}
+
+// Link returns a link to the span stored in tc, if it is well formed.
+func Link(tc protocol.TraceContext) (trace.Link, bool) {
+	sc := trace.SpanContextFromContext(Continue(context.Background(), tc))
+	return trace.Link{SpanContext: sc}, sc.IsValid()
 }
 
 // LogFields returns the trace_id and span_id fields of ctx's span, for a
