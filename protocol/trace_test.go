@@ -77,7 +77,10 @@ func TestTraceContextStored(t *testing.T) {
 	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	tc := TraceContext{Parent: testTraceParent, State: "congo=t61rcWkgMzE"}
 	rec := Record{ID: "t1", State: StatePreparing, Participants: []string{"a", "b"}, Created: now, Deadline: now.Add(time.Second), Digest: "d", Trace: tc}
-	k := MustKeys("/tx")
+	k, err := NewKeys(DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
 	writes, err := k.BeginWrites(rec, []Branch{{Participant: "a"}, {Participant: "b"}})
 	if err != nil {
 		t.Fatal(err)
