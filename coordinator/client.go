@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/internal/batch"
-	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -32,8 +31,8 @@ type Client struct {
 
 // NewClient returns a Client using cli, which it does not close. It reads
 // the current revision once, so that Wait misses no decision from then on.
-func NewClient(ctx context.Context, cli *clientv3.Client, opts ...Option) (*Client, error) {
-	o, err := newOptions(forClient, opts)
+func NewClient(ctx context.Context, cli *clientv3.Client, opts ...ClientOption) (*Client, error) {
+	o, err := newClientOptions(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -72,8 +71,10 @@ type Begun struct {
 	Created  bool  // false: it already existed (a repeated begin)
 }
 
-// Outcome is the decision of a transaction. It is final once returned,
-// though participants may still be applying it.
+// Outcome is the decision of a transaction: what Wait and Do return, and
+// what Transaction.Outcome tells of a transaction read by Get, List or
+// Abort. It is final once returned, though participants may still be
+// applying it.
 type Outcome struct {
 	ID     string
 	State  protocol.State // StateCommitted or StateAborted
@@ -87,6 +88,10 @@ func (o Outcome) Committed() bool { return o.State == protocol.StateCommitted }
 func outcomeOf(r protocol.Record) Outcome {
 	return Outcome{ID: r.ID, State: r.State.Outcome(), Cause: r.Cause, Reason: r.Reason}
 }
+
+// Outcome returns the transaction's decision; its State is StateInvalid
+// while it is undecided.
+func (t Transaction) Outcome() Outcome { return outcomeOf(t.Record) }
 
 // Begin validates req and writes the transaction in one Txn: the record and
 // a prepare message in each participant's inbox. Invalid input is refused
@@ -216,26 +221,27 @@ func (c *Client) Do(ctx context.Context, req Request) (Outcome, error) {
 }
 
 // Abort decides abort for an undecided transaction, as an operator would,
-// and returns the record. A transaction already aborting or aborted is
-// returned as it is; one that committed yields ErrAlreadyCommitted.
-func (c *Client) Abort(ctx context.Context, id string, reason string) (protocol.Record, error) {
+// and returns it (without Branches: Get reads those). A transaction already
+// aborting or aborted is returned as it is; one that committed yields
+// ErrAlreadyCommitted, with the transaction.
+func (c *Client) Abort(ctx context.Context, id string, reason string) (Transaction, error) {
 	if reason == "" {
 		reason = "aborted by operator"
 	}
 	for {
 		rec, rev, err := c.record(ctx, id)
 		if err != nil {
-			return protocol.Record{}, err
+			return Transaction{}, err
 		}
 		switch {
 		case rec.State.Committed():
-			return rec, fmt.Errorf("%w: %s is %v", ErrAlreadyCommitted, id, rec.State)
+			return Transaction{Record: rec, Revision: rev}, fmt.Errorf("%w: %s is %v", ErrAlreadyCommitted, id, rec.State)
 		case rec.State.Decided():
-			return rec, nil
+			return Transaction{Record: rec, Revision: rev}, nil
 		}
 		decided, ok, err := decideAbort(ctx, c.cli, c.opts, rec, rev, nil, protocol.CauseOperator, reason)
 		if err != nil {
-			return protocol.Record{}, err
+			return Transaction{}, err
 		}
 		if ok {
 			c.log.Info("aborted by operator", zap.String("txid", id), zap.String("reason", reason))
@@ -264,34 +270,4 @@ func (c *Client) record(ctx context.Context, id string) (protocol.Record, int64,
 		return protocol.Record{}, 0, fmt.Errorf("coordinator: read %s: %w", id, err)
 	}
 	return rec, resp.Kvs[0].ModRevision, nil
-}
-
-// currentRevision reads etcd's current revision, a point from which a
-// watch misses nothing later reads would not see.
-func currentRevision(ctx context.Context, cli *clientv3.Client, o options) (int64, error) {
-	resp, err := retry(ctx, o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-		return cli.Get(ctx, "\x00", clientv3.WithCountOnly())
-	})
-	if err != nil {
-		return 0, err
-	}
-	return resp.Header.Revision, nil
-}
-
-// retry runs an idempotent etcd request with the client's policy.
-func retry[T any](ctx context.Context, o options, op string, f func(context.Context) (T, error)) (T, error) {
-	return retrypkg.Do(ctx, policy(o, op), f)
-}
-
-func policy(o options, op string) retrypkg.Policy {
-	return retrypkg.Policy{
-		Timeout:    o.requestTimeout,
-		HedgeAfter: retrypkg.HedgeAfter(o.requestTimeout),
-		MinBackoff: 10 * time.Millisecond,
-		MaxBackoff: time.Second,
-		OnError: func(err error) {
-			o.observer.EtcdError(op, err)
-			o.logger.Debug("etcd request failed", zap.String("op", op), zap.Error(err))
-		},
-	}
 }

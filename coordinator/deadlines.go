@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"container/heap"
+	"context"
 	"time"
 )
 
@@ -38,3 +39,25 @@ func (d *deadlineHeap) peek() (time.Time, bool) {
 }
 
 func (d *deadlineHeap) pop() string { return heap.Pop(&d.items).(timerItem).id }
+
+// nextTimer is how long until the earliest deadline.
+func (l *leadership) nextTimer() time.Duration {
+	at, ok := l.timers.peek()
+	if !ok {
+		return time.Hour
+	}
+	return max(at.Sub(l.r.opts.now()), time.Millisecond)
+}
+
+// expire reviews every transaction whose timer has passed.
+func (l *leadership) expire(ctx context.Context) {
+	now := l.r.opts.now()
+	for {
+		at, ok := l.timers.peek()
+		if !ok || at.After(now) {
+			return
+		}
+		id := l.timers.pop()
+		l.review(ctx, id)
+	}
+}

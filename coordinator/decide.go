@@ -14,18 +14,19 @@ import (
 // one Txn that compares the record is unchanged since (so it is still
 // undecided and the same record) plus the caller's extra compares. ok is
 // false when a compare failed: somebody else decided first, or an extra
-// condition no longer holds; the caller re-reads before acting again.
-func decideAbort(ctx context.Context, cli *clientv3.Client, o options, rec protocol.Record, rev int64, extra []clientv3.Cmp, cause protocol.Cause, reason string) (protocol.Record, bool, error) {
+// condition no longer holds; the caller re-reads before acting again. The
+// decided record comes with its ModRevision.
+func decideAbort(ctx context.Context, cli *clientv3.Client, o options, rec protocol.Record, rev int64, extra []clientv3.Cmp, cause protocol.Cause, reason string) (Transaction, bool, error) {
 	decided, writes, err := o.keys.DecisionWrites(rec, rev, protocol.StateAborting, o.now(), cause, reason)
 	if err != nil {
-		return protocol.Record{}, false, err
+		return Transaction{}, false, err
 	}
 	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(o.keys.Record(rec.ID)), "=", rev)}, extra...)
 	resp, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return cli.Txn(ctx).If(cmps...).Then(batch.Puts(writes)...).Commit()
 	})
 	if err != nil {
-		return protocol.Record{}, false, fmt.Errorf("coordinator: abort %s: %w", rec.ID, err)
+		return Transaction{}, false, fmt.Errorf("coordinator: abort %s: %w", rec.ID, err)
 	}
-	return decided, resp.Succeeded, nil
+	return Transaction{Record: decided, Revision: resp.Header.Revision}, resp.Succeeded, nil
 }

@@ -31,8 +31,8 @@ func TestLeadershipPastSilentMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cli.Close() })
-	opts := []Option{WithLeaseTTL(2 * time.Second), WithRequestTimeout(300 * time.Millisecond), WithLogger(zaptest.NewLogger(t))}
-	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	opts := []ReplicaOption{WithLeaseTTL(2 * time.Second), WithRequestTimeout(300 * time.Millisecond), WithLogger(zaptest.NewLogger(t))}
+	keys := protocol.DefaultKeys()
 
 	start := func() *Replica {
 		r, err := NewReplica(cli, opts...)
@@ -63,7 +63,7 @@ func TestLeadershipPastSilentMember(t *testing.T) {
 		return leading.IsLeader(), "not leading"
 	})
 
-	c, err := NewClient(t.Context(), cli, opts...)
+	c, err := NewClient(t.Context(), cli, WithRequestTimeout(300*time.Millisecond), WithLogger(zaptest.NewLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}

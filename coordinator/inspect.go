@@ -8,12 +8,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Transaction is a record with the state of each branch, as read at one
-// revision.
+// Transaction is a record as read at one revision: what Get (with the
+// state of each branch), List and Abort (without it) return.
 type Transaction struct {
 	protocol.Record
-	Revision int64 // the record's ModRevision
-	Branches []BranchStatus
+	Revision int64          // the record's ModRevision
+	Branches []BranchStatus // Get only; nil from List and Abort
 }
 
 // BranchStatus is what one participant has done in a transaction.
@@ -88,9 +88,9 @@ type ListOptions struct {
 	After string         // continuation: the Next of the previous page
 }
 
-// Page is one page of records, in id order.
+// Page is one page of transactions, in id order, without their Branches.
 type Page struct {
-	Transactions []protocol.Record
+	Transactions []Transaction
 	Next         string // empty on the last page
 }
 
@@ -143,7 +143,7 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 			if opt.State != protocol.StateInvalid && rec.State != opt.State {
 				continue
 			}
-			page.Transactions = append(page.Transactions, rec)
+			page.Transactions = append(page.Transactions, Transaction{Record: rec, Revision: kv.ModRevision})
 			if len(page.Transactions) == opt.Limit {
 				page.Next = rec.ID
 				return page, nil

@@ -20,9 +20,8 @@ type Observer interface {
 	// Active: the leading replica's count of transactions not yet terminal.
 	Active(n int)
 	// Recovery: the leading replica acted on n transactions (action is
-	// "abort_deadline", "abort_participant_lost", "finish_abandoned" or
-	// "gc").
-	Recovery(action string, n int)
+	// one of Actions()).
+	Recovery(action Action, n int)
 	// EtcdError: an etcd request failed (op names the request).
 	EtcdError(op string, err error)
 }
@@ -33,5 +32,5 @@ type NopObserver struct{}
 func (NopObserver) Begun(string)                                                  {}
 func (NopObserver) Decided(string, protocol.State, protocol.Cause, time.Duration) {}
 func (NopObserver) Active(int)                                                    {}
-func (NopObserver) Recovery(string, int)                                          {}
+func (NopObserver) Recovery(Action, int)                                          {}
 func (NopObserver) EtcdError(string, error)                                       {}

@@ -16,12 +16,36 @@ const (
 	DefaultRequestTimeout = 2 * time.Second
 )
 
-// Option configures a Client or a Replica.
-type Option interface{ apply(*options) }
+// ClientOption configures a Client.
+type ClientOption interface{ applyClient(*options) }
 
-type optionFunc func(*options)
+// ReplicaOption configures a Replica.
+type ReplicaOption interface{ applyReplica(*options) }
 
-func (f optionFunc) apply(o *options) { f(o) }
+// Option configures a Client and a Replica alike: it is both a
+// ClientOption and a ReplicaOption. An option that only one of them reads
+// is only that one's type, so that passing it to the other does not
+// compile (rather than being silently ignored).
+type Option interface {
+	ClientOption
+	ReplicaOption
+}
+
+// sharedOption applies to both.
+type sharedOption func(*options)
+
+func (f sharedOption) applyClient(o *options)  { f(o) }
+func (f sharedOption) applyReplica(o *options) { f(o) }
+
+// clientOption applies to a Client only.
+type clientOption func(*options)
+
+func (f clientOption) applyClient(o *options) { f(o) }
+
+// replicaOption applies to a Replica only.
+type replicaOption func(*options)
+
+func (f replicaOption) applyReplica(o *options) { f(o) }
 
 type options struct {
 	keys           protocol.Keys
@@ -36,18 +60,9 @@ type options struct {
 	now            func() time.Time
 }
 
-// part says which constructor reads the options: each checks only the
-// options it uses, so that one option list can serve both.
-type part int
-
-const (
-	forClient part = iota
-	forReplica
-)
-
-func newOptions(p part, opts []Option) (options, error) {
-	o := options{
-		keys:           protocol.MustKeys(protocol.DefaultPrefix),
+func defaultOptions() options {
+	return options{
+		keys:           protocol.DefaultKeys(),
 		logger:         zap.NewNop(),
 		limits:         protocol.DefaultLimits(),
 		leaseTTL:       DefaultLeaseTTL,
@@ -56,36 +71,56 @@ func newOptions(p part, opts []Option) (options, error) {
 		observer:       NopObserver{},
 		now:            time.Now,
 	}
-	for _, opt := range opts {
-		opt.apply(&o)
-	}
-	invalid := func(format string, args ...any) (options, error) {
-		return o, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
-	}
+}
+
+func invalidConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
+}
+
+// validateShared checks the options both read.
+func (o *options) validateShared() error {
 	if o.prefixErr != nil {
-		return invalid("%w", o.prefixErr)
+		return invalidConfig("%w", o.prefixErr)
 	}
 	if o.requestTimeout <= 0 {
-		return invalid("request timeout %v, expected a positive duration (WithRequestTimeout)", o.requestTimeout)
+		return invalidConfig("request timeout %v, expected a positive duration (WithRequestTimeout)", o.requestTimeout)
 	}
-	switch p {
-	case forClient:
-		if err := o.limits.Validate(); err != nil {
-			return invalid("%w (WithLimits)", err)
-		}
-		if o.timeout == 0 {
-			// The default, kept within the limits.
-			o.timeout = min(max(DefaultTimeout, o.limits.MinTimeout), o.limits.MaxTimeout)
-		} else if err := o.limits.ValidateTimeout(o.timeout); err != nil {
-			return invalid("default timeout: %w (WithDefaultTimeout)", err)
-		}
-	case forReplica:
-		if o.leaseTTL < time.Second {
-			return invalid("lease TTL %v, expected at least 1s (WithLeaseTTL)", o.leaseTTL)
-		}
-		if o.retention <= 0 {
-			return invalid("retention %v, expected a positive duration (WithRetention)", o.retention)
-		}
+	return nil
+}
+
+func newClientOptions(opts []ClientOption) (options, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.applyClient(&o)
+	}
+	if err := o.validateShared(); err != nil {
+		return o, err
+	}
+	if err := o.limits.Validate(); err != nil {
+		return o, invalidConfig("%w (WithLimits)", err)
+	}
+	if o.timeout == 0 {
+		// The default, kept within the limits.
+		o.timeout = min(max(DefaultTimeout, o.limits.MinTimeout), o.limits.MaxTimeout)
+	} else if err := o.limits.ValidateTimeout(o.timeout); err != nil {
+		return o, invalidConfig("default timeout: %w (WithDefaultTimeout)", err)
+	}
+	return o, nil
+}
+
+func newReplicaOptions(opts []ReplicaOption) (options, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.applyReplica(&o)
+	}
+	if err := o.validateShared(); err != nil {
+		return o, err
+	}
+	if o.leaseTTL < time.Second {
+		return o, invalidConfig("lease TTL %v, expected at least 1s (WithLeaseTTL)", o.leaseTTL)
+	}
+	if o.retention <= 0 {
+		return o, invalidConfig("retention %v, expected a positive duration (WithRetention)", o.retention)
 	}
 	return o, nil
 }
@@ -93,7 +128,7 @@ func newOptions(p part, opts []Option) (options, error) {
 // WithPrefix sets the etcd key prefix (default "/tx"). Every client,
 // replica and participant of one deployment must use the same prefix.
 func WithPrefix(prefix string) Option {
-	return optionFunc(func(o *options) {
+	return sharedOption(func(o *options) {
 		k, err := protocol.NewKeys(prefix)
 		if err != nil {
 			o.prefixErr = err
@@ -105,7 +140,7 @@ func WithPrefix(prefix string) Option {
 
 // WithLogger sets the logger (default: no logging).
 func WithLogger(l *zap.Logger) Option {
-	return optionFunc(func(o *options) {
+	return sharedOption(func(o *options) {
 		if l != nil {
 			o.logger = l
 		}
@@ -113,28 +148,28 @@ func WithLogger(l *zap.Logger) Option {
 }
 
 // WithLimits sets the input limits (default protocol.DefaultLimits()).
-func WithLimits(l protocol.Limits) Option {
-	return optionFunc(func(o *options) { o.limits = l })
+func WithLimits(l protocol.Limits) ClientOption {
+	return clientOption(func(o *options) { o.limits = l })
 }
 
 // WithDefaultTimeout sets the prepare timeout of transactions begun without
 // one (default, and with 0: 30s, or the nearest the limits allow): a
 // transaction not decided by then is aborted.
-func WithDefaultTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.timeout = d })
+func WithDefaultTimeout(d time.Duration) ClientOption {
+	return clientOption(func(o *options) { o.timeout = d })
 }
 
 // WithLeaseTTL sets a replica's lease TTL (default 10s): how long a dead
 // replica's work waits before another replica takes it over.
-func WithLeaseTTL(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.leaseTTL = d })
+func WithLeaseTTL(d time.Duration) ReplicaOption {
+	return replicaOption(func(o *options) { o.leaseTTL = d })
 }
 
 // WithRetention sets how long terminal records are kept before a replica
 // deletes them (default 1h), counted on the leading replica's clock from
 // when it saw them finish. Transaction ids are unique within this window.
-func WithRetention(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.retention = d })
+func WithRetention(d time.Duration) ReplicaOption {
+	return replicaOption(func(o *options) { o.retention = d })
 }
 
 // WithRequestTimeout bounds each attempt of an etcd request (default 2s).
@@ -146,12 +181,12 @@ func WithRetention(d time.Duration) Option {
 // or frozen, costs that quarter: such a member takes requests and never
 // answers them.
 func WithRequestTimeout(d time.Duration) Option {
-	return optionFunc(func(o *options) { o.requestTimeout = d })
+	return sharedOption(func(o *options) { o.requestTimeout = d })
 }
 
 // WithObserver receives events for metrics (default: none).
 func WithObserver(obs Observer) Option {
-	return optionFunc(func(o *options) {
+	return sharedOption(func(o *options) {
 		if obs != nil {
 			o.observer = obs
 		}
@@ -160,5 +195,5 @@ func WithObserver(obs Observer) Option {
 
 // withClock replaces time.Now, for tests.
 func withClock(now func() time.Time) Option {
-	return optionFunc(func(o *options) { o.now = now })
+	return sharedOption(func(o *options) { o.now = now })
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // Options out of range are refused, before anything starts, with an error
-// naming the option, by the constructor that uses them; the other takes
-// them, so that one list of options can serve both.
+// naming the option, by the constructor that uses them; an option only one
+// of them uses is not of the other's type, so it cannot be passed to it.
 func TestInvalidOptions(t *testing.T) {
 	tooWide := protocol.DefaultLimits()
 	tooWide.MaxBranches = protocol.DefaultMaxBranches + 1
@@ -20,7 +20,7 @@ func TestInvalidOptions(t *testing.T) {
 	noTimeouts.MinTimeout = 0
 	const client, replica, both = 1, 2, 3
 	for _, tt := range []struct {
-		opt  Option
+		opt  any
 		by   int
 		want string
 	}{
@@ -32,12 +32,21 @@ func TestInvalidOptions(t *testing.T) {
 		{WithLeaseTTL(500 * time.Millisecond), replica, "lease TTL 500ms, expected at least 1s (WithLeaseTTL)"},
 		{WithRetention(-time.Hour), replica, "retention -1h0m0s, expected a positive duration (WithRetention)"},
 	} {
-		_, cerr := newOptions(forClient, []Option{tt.opt})
-		_, rerr := newOptions(forReplica, []Option{tt.opt})
-		for part, err := range map[int]error{client: cerr, replica: rerr} {
-			refused := errors.Is(err, ErrInvalidConfig) && strings.Contains(err.Error(), tt.want)
-			if tt.by&part != 0 && !refused || tt.by&part == 0 && err != nil {
-				t.Errorf("part %d: got %v, want refused %v saying %q", part, err, tt.by&part != 0, tt.want)
+		errs := map[int]error{}
+		co, isClient := tt.opt.(ClientOption)
+		if isClient {
+			_, errs[client] = newClientOptions([]ClientOption{co})
+		}
+		ro, isReplica := tt.opt.(ReplicaOption)
+		if isReplica {
+			_, errs[replica] = newReplicaOptions([]ReplicaOption{ro})
+		}
+		if isClient != (tt.by&client != 0) || isReplica != (tt.by&replica != 0) {
+			t.Errorf("option for %q: client option %v, replica option %v; want %v, %v", tt.want, isClient, isReplica, tt.by&client != 0, tt.by&replica != 0)
+		}
+		for part, err := range errs {
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("part %d: got %v, want refused saying %q", part, err, tt.want)
 			}
 		}
 	}
@@ -52,7 +61,7 @@ func TestInvalidOptions(t *testing.T) {
 	// within them.
 	short := protocol.DefaultLimits()
 	short.MaxTimeout = 10 * time.Second
-	if o, err := newOptions(forClient, []Option{WithLimits(short)}); err != nil || o.timeout != 10*time.Second {
+	if o, err := newClientOptions([]ClientOption{WithLimits(short)}); err != nil || o.timeout != 10*time.Second {
 		t.Errorf("limits up to 10s: default timeout %v, %v; want 10s", o.timeout, err)
 	}
 }

@@ -24,7 +24,7 @@ func TestReviewDuringActionIsNotLost(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	keys := protocol.DefaultKeys()
 
 	c, err := NewClient(ctx, cli, withClock(clock))
 	if err != nil {
@@ -50,7 +50,7 @@ func TestReviewDuringActionIsNotLost(t *testing.T) {
 
 	// The leader's view, driven by hand; its worker pool is a queue the
 	// test empties.
-	o, err := newOptions(forReplica, []Option{withClock(clock), WithLogger(zaptest.NewLogger(t))})
+	o, err := newReplicaOptions([]ReplicaOption{withClock(clock), WithLogger(zaptest.NewLogger(t))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func currentState(t *testing.T, cli *clientv3.Client, keys protocol.Keys, id str
 // the view's scan keeps its Finished, unless that is in the future.
 func TestRetentionOnLeaderClock(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	o, err := newOptions(forReplica, []Option{withClock(func() time.Time { return now })})
+	o, err := newReplicaOptions([]ReplicaOption{withClock(func() time.Time { return now })})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -98,12 +98,6 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	}
 	var replica *coordinator.Replica
 	f.metrics = metrics.New(func() bool { return replica != nil && replica.IsLeader() })
-	copts := []coordinator.Option{
-		coordinator.WithPrefix(f.prefix),
-		coordinator.WithLogger(f.log),
-		coordinator.WithLeaseTTL(time.Second),
-		coordinator.WithObserver(f.metrics),
-	}
 	settings := fixtureSettings{
 		cfg: httpapi.Config{
 			Metrics:   f.metrics.Handler(),
@@ -123,14 +117,15 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	defer cancel()
 	if withReplica {
 		var err error
-		replica, err = coordinator.NewReplica(f.cli, copts...)
+		replica, err = coordinator.NewReplica(f.cli, coordinator.WithPrefix(f.prefix), coordinator.WithLogger(f.log),
+			coordinator.WithLeaseTTL(time.Second), coordinator.WithObserver(f.metrics))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { replica.Close() })
 		cfg.Leader = replica.IsLeader
 	}
-	client, err := coordinator.NewClient(ctx, f.cli, copts...)
+	client, err := coordinator.NewClient(ctx, f.cli, coordinator.WithPrefix(f.prefix), coordinator.WithLogger(f.log), coordinator.WithObserver(f.metrics))
 	if err != nil {
 		t.Fatal(err)
 	}

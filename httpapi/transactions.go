@@ -233,7 +233,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := List{Transactions: make([]Transaction, len(page.Transactions)), Next: page.Next}
 	for i, rec := range page.Transactions {
-		out.Transactions[i] = transactionOf(rec)
+		out.Transactions[i] = transactionOf(rec.Record)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -293,8 +293,8 @@ func query(r *http.Request, allowed ...string) (url.Values, *apiError) {
 }
 
 func stateNames() string {
-	names := make([]string, len(protocol.States))
-	for i, s := range protocol.States {
+	names := make([]string, len(protocol.States()))
+	for i, s := range protocol.States() {
 		names[i] = s.String()
 	}
 	return strings.Join(names, ", ")

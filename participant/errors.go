@@ -11,4 +11,9 @@ var (
 	// ErrFenced: this instance is no longer the registered one (its lease
 	// expired and another instance took over); it stops acting.
 	ErrFenced = errors.New("participant: registration lost")
+	// ErrRetry: a handler's error that wraps it is not an answer: Prepare
+	// is called again after a backoff, until the transaction's deadline,
+	// instead of voting no (see Handler). For a failure that decided
+	// nothing, such as a database that is down.
+	ErrRetry = errors.New("participant: retry later")
 )

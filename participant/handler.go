@@ -35,6 +35,9 @@ type Tx struct {
 //     do not apply. Returning an error votes no, with the error text as the
 //     reason, and aborts the transaction. Returning nil votes yes: from then
 //     on the participant must be able to commit, even after a restart.
+//     An error that wraps ErrRetry is no answer: nothing is voted, and
+//     Prepare is called again after a backoff until the deadline, when the
+//     coordinator aborts (a database that is down must not vote no).
 //   - Abort may come without any Prepare before it (the transaction aborted
 //     before this participant saw it), and for a transaction whose Prepare
 //     failed. It must then record the abort, so that a late Prepare for the

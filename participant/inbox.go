@@ -2,6 +2,7 @@ package participant
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -286,11 +287,24 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 		}
 	}
 	herr := in.callPrepare(ctx, m)
+	for backoff := in.p.opts.minBackoff; errors.Is(herr, ErrRetry) && ctx.Err() == nil && !in.stale(m) &&
+		time.Now().Add(backoff).Before(rec.Deadline); backoff = min(2*backoff, in.p.opts.maxBackoff) {
+		log.Warn("prepare asked to be retried", zap.Error(herr), zap.Duration("backoff", backoff))
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		herr = in.callPrepare(ctx, m)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
 	if in.stale(m) {
 		log.Debug("decided while preparing: not voting")
+		return nil
+	}
+	if errors.Is(herr, ErrRetry) {
+		log.Warn("prepare still asks to be retried at the deadline: not voting", zap.Error(herr))
 		return nil
 	}
 	if herr != nil && !time.Now().Before(m.Record.Deadline) {

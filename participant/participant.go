@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/internal/retry"
-	"github.com/concord-tx/concord/internal/session"
+	"github.com/concord-tx/concord/internal/term"
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"github.com/google/uuid"
@@ -47,7 +47,7 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		return nil, fmt.Errorf("%w: handler is nil", ErrInvalidConfig)
 	}
 	o := options{
-		keys:           protocol.MustKeys(protocol.DefaultPrefix),
+		keys:           protocol.DefaultKeys(),
 		logger:         zap.NewNop(),
 		leaseTTL:       DefaultLeaseTTL,
 		workers:        DefaultWorkers,
@@ -141,64 +141,25 @@ func (p *Participant) setActive(active bool) {
 
 func (p *Participant) run(ctx context.Context) {
 	defer close(p.done)
-	backoff := p.opts.minBackoff
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := p.term(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > p.opts.leaseTTL {
-			// The term ran: this loss is not one of a series of failures.
-			backoff = p.opts.minBackoff
-		}
-		p.log.Warn("participant lost its session, registering again", zap.Error(err), zap.Duration("backoff", backoff))
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, p.opts.maxBackoff)
-	}
+	term.Run(ctx, p.cli, term.Config{
+		TTL:            p.opts.leaseTTL,
+		RequestTimeout: p.opts.requestTimeout,
+		MinBackoff:     p.opts.minBackoff,
+		MaxBackoff:     p.opts.maxBackoff,
+		Logger:         p.log,
+		Lost:           "participant lost its session, registering again",
+	}, p.serve)
 }
 
-// term is one lease of this instance: register (waiting as a standby if
-// need be), then serve the inbox until the lease is lost or ctx ends.
-func (p *Participant) term(ctx context.Context) error {
-	sess, err := session.New(ctx, p.cli, session.Config{TTL: p.opts.leaseTTL, RequestTimeout: p.opts.requestTimeout, Logger: p.log})
-	if err != nil {
-		return fmt.Errorf("session: %w", err)
-	}
-	defer func() {
-		// Closing, or the session was lost while etcd may still hold the
-		// lease: revoke it, so that a standby, or this instance's next
-		// term, need not wait for it to expire. Best effort: if etcd cannot
-		// be reached, the lease expires by itself.
-		if err := session.Revoke(p.cli, sess.Lease(), p.opts.requestTimeout); err != nil {
-			p.log.Debug("revoke lease", zap.Error(err))
-		}
-		sess.Orphan()
-	}()
-	tctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-sess.Done():
-			cancel()
-		case <-tctx.Done():
-		}
-	}()
-	if err := p.register(tctx, sess.Lease()); err != nil {
+// serve is one lease of this instance: register (waiting as a standby if
+// need be), then serve the inbox until ctx ends (the lease is lost, or the
+// participant closes).
+func (p *Participant) serve(ctx context.Context, lease clientv3.LeaseID) error {
+	if err := p.register(ctx, lease); err != nil {
 		return err
 	}
 	defer p.setActive(false)
-	err = newInbox(p, sess.Lease()).serve(tctx)
-	select {
-	case <-sess.Done():
-		return fmt.Errorf("lease %x expired: %w", sess.Lease(), ErrFenced)
-	default:
-		return err
-	}
+	return newInbox(p, lease).serve(ctx)
 }
 
 // policy is how the participant bounds and repeats its etcd requests.

@@ -1,8 +1,14 @@
 // Package protocol is the contract between Concord's coordinator and its
 // participants: the etcd key layout, the transaction states and the
 // transitions allowed between them, the encoding of every value written, and
-// the input limits. It makes no etcd calls and starts no goroutines; a
-// participant in another language can be written from this page alone.
+// the input limits. It makes no etcd calls and starts no goroutines.
+//
+// This page is a summary. The whole contract, precise enough to write a
+// participant or an initiator in another language from it alone (every Txn
+// with its compares and else-branches, the JSON of every value with
+// examples, encodings, limits, versioning, and the resilience rules marked
+// required or advised), is PROTOCOL.md at the root of the repository;
+// `coord conformance` checks an implementation against it.
 //
 // # Keys
 //

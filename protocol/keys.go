@@ -32,14 +32,8 @@ func NewKeys(prefix string) (Keys, error) {
 	return Keys{p: prefix + "/"}, nil
 }
 
-// MustKeys is NewKeys for prefixes known to be valid (constants, tests).
-func MustKeys(prefix string) Keys {
-	k, err := NewKeys(prefix)
-	if err != nil {
-		panic(err)
-	}
-	return k
-}
+// DefaultKeys returns the key layout under DefaultPrefix.
+func DefaultKeys() Keys { return Keys{p: DefaultPrefix + "/"} }
 
 // Prefix returns the configured prefix, without its trailing "/".
 func (k Keys) Prefix() string { return strings.TrimSuffix(k.p, "/") }

@@ -14,7 +14,7 @@ func TestTransitions(t *testing.T) {
 		{StateCommitting, StateCommitted}: true,
 		{StateAborting, StateAborted}:     true,
 	}
-	all := append([]State{StateInvalid}, States...)
+	all := append([]State{StateInvalid}, States()...)
 	for _, from := range all {
 		for _, to := range all {
 			if got := CanTransition(from, to); got != allowed[[2]State{from, to}] {
@@ -46,7 +46,7 @@ func TestStateNames(t *testing.T) {
 			t.Errorf("ParseState(%q) error %v is not ErrInvalidState", tt.name, err)
 		}
 	}
-	for _, s := range States {
+	for _, s := range States() {
 		if p, err := ParseState(s.String()); err != nil || p != s {
 			t.Errorf("round trip of %v: %v, %v", s, p, err)
 		}
@@ -63,7 +63,7 @@ func TestStateNames(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
-	k := MustKeys("/tx")
+	k := DefaultKeys()
 	tests := []struct {
 		key  string
 		want Key
@@ -106,7 +106,7 @@ func TestKeys(t *testing.T) {
 			t.Errorf("NewKeys(%q) = %v, want ErrInvalidPrefix", bad, err)
 		}
 	}
-	if k2 := MustKeys("/apps/concord"); k2.Record("x") != "/apps/concord/x" || k2.Prefix() != "/apps/concord" {
+	if k2, err := NewKeys("/apps/concord"); err != nil || k2.Record("x") != "/apps/concord/x" || k2.Prefix() != "/apps/concord" {
 		t.Errorf("custom prefix: %q", k2.Record("x"))
 	}
 }
@@ -184,7 +184,7 @@ func TestEncoding(t *testing.T) {
 		t.Errorf("zero-state record encoded: %v", err)
 	}
 
-	k := MustKeys("/tx")
+	k := DefaultKeys()
 	writes, err := k.BeginWrites(rec, []Branch{{Participant: "a", Payload: []byte("pa")}, {Participant: "b"}})
 	if err != nil || len(writes) != 3 || writes[0].Key != "/tx/t1" || writes[1].Key != "/tx/~inbox/a/t1" {
 		t.Fatalf("begin writes: %+v, %v", writes, err)
@@ -242,7 +242,7 @@ func TestDigest(t *testing.T) {
 }
 
 func BenchmarkDecisionWrites(b *testing.B) {
-	k := MustKeys("/tx")
+	k := DefaultKeys()
 	now := time.Now()
 	rec := Record{ID: "3fe630dd-d5fb-40cc-b2b2-1dcfc44b7c3e", State: StatePreparing, Participants: []string{"bank-a", "bank-b"}, Created: now, Deadline: now.Add(time.Second), Digest: "cb6c33d8bd83f3f314a35e2be3b15159"}
 	b.ReportAllocs()
@@ -254,7 +254,7 @@ func BenchmarkDecisionWrites(b *testing.B) {
 }
 
 func BenchmarkDecodeMessage(b *testing.B) {
-	k := MustKeys("/tx")
+	k := DefaultKeys()
 	now := time.Now()
 	rec := Record{ID: "3fe630dd-d5fb-40cc-b2b2-1dcfc44b7c3e", State: StatePreparing, Participants: []string{"bank-a", "bank-b"}, Created: now, Deadline: now.Add(time.Second), Digest: "cb6c33d8bd83f3f314a35e2be3b15159"}
 	w, err := k.BeginWrites(rec, []Branch{{Participant: "bank-a", Payload: []byte(`{"account":"alice","amount":-10}`)}, {Participant: "bank-b"}})

@@ -32,8 +32,11 @@ var stateNames = [...]string{
 	StateAborted:    "aborted",
 }
 
-// States lists every valid state in lifecycle order.
-var States = []State{StatePreparing, StateCommitting, StateAborting, StateCommitted, StateAborted}
+// States returns every valid state in lifecycle order. The slice is the
+// caller's.
+func States() []State {
+	return []State{StatePreparing, StateCommitting, StateAborting, StateCommitted, StateAborted}
+}
 
 // String returns the lower-case name used in records and in the HTTP API.
 func (s State) String() string {
@@ -71,7 +74,7 @@ func (s State) Outcome() State {
 // ParseState parses a state name, case-insensitively.
 func ParseState(name string) (State, error) {
 	n := strings.ToLower(strings.TrimSpace(name))
-	for _, s := range States {
+	for _, s := range States() {
 		if stateNames[s] == n {
 			return s, nil
 		}
@@ -127,5 +130,8 @@ const (
 	CauseOperator        Cause = "operator"         // aborted on request
 )
 
-// Causes lists every abort cause, for metrics labels.
-var Causes = []Cause{CauseVoteNo, CauseDeadline, CauseParticipantLost, CauseOperator}
+// Causes returns every abort cause, for metrics labels. The slice is the
+// caller's.
+func Causes() []Cause {
+	return []Cause{CauseVoteNo, CauseDeadline, CauseParticipantLost, CauseOperator}
+}

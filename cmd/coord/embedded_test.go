@@ -126,7 +126,7 @@ func TestEmbedded(t *testing.T) {
 	waitTerminal(t, coord.api, "t-abort")
 
 	// It is all in etcd: records under /tx, no inbox key left.
-	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	keys := protocol.DefaultKeys()
 	resp, err := cli.Get(ctx, keys.Record("t-commit"))
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("etcd get %s: %v %v", keys.Record("t-commit"), resp, err)

@@ -30,6 +30,9 @@ var commands = map[string]command{
 	"serve":   {"run a coordinator replica and its HTTP API", runServe},
 	"tx":      {"list, show and abort transactions of a running coordinator", runTx},
 	"version": {"print the version of coord", runVersion},
+
+	"conformance": {"check a participant in any language against the protocol (PROTOCOL.md)", runConformance},
+	"gateway":     {"let an HTTP service in any language take part as a participant", runGateway},
 }
 
 func main() {
@@ -94,7 +97,7 @@ func commandNames() []string { return slices.Sorted(maps.Keys(commands)) }
 func printUsage(w io.Writer) {
 	fmt.Fprintf(w, "coord is the Concord two-phase-commit coordinator.\n\nUsage: coord <command> [flags] [arguments]\n\nCommands:\n")
 	for _, n := range commandNames() {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun 'coord <command> --help' for the flags of a command. Every flag --some-flag\ncan also be set with the environment variable %sSOME_FLAG (%sSOME_FLAG for bench).\n", envPrefix, benchEnvPrefix)
 }

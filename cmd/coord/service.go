@@ -71,23 +71,25 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 
 	var replica *coordinator.Replica
 	m := metrics.New(func() bool { return replica.IsLeader() })
-	opts := []coordinator.Option{
+	shared := []coordinator.Option{
 		coordinator.WithPrefix(cfg.prefix),
 		coordinator.WithLogger(log),
-		coordinator.WithDefaultTimeout(cfg.timeout),
-		coordinator.WithLeaseTTL(cfg.leaseTTL),
-		coordinator.WithRetention(cfg.retention),
 		coordinator.WithRequestTimeout(cfg.requestTimeout),
 		coordinator.WithObserver(m),
 	}
-	if replica, err = coordinator.NewReplica(cli, opts...); err != nil {
+	ropts := []coordinator.ReplicaOption{coordinator.WithLeaseTTL(cfg.leaseTTL), coordinator.WithRetention(cfg.retention)}
+	copts := []coordinator.ClientOption{coordinator.WithDefaultTimeout(cfg.timeout)}
+	for _, o := range shared {
+		ropts, copts = append(ropts, o), append(copts, o)
+	}
+	if replica, err = coordinator.NewReplica(cli, ropts...); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
 	defer func() {
 		replica.Close()
 		log.Info("replica stopped; its lease is revoked")
 	}()
-	client, err := coordinator.NewClient(ctx, cli, opts...)
+	client, err := coordinator.NewClient(ctx, cli, copts...)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

@@ -90,6 +90,10 @@ func TestServeRefusesBadArguments(t *testing.T) {
 		{"bad log level", []string{"--name", "bank-a", "--log-level", "loud"}, nil, `--log-level: "loud", expected debug, info, warn or error`},
 		{"fatal log level", []string{"--name", "bank-a", "--log-level", "fatal"}, nil, `--log-level: "fatal", expected debug, info, warn or error`},
 		{"bad listen", []string{"--name", "bank-a", "--listen", "nonsense"}, nil, `--listen: "nonsense" is not host:port`},
+		{"unknown store", []string{"--name", "bank-a", "--store", "mysql://db/bank"}, nil, `--store "mysql://db/bank": unknown kind of store (expected postgres://`},
+		{"store without database", []string{"--name", "bank-a", "--store", "postgres://u:secret@db:5432"}, nil, "--store postgres://u:xxxxx@db:5432: a host and a database are needed"},
+		{"sqlite without path", []string{"--name", "bank-a", "--store", "sqlite:"}, nil, `--store "sqlite:": a file path`},
+		{"db and store", []string{"--name", "bank-a", "--db", "a.db", "--store", "sqlite:a.sqlite"}, nil, "--db \"a.db\" and --store \"sqlite:a.sqlite\" both given"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

@@ -32,6 +32,7 @@ type cluster struct {
 // bankProcess is one bank: its flags stay the same across restarts.
 type bankProcess struct {
 	name, db, listen, url string
+	store                 string // --store, if not the bbolt file db
 	proc                  *process
 }
 
@@ -92,14 +93,19 @@ func (c *cluster) startBank(name, accounts string, extra ...string) *bankProcess
 		b = &bankProcess{name: name, db: filepath.Join(c.dir, name+".db"), listen: listen, url: "http://" + listen}
 		c.banks[name] = b
 	}
-	args := append([]string{"serve",
+	where := []string{"--db", b.db}
+	if b.store != "" {
+		where = []string{"--store", b.store}
+	}
+	args := append(append([]string{"serve",
 		"--name", name,
 		"--etcd", c.etcd,
-		"--db", b.db,
+	}, where...),
 		"--listen", b.listen,
 		"--accounts", accounts,
 		"--lease-ttl", leaseTTL,
-	}, extra...)
+	)
+	args = append(args, extra...)
 	b.proc = startProcessEnv(c.t, name, c.demo, c.procEnv(name), args...)
 	c.waitHealthy(b.url+"/healthz", 30*time.Second)
 	return b
@@ -110,6 +116,17 @@ func (c *cluster) procEnv(name string) []string {
 		return nil
 	}
 	return c.env(name)
+}
+
+// startBankOn starts bank name on store (a --store value) the first
+// time; later calls, and startBank, restart it on the same store.
+func (c *cluster) startBankOn(name, store, accounts string, extra ...string) *bankProcess {
+	c.t.Helper()
+	if c.banks[name] == nil {
+		listen := freeAddr(c.t)
+		c.banks[name] = &bankProcess{name: name, store: store, listen: listen, url: "http://" + listen}
+	}
+	return c.startBank(name, accounts, extra...)
 }
 
 // banksFlag is the --banks value naming every bank's address.

@@ -23,15 +23,18 @@ import (
 )
 
 type serveConfig struct {
-	name       string
-	etcd       string
-	db         string
-	listen     string
-	accounts   string
-	leaseTTL   time.Duration
-	prefix     string
-	logLevel   string
-	commitGate string
+	name        string
+	etcd        string
+	db          string
+	store       string
+	spec        storeSpec
+	listen      string
+	accounts    string
+	leaseTTL    time.Duration
+	prefix      string
+	logLevel    string
+	commitGate  string
+	prepareGate string
 }
 
 // runServe runs a bank until ctx ends (SIGINT or SIGTERM), then shuts down:
@@ -43,13 +46,15 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.name, "name", "", "participant name of this bank, e.g. bank-a (required)")
 	fs.StringVar(&c.etcd, "etcd", "127.0.0.1:2379", "etcd endpoints, comma-separated")
-	fs.StringVar(&c.db, "db", "", "bbolt file holding the accounts (default <name>.db)")
+	fs.StringVar(&c.db, "db", "", "bbolt file holding the accounts (default <name>.db); see --store for the others")
+	fs.StringVar(&c.store, "store", "", "where the accounts are: postgres://user@host:5432/database, sqlite:PATH or bbolt:PATH (default: the bbolt file of --db)")
 	fs.StringVar(&c.listen, "listen", "127.0.0.1:8081", "HTTP address for GET /accounts, /applied and /healthz")
 	fs.StringVar(&c.accounts, "accounts", "", "opening balances of a new store, e.g. alice=100,bob=50; an existing store keeps its own")
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", participant.DefaultLeaseTTL, "participant lease TTL: how soon a dead bank's unvoted transactions abort")
 	fs.StringVar(&c.prefix, "prefix", protocol.DefaultPrefix, "etcd key prefix; must match the coordinator's")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.commitGate, "commit-gate", "", "testing only: Commit waits until this file exists")
+	fs.StringVar(&c.prepareGate, "prepare-gate", "", "testing only: a Prepare that succeeded waits, before the vote is written, until this file exists")
 	documentEnv(fs, serveEnvPrefix)
 	if err := parseFlags(fs, serveEnvPrefix, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -89,9 +94,17 @@ func (c *serveConfig) validate() (map[string]int64, error) {
 	if err := protocol.ValidateName(c.name); err != nil {
 		return nil, fmt.Errorf("--name: %w", err)
 	}
+	if c.db != "" && c.store != "" {
+		return nil, fmt.Errorf("--db %q and --store %q both given: --db is the bbolt file, --store any store; give one", c.db, c.store)
+	}
 	if c.db == "" {
 		c.db = c.name + ".db"
 	}
+	spec, err := parseStore(c.store, c.db)
+	if err != nil {
+		return nil, err
+	}
+	c.spec = spec
 	if c.leaseTTL < time.Second {
 		return nil, fmt.Errorf("--lease-ttl %v, expected at least 1s", c.leaseTTL)
 	}
@@ -119,24 +132,25 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, tp trace
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", c.listen, err)
 	}
-	store, created, err := bank.Open(c.db, seed, 10*time.Second)
+	store, err := openStore(ctx, c.spec, c.name, seed, log)
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer func() {
-		if err := store.Close(); err != nil {
+		if err := store.close(); err != nil {
 			log.Warn("close store", zap.Error(err))
 		}
 	}()
-	if accounts, err := store.Accounts(); err == nil {
-		if created {
-			log.Info("new store seeded", zap.String("db", c.db), zap.Any("accounts", accounts))
+	if accounts, err := store.ledger.Accounts(); err == nil {
+		where := zap.Stringer("store", c.spec)
+		if store.created {
+			log.Info("new store seeded", where, zap.Any("accounts", accounts))
 		} else {
 			if len(seed) > 0 {
-				log.Info("existing store keeps its balances; --accounts ignored", zap.String("db", c.db))
+				log.Info("existing store keeps its balances; --accounts ignored", where)
 			}
-			log.Info("store opened", zap.String("db", c.db), zap.Any("accounts", accounts))
+			log.Info("store opened", where, zap.Any("accounts", accounts))
 		}
 	}
 
@@ -154,12 +168,11 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, tp trace
 	}
 	defer cli.Close()
 
-	hopts := []bank.HandlerOption{bank.WithLogger(log)}
-	if c.commitGate != "" {
-		log.Warn("test commit gate set: Commit waits for the file", zap.String("gate", c.commitGate))
-		hopts = append(hopts, bank.WithCommitGate(c.commitGate))
+	gates := bank.Gates{Prepared: c.prepareGate, Commit: c.commitGate}
+	if gates != (bank.Gates{}) {
+		log.Warn("test gates set: calls wait for the files", zap.String("prepare_gate", c.prepareGate), zap.String("commit_gate", c.commitGate))
 	}
-	p, err := participant.New(cli, c.name, bank.NewHandler(store, hopts...),
+	p, err := participant.New(cli, c.name, gates.Wrap(store.handler, log),
 		participant.WithPrefix(c.prefix),
 		participant.WithLeaseTTL(c.leaseTTL),
 		participant.WithLogger(base.Named("participant")),
@@ -170,7 +183,7 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, tp trace
 	}
 
 	srv := &http.Server{
-		Handler:           bank.NewHTTPHandler(store, c.name, p.IsActive, log),
+		Handler:           bank.NewHTTPHandler(store.ledger, c.name, p.IsActive, log),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	httpErr := make(chan error, 1)

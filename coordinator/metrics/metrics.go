@@ -1,7 +1,3 @@
-// Package metrics is the coordinator service's Prometheus instrumentation:
-// a coordinator.Observer that counts transactions, decisions, recovery
-// actions and etcd errors, and the HTTP API's request counter, all in one
-// registry served at /metrics.
 package metrics
 
 import (
@@ -34,15 +30,9 @@ type Metrics struct {
 
 var _ coordinator.Observer = (*Metrics)(nil)
 
-// Recovery actions the replica reports; their series exist from the start
-// so that rate() works before the first one. ("finalize", which the
-// Observer's doc also names, is never reported: the last participant's
-// acknowledgement finalises.)
-var recoveryActions = []string{"abort_deadline", "abort_participant_lost", "gc"}
-
 // etcdOps are the operations the coordinator names in EtcdError today;
 // others get a series when they first fail.
-var etcdOps = []string{"begin", "get", "txn"}
+func etcdOps() []string { return []string{"begin", "get", "txn"} }
 
 // New returns the collectors registered in a new registry, with the Go
 // runtime and process collectors. leader reports whether this replica leads
@@ -97,16 +87,18 @@ func New(leader func() bool) *Metrics {
 			return 0
 		}))
 	}
-	for _, c := range protocol.Causes {
+	for _, c := range protocol.Causes() {
 		m.aborted.WithLabelValues(string(c))
 	}
 	for _, o := range []protocol.State{protocol.StateCommitted, protocol.StateAborted} {
 		m.latency.WithLabelValues(o.String())
 	}
-	for _, a := range recoveryActions {
-		m.recovery.WithLabelValues(a)
+	// Every recovery action's series exists from the start, so that
+	// rate() works before the first one.
+	for _, a := range coordinator.Actions() {
+		m.recovery.WithLabelValues(a.String())
 	}
-	for _, op := range etcdOps {
+	for _, op := range etcdOps() {
 		m.etcdErrs.WithLabelValues(op)
 	}
 	return m
@@ -147,8 +139,8 @@ func (m *Metrics) Decided(_ string, state protocol.State, cause protocol.Cause, 
 func (m *Metrics) Active(n int) { m.inFlight.Set(float64(n)) }
 
 // Recovery implements coordinator.Observer.
-func (m *Metrics) Recovery(action string, n int) {
-	m.recovery.WithLabelValues(action).Add(float64(n))
+func (m *Metrics) Recovery(action coordinator.Action, n int) {
+	m.recovery.WithLabelValues(action.String()).Add(float64(n))
 }
 
 // EtcdError implements coordinator.Observer.

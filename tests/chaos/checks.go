@@ -36,8 +36,9 @@ var Checks = []string{CheckMoney, CheckAtomicity, CheckDurability, CheckLiveness
 
 // Account is one bank account as the bank reports it.
 type Account struct {
-	Balance int64 `json:"balance"`
-	Held    int64 `json:"held"`
+	Balance  int64 `json:"balance"`
+	Held     int64 `json:"held"`
+	Incoming int64 `json:"incoming"` // headroom reserved by prepared credits
 }
 
 // BankState is what one bank reports about itself.
@@ -378,8 +379,8 @@ func checkBanks(r *CheckReport, in CheckInput, ops map[string]Op) {
 			if acct.Balance < 0 {
 				r.fail(CheckMoney, "%s/%s: negative balance %d", bank, a, acct.Balance)
 			}
-			if acct.Held != 0 {
-				r.fail(CheckMoney, "%s/%s: %d still held at the end", bank, a, acct.Held)
+			if acct.Held != 0 || acct.Incoming != 0 {
+				r.fail(CheckMoney, "%s/%s: %d still held and %d incoming at the end", bank, a, acct.Held, acct.Incoming)
 			}
 			if want, ok := expected[bank][a]; !ok {
 				r.fail(CheckExactlyOnce, "%s/%s: unexpected account", bank, a)

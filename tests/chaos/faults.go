@@ -297,8 +297,24 @@ func (n *Nemesis) pickCoord(ctx context.Context) (*Service, string) {
 	return others[n.intn(len(others))], "not the leader"
 }
 
-func (n *Nemesis) bank(name string) *Service {
+// targets are the banks the bank faults may hit: those of
+// Config.FaultBanks, or every bank.
+func (n *Nemesis) targets() []*Service {
+	if len(n.sys.Cfg.FaultBanks) == 0 {
+		return n.sys.Banks
+	}
+	var out []*Service
 	for _, b := range n.sys.Banks {
+		if slices.Contains(n.sys.Cfg.FaultBanks, b.Name) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// bank returns the target bank of that name, or nil.
+func (n *Nemesis) bank(name string) *Service {
+	for _, b := range n.targets() {
 		if b.Name == name {
 			return b
 		}
@@ -311,7 +327,7 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 	ttl := n.sys.Cfg.LeaseTTL
 	switch f {
 	case FaultKillBank:
-		if b := n.pick(n.sys.Banks); b != nil {
+		if b := n.pick(n.targets()); b != nil {
 			n.killRestart(f, b, n.between(0, 1500*time.Millisecond), "at a random moment")
 		}
 	case FaultKillBankVoted:
@@ -335,7 +351,7 @@ func (n *Nemesis) inject(ctx context.Context, f Fault) {
 	case FaultKillBankCommit:
 		// Hold one bank's commits in its Commit handler, wait for a commit
 		// decision it takes part in, and kill it there.
-		b := n.pick(n.sys.Banks)
+		b := n.pick(n.targets())
 		if b == nil {
 			return
 		}

@@ -595,7 +595,7 @@ func (o *Observer) relist(ctx context.Context) (int64, error) {
 // another in any number of steps: what a re-list may show after missing
 // some.
 func reachable(from, to protocol.State) bool {
-	for _, s := range protocol.States {
+	for _, s := range protocol.States() {
 		if protocol.CanTransition(from, s) && (s == to || reachable(s, to)) {
 			return true
 		}

@@ -17,6 +17,11 @@ type Scenario struct {
 	Faults []Fault
 	// LostResponseRate overrides the share of answers lost-responses cuts.
 	LostResponseRate float64
+	// Banks, Stores and FaultBanks override the default banks (three on
+	// bbolt, every one a fault target); see Config.
+	Banks      []string
+	Stores     map[string]string
+	FaultBanks []string
 }
 
 // RunConfig sets the shape of one run.
@@ -87,6 +92,10 @@ func Run(ctx context.Context, b *Binaries, sc Scenario, rc RunConfig) (sum Summa
 		Prefix:    protocol.DefaultPrefix,
 		Retention: 30 * time.Second,
 	}
+	if len(sc.Banks) > 0 {
+		cfg.Banks = sc.Banks
+	}
+	cfg.Stores, cfg.FaultBanks = sc.Stores, sc.FaultBanks
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	sys, err := StartSystem(sctx, b, cfg)
 	cancel()

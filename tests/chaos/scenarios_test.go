@@ -25,6 +25,7 @@ var scenarios = []Scenario{
 	{Name: "compaction", Faults: []Fault{FaultCompaction}},
 	{Name: "lost-responses", Faults: []Fault{FaultLostResponses}, LostResponseRate: 0.2},
 	{Name: "etcd-partition", Faults: []Fault{FaultPartitionLeader, FaultPartitionFollower, FaultPartitionOneWay}},
+	postgresBankKill,
 	{Name: "mixed", Faults: []Fault{
 		FaultKillBank, FaultKillBankVoted, FaultKillBankCommit, FaultPauseBank,
 		FaultKillCoord, FaultPauseCoord, FaultKillLeader, FaultKillFollower, FaultPauseEtcd,
@@ -104,6 +105,7 @@ func TestChaos(t *testing.T) {
 	})
 	for _, sc := range scenarios {
 		t.Run(sc.Name, func(t *testing.T) {
+			sc := withTestStores(t, sc)
 			seed := st.seed
 			if !st.seedSet {
 				seed = rand.Uint64() >> 16

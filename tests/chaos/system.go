@@ -29,6 +29,11 @@ type Config struct {
 	// Longer than a client's retries of one transfer (see Traffic), so
 	// that a retry never begins anew a transaction already collected.
 	Retention time.Duration
+	// Stores: a bank's --store (its accounts on PostgreSQL or SQLite); a
+	// bank not named keeps a bbolt file in Dir.
+	Stores map[string]string
+	// FaultBanks: the banks the bank faults may hit; empty, every bank.
+	FaultBanks []string
 }
 
 // Service is one coordinator replica or bank: a process whose every etcd
@@ -116,7 +121,7 @@ func StartSystem(ctx context.Context, b *Binaries, cfg Config) (sys *System, err
 		svc.Process = NewProcess(name, bankBin, []string{"serve",
 			"--name", name,
 			"--etcd", strings.Join(proxyAddrs(svc.Proxies), ","),
-			"--db", filepath.Join(cfg.Dir, name+".db"),
+			storeFlag(cfg, name), storeValue(cfg, name),
 			"--listen", svc.HTTPAddr,
 			"--accounts", strings.Join(accounts, ","),
 			"--lease-ttl", cfg.LeaseTTL.String(),
@@ -171,6 +176,22 @@ func (s *System) newService(name, kind string, n uint64) (*Service, error) {
 		svc.Proxies = append(svc.Proxies, p)
 	}
 	return svc, nil
+}
+
+// storeFlag and storeValue are the bank's store argument: --store if
+// Config.Stores names one, else --db and its bbolt file.
+func storeFlag(cfg Config, bank string) string {
+	if cfg.Stores[bank] != "" {
+		return "--store"
+	}
+	return "--db"
+}
+
+func storeValue(cfg Config, bank string) string {
+	if s := cfg.Stores[bank]; s != "" {
+		return s
+	}
+	return filepath.Join(cfg.Dir, bank+".db")
 }
 
 func proxyAddrs(ps []*Proxy) []string {

@@ -126,7 +126,7 @@ func TestBeginIdempotent(t *testing.T) {
 	keys := e.keys()
 	records := 0
 	for k := range keys {
-		if protocol.MustKeys("/tx").Parse(k).Kind == protocol.KindRecord {
+		if protocol.DefaultKeys().Parse(k).Kind == protocol.KindRecord {
 			records++
 		}
 	}

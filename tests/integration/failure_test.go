@@ -101,7 +101,7 @@ func TestParticipantDiesAfterVotingYes(t *testing.T) {
 	kill(bCli)
 	// Wait until b's registration is gone, then let a vote: its yes
 	// commits, and b is not there to apply it.
-	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	keys := protocol.DefaultKeys()
 	poll.Until(t, ttl+5*time.Second, "b's registration expired", func() (bool, string) {
 		resp, err := e.cli.Get(e.ctx, keys.Participant("b"))
 		return err == nil && len(resp.Kvs) == 0, ""

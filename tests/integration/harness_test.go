@@ -39,13 +39,13 @@ func newEnv(t *testing.T) *env { return newEnvWith(t, "") }
 
 // newEnvWith is newEnv whose clients also list silent among their
 // endpoints; Client options follow.
-func newEnvWith(t *testing.T, silent string, opts ...coordinator.Option) *env {
+func newEnvWith(t *testing.T, silent string, opts ...coordinator.ClientOption) *env {
 	t.Helper()
 	e := &env{t: t, srv: etcdtest.Start(t), silent: silent}
 	e.cli = e.client()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	opts = append([]coordinator.Option{coordinator.WithLogger(zaptest.NewLogger(t).Named("client"))}, opts...)
+	opts = append([]coordinator.ClientOption{coordinator.WithLogger(zaptest.NewLogger(t).Named("client"))}, opts...)
 	c, err := coordinator.NewClient(ctx, e.cli, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -76,10 +76,10 @@ func (e *env) client() *clientv3.Client {
 // replica starts a coordinator replica on its own etcd client, so that
 // closing that client simulates the replica's process dying (its lease
 // then expires instead of being revoked).
-func (e *env) replica(name string, opts ...coordinator.Option) (*coordinator.Replica, *clientv3.Client) {
+func (e *env) replica(name string, opts ...coordinator.ReplicaOption) (*coordinator.Replica, *clientv3.Client) {
 	e.t.Helper()
 	cli := e.client()
-	opts = append([]coordinator.Option{coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Hour),
+	opts = append([]coordinator.ReplicaOption{coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Hour),
 		coordinator.WithLogger(zaptest.NewLogger(e.t).Named(name))}, opts...)
 	r, err := coordinator.NewReplica(cli, opts...)
 	if err != nil {
@@ -255,7 +255,7 @@ func (e *env) terminal(id string, within time.Duration) coordinator.Transaction 
 // keys returns every key under the prefix with its value.
 func (e *env) keys() map[string]string {
 	e.t.Helper()
-	start, end := protocol.MustKeys(protocol.DefaultPrefix).All()
+	start, end := protocol.DefaultKeys().All()
 	resp, err := e.cli.Get(e.ctx, start, clientv3.WithRange(end))
 	if err != nil {
 		e.t.Fatal(err)
@@ -269,7 +269,7 @@ func (e *env) keys() map[string]string {
 
 // inboxCount counts the inbox keys left, for any participant.
 func (e *env) inboxCount() int {
-	resp, err := e.cli.Get(e.ctx, protocol.MustKeys(protocol.DefaultPrefix).Inboxes(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	resp, err := e.cli.Get(e.ctx, protocol.DefaultKeys().Inboxes(), clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func TestRetention(t *testing.T) {
 	poll.Until(t, 10*time.Second, "record deleted", func() (bool, string) {
 		keys := e.keys()
 		for k := range keys {
-			if protocol.MustKeys("/tx").Parse(k).Kind != protocol.KindParticipant && protocol.MustKeys("/tx").Parse(k).Kind != protocol.KindElection {
+			if protocol.DefaultKeys().Parse(k).Kind != protocol.KindParticipant && protocol.DefaultKeys().Parse(k).Kind != protocol.KindElection {
 				return false, fmt.Sprint(keys)
 			}
 		}
@@ -106,7 +106,7 @@ func TestRacingDeciders(t *testing.T) {
 					if errors.Is(err, coordinator.ErrNotFound) {
 						continue // not begun yet
 					}
-					results[i].abortRec[j], results[i].aborts[j] = rec, err
+					results[i].abortRec[j], results[i].aborts[j] = rec.Record, err
 					return
 				}
 			}()
@@ -320,7 +320,7 @@ func TestRetentionDeletesAbandonedInbox(t *testing.T) {
 // for the commit as for the prepare.
 func TestLeftoverInboxKey(t *testing.T) {
 	e := newEnv(t)
-	keys := protocol.MustKeys(protocol.DefaultPrefix)
+	keys := protocol.DefaultKeys()
 	now := time.Now().UTC()
 	old := protocol.Record{ID: "order-1", State: protocol.StateAborting, Participants: []string{"a", "b"},
 		Created: now.Add(-2 * time.Hour), Deadline: now.Add(-time.Hour), Decided: now.Add(-time.Hour), Cause: protocol.CauseDeadline, Digest: "earlier"}

@@ -1,5 +1,3 @@
-// Package poll waits in tests for a condition to hold, with a deadline, in
-// place of sleeps that guess how long something takes.
 package poll
 
 import (

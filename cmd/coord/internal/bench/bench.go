@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"net/url"
 	"os"
 	"slices"
 	"sync"
@@ -189,7 +187,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, err
 	}
 	defer coord.Close()
-	keys := protocol.MustKeys(prefix)
+	keys, err := protocol.NewKeys(prefix)
+	if err != nil {
+		return res, err
+	}
 
 	payload := make([]byte, cfg.Payload)
 	for i := range payload {
@@ -408,18 +409,13 @@ func etcdFor(endpoints []string) ([]string, func(), error) {
 // startEmbedded starts the same embedded etcd as `coord serve`, in dir,
 // on two loopback ports free at the time of the call.
 func startEmbedded(dir string) (*embedded.Server, error) {
-	var urls [2]url.URL
-	for i := range urls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		urls[i] = url.URL{Scheme: "http", Host: l.Addr().String()}
-		l.Close()
+	clientURL, peerURL, err := embedded.LoopbackURLs()
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return embedded.Start(ctx, embedded.Config{Dir: dir, ClientURL: urls[0], PeerURL: urls[1], AutoCompaction: "0"})
+	return embedded.Start(ctx, embedded.Config{Dir: dir, ClientURL: clientURL, PeerURL: peerURL, AutoCompaction: "0"})
 }
 
 type latencies struct {

@@ -56,7 +56,10 @@ func Undecided(ctx context.Context, endpoints []string, n int) (Memory, error) {
 	}
 	defer cli.Close()
 	prefix := fmt.Sprintf("/concord-bench-%08x", rand.Uint32())
-	keys := protocol.MustKeys(prefix)
+	keys, err := protocol.NewKeys(prefix)
+	if err != nil {
+		return m, err
+	}
 	defer cli.Delete(context.Background(), prefix+"/", clientv3.WithPrefix())
 
 	// A participant that is registered and never answers: a registration

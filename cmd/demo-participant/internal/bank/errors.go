@@ -4,7 +4,7 @@ import "errors"
 
 // Errors returned by the bank. Test them with errors.Is.
 //
-// The first five are refusals: Prepare returns them wrapped in a
+// The first six are refusals: Prepare returns them wrapped in a
 // *RefusedError, whose text becomes the participant's "no" vote and so the
 // abort reason the initiator reads ("bank-a: insufficient funds: ..."). For
 // that reason they carry no "bank:" prefix.
@@ -12,6 +12,9 @@ var (
 	// ErrInsufficientFunds: a debit exceeds the account's balance minus
 	// what undecided debits already hold.
 	ErrInsufficientFunds = errors.New("insufficient funds")
+	// ErrOverflow: a credit would take the account's balance, with the
+	// credits already prepared, past the largest amount it can hold.
+	ErrOverflow = errors.New("balance would overflow")
 	// ErrUnknownAccount: a move names an account this bank does not have.
 	ErrUnknownAccount = errors.New("unknown account")
 	// ErrInvalidPayload: the branch payload is not a valid list of moves.
@@ -32,6 +35,8 @@ var (
 	ErrAlreadyCommitted = errors.New("bank: abort of a committed transaction")
 	// ErrInvalidAccount: an account name or opening balance is malformed.
 	ErrInvalidAccount = errors.New("bank: invalid account")
+	// ErrInUse: another process (another bank) holds the store's file.
+	ErrInUse = errors.New("bank: store in use")
 	// ErrCorrupt: the store holds a value this version cannot read.
 	ErrCorrupt = errors.New("bank: corrupt store")
 )

@@ -3,8 +3,6 @@ package bank
 import (
 	"context"
 	"errors"
-	"os"
-	"time"
 
 	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/participant"
@@ -17,7 +15,6 @@ import (
 type Handler struct {
 	store *Store
 	log   *zap.Logger
-	gate  string
 }
 
 var _ participant.Handler = (*Handler)(nil)
@@ -38,14 +35,6 @@ func WithLogger(l *zap.Logger) HandlerOption {
 	})
 }
 
-// WithCommitGate is for tests of crash recovery: while the file at path
-// does not exist, Commit waits before it touches the store. A test can
-// then kill the bank at a known point: prepared, commit decided, not
-// applied. The gate may be opened and closed while the bank runs.
-func WithCommitGate(path string) HandlerOption {
-	return handlerOptionFunc(func(h *Handler) { h.gate = path })
-}
-
 // NewHandler returns the handler of store.
 func NewHandler(store *Store, opts ...HandlerOption) *Handler {
 	h := &Handler{store: store, log: zap.NewNop()}
@@ -57,7 +46,7 @@ func NewHandler(store *Store, opts ...HandlerOption) *Handler {
 
 // Prepare reserves the branch's moves, or refuses them; see Store.Prepare.
 func (h *Handler) Prepare(ctx context.Context, tx participant.Tx) (err error) {
-	ctx, log, end := h.start(ctx, "bank.Store.Prepare", tx)
+	_, log, end := h.start(ctx, "bank.Store.Prepare", tx)
 	defer func() { end(err) }()
 	res, err := h.store.Prepare(tx.ID, tx.Revision, tx.Payload)
 	var refused *RefusedError
@@ -74,16 +63,8 @@ func (h *Handler) Prepare(ctx context.Context, tx participant.Tx) (err error) {
 
 // Commit applies the prepared moves; see Store.Commit.
 func (h *Handler) Commit(ctx context.Context, tx participant.Tx) (err error) {
-	ctx, log, end := h.start(ctx, "bank.Store.Commit", tx)
+	_, log, end := h.start(ctx, "bank.Store.Commit", tx)
 	defer func() { end(err) }()
-	if h.gate != "" {
-		if _, err := os.Stat(h.gate); err != nil {
-			log.Info("commit waiting for the test gate", zap.String("gate", h.gate))
-			if err := waitFile(ctx, h.gate); err != nil {
-				return err
-			}
-		}
-	}
 	res, err := h.store.Commit(tx.ID, tx.Revision)
 	if err != nil {
 		log.Error("commit failed", zap.Error(err))
@@ -115,20 +96,4 @@ func (h *Handler) start(ctx context.Context, name string, tx participant.Tx) (co
 	ctx, span := tracer.Start(ctx, name, trace.WithAttributes(tracing.AttrTxID.String(tx.ID)))
 	log := tracing.Logger(ctx, h.log.With(zap.String("txid", tx.ID)))
 	return ctx, log, func(err error) { tracing.End(span, err) }
-}
-
-// waitFile polls for path until it exists or ctx ends.
-func waitFile(ctx context.Context, path string) error {
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
 }

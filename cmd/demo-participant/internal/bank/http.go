@@ -21,7 +21,7 @@ import (
 // {"error": "..."}, and a query parameter a path does not take is one (400).
 // active reports whether the participant holds its registration and has
 // caught up with its inbox.
-func NewHTTPHandler(store *Store, name string, active func() bool, log *zap.Logger) http.Handler {
+func NewHTTPHandler(store Ledger, name string, active func() bool, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	paths := map[string]bool{"/accounts": true, "/applied": true, "/healthz": true}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

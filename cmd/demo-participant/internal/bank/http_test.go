@@ -45,7 +45,7 @@ func TestHTTP(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &accounts); code != 200 || err != nil {
 		t.Fatalf("GET /accounts: %d %s %v", code, body, err)
 	}
-	if len(accounts) != 2 || accounts["alice"] != (Account{100, 10}) || accounts["bob"] != (Account{55, 0}) {
+	if len(accounts) != 2 || accounts["alice"] != (Account{100, 10, 0}) || accounts["bob"] != (Account{55, 0, 0}) {
 		t.Errorf("GET /accounts: %v", accounts)
 	}
 

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,13 +26,6 @@ var (
 )
 
 const storeFormat = "1"
-
-// Account is one account's money: Balance is committed, Held is reserved
-// by prepared, undecided debits (and never exceeds Balance).
-type Account struct {
-	Balance int64 `json:"balance"`
-	Held    int64 `json:"held"`
-}
 
 // Record is what the bank keeps about one transaction.
 type Record struct {
@@ -58,6 +50,7 @@ type Result struct {
 // refusalCodes name the refusal sentinels in stored records.
 var refusalCodes = map[string]error{
 	"insufficient_funds": ErrInsufficientFunds,
+	"overflow":           ErrOverflow,
 	"unknown_account":    ErrUnknownAccount,
 	"invalid_payload":    ErrInvalidPayload,
 	"already_aborted":    ErrAlreadyAborted,
@@ -71,12 +64,19 @@ type Store struct {
 
 // Open opens or creates the store at path. A new store is seeded with the
 // opening balances; an existing one keeps its own and ignores them
-// (created tells which). It fails after lockTimeout if another process
-// holds the file.
+// (created tells which). If another process holds the file it fails
+// after lockTimeout with ErrInUse, naming that process if it can.
 func Open(path string, opening map[string]int64, lockTimeout time.Duration) (s *Store, created bool, err error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if errors.Is(err, bolt.ErrTimeout) {
+		holder := lockHolder(path)
+		if holder == "" {
+			holder = "another process"
+		}
+		return nil, false, fmt.Errorf("bank: %s is in use by %s (locked for %v); stop that bank or give this one another --db: %w", path, holder, lockTimeout, ErrInUse)
+	}
 	if err != nil {
-		return nil, false, fmt.Errorf("bank: open %s (is another bank using it?): %w", path, err)
+		return nil, false, fmt.Errorf("bank: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		if meta := tx.Bucket(bucketMeta); meta != nil {
@@ -170,9 +170,10 @@ func recordOf(txs, accounts *bolt.Bucket, id string, rev int64) (rec Record, fou
 }
 
 // Prepare reserves the moves of transaction id, begun at revision rev: it
-// checks that every account exists and that every debit is covered by the
-// balance minus what is already held, then holds the debits and records
-// the transaction as prepared. A refusal is recorded too (phase refused)
+// checks that every account exists, that every debit is covered by the
+// balance minus what is already held and that every credit fits with the
+// credits already prepared, then reserves both and records the
+// transaction as prepared. A refusal is recorded too (phase refused)
 // and returned as a *RefusedError; a repeated Prepare returns what the
 // first one did. A Prepare after the abort is refused with
 // ErrAlreadyAborted. An id whose record is of an earlier transaction
@@ -230,12 +231,9 @@ func (s *Store) Prepare(id string, rev int64, payload []byte) (Result, error) {
 	return res, nil
 }
 
-// release gives back what a prepared transaction's debits hold.
+// release gives back what a prepared transaction's moves reserve.
 func release(accounts *bolt.Bucket, moves []Move) error {
 	for _, m := range moves {
-		if m.Amount > 0 {
-			continue
-		}
 		a, found, err := getAccount(accounts, m.Account)
 		if err != nil {
 			return err
@@ -243,15 +241,15 @@ func release(accounts *bolt.Bucket, moves []Move) error {
 		if !found {
 			return fmt.Errorf("%w: account %s of a prepared transaction is gone", ErrCorrupt, m.Account)
 		}
-		a.Held += m.Amount
-		if err := putJSON(accounts, m.Account, a); err != nil {
+		if err := putJSON(accounts, m.Account, a.release(m.Amount)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// reserve checks moves against the accounts and holds the debits.
+// reserve checks moves against the accounts and reserves them: the
+// debits' funds and the credits' headroom (see Account.reserve).
 func reserve(accounts *bolt.Bucket, moves []Move) error {
 	loaded := make([]Account, len(moves))
 	for i, m := range moves {
@@ -262,20 +260,13 @@ func reserve(accounts *bolt.Bucket, moves []Move) error {
 		if !found {
 			return fmt.Errorf("%w: %s", ErrUnknownAccount, m.Account)
 		}
-		if m.Amount < 0 && a.Balance-a.Held < -m.Amount {
-			return fmt.Errorf("%w: %s has %d available (balance %d, held %d), debit of %d", ErrInsufficientFunds, m.Account, a.Balance-a.Held, a.Balance, a.Held, -m.Amount)
+		if loaded[i], err = a.reserve(m.Account, m.Amount); err != nil {
+			return err
 		}
-		if m.Amount > 0 && a.Balance > math.MaxInt64-m.Amount {
-			return fmt.Errorf("%w: %s: credit of %d would overflow its balance %d", ErrInvalidPayload, m.Account, m.Amount, a.Balance)
-		}
-		loaded[i] = a
 	}
 	for i, m := range moves {
-		if m.Amount < 0 {
-			loaded[i].Held += -m.Amount
-			if err := putJSON(accounts, m.Account, loaded[i]); err != nil {
-				return err
-			}
+		if err := putJSON(accounts, m.Account, loaded[i]); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -311,13 +302,8 @@ func (s *Store) Commit(id string, rev int64) (Result, error) {
 			if !found {
 				return fmt.Errorf("%w: account %s of a prepared transaction is gone", ErrCorrupt, m.Account)
 			}
-			if m.Amount < 0 {
-				a.Balance += m.Amount
-				a.Held += m.Amount
-			} else if a.Balance > math.MaxInt64-m.Amount {
-				return fmt.Errorf("account %s: credit of %d would overflow its balance %d", m.Account, m.Amount, a.Balance)
-			} else {
-				a.Balance += m.Amount
+			if a, err = a.apply(m.Account, m.Amount); err != nil {
+				return err
 			}
 			if err := putJSON(accounts, m.Account, a); err != nil {
 				return err

@@ -2,7 +2,10 @@ package bank
 
 import (
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -85,15 +88,19 @@ func TestOpenSeedsOnlyANewStore(t *testing.T) {
 	if created {
 		t.Error("an existing store reported as new")
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {70, 0}, "bob": {50, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {70, 0, 0}, "bob": {50, 0, 0}})
 	wantPhase(t, s, "t1", PhaseCommitted)
 }
 
 func TestOpenRefusesALockedStore(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bank.db")
 	openStore(t, path, nil)
-	if _, _, err := Open(path, nil, 100*time.Millisecond); err == nil {
-		t.Fatal("a second Open of a store in use succeeded")
+	_, _, err := Open(path, nil, 100*time.Millisecond)
+	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("a second Open of a store in use: %v, want ErrInUse naming the file", err)
+	}
+	if runtime.GOOS == "linux" && !strings.Contains(err.Error(), fmt.Sprintf("pid %d: ", os.Getpid())) {
+		t.Errorf("%v: does not name this process (pid %d) as the holder", err, os.Getpid())
 	}
 }
 
@@ -103,8 +110,9 @@ func TestPrepareHoldsCommitApplies(t *testing.T) {
 	if err != nil || res != (Result{Phase: PhasePrepared}) {
 		t.Fatalf("prepare: %+v, %v", res, err)
 	}
-	// Held, not applied; the credit is not applied either.
-	wantAccounts(t, s, map[string]Account{"alice": {100, 10}, "bob": {50, 0}})
+	// Held, not applied; the credit is not applied either, only its
+	// headroom reserved.
+	wantAccounts(t, s, map[string]Account{"alice": {100, 10, 0}, "bob": {50, 0, 10}})
 	wantPhase(t, s, "t1", PhasePrepared)
 
 	// A repeated Prepare returns what the first did and holds nothing more.
@@ -112,20 +120,20 @@ func TestPrepareHoldsCommitApplies(t *testing.T) {
 	if err != nil || res != (Result{Phase: PhasePrepared, Repeat: true}) {
 		t.Fatalf("repeated prepare: %+v, %v", res, err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {100, 10}, "bob": {50, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {100, 10, 0}, "bob": {50, 0, 10}})
 
 	res, err = s.Commit("t1", 1)
 	if err != nil || res != (Result{Phase: PhaseCommitted}) {
 		t.Fatalf("commit: %+v, %v", res, err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {60, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0, 0}, "bob": {60, 0, 0}})
 	wantPhase(t, s, "t1", PhaseCommitted)
 
 	res, err = s.Commit("t1", 1)
 	if err != nil || res != (Result{Phase: PhaseCommitted, Repeat: true}) {
 		t.Fatalf("repeated commit: %+v, %v", res, err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {60, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0, 0}, "bob": {60, 0, 0}})
 }
 
 func TestHoldsCountAgainstFunds(t *testing.T) {
@@ -143,7 +151,7 @@ func TestHoldsCountAgainstFunds(t *testing.T) {
 	if _, err := s.Prepare("t3", 1, payloadOf(t, Move{"alice", -40})); err != nil {
 		t.Fatalf("debit of exactly the available 40: %v", err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {100, 100}})
+	wantAccounts(t, s, map[string]Account{"alice": {100, 100, 0}})
 	wantPhase(t, s, "t2", PhaseRefused)
 }
 
@@ -174,7 +182,7 @@ func TestRefusalIsRecordedAndRepeated(t *testing.T) {
 	if err != nil || res != (Result{Phase: PhaseRefused, Repeat: true}) {
 		t.Fatalf("abort of a refused transaction: %+v, %v", res, err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {105, 0}, "bob": {0, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {105, 0, 0}, "bob": {0, 0, 0}})
 	wantPhase(t, s, "t1", PhaseRefused)
 	if _, err := s.Commit("t1", 1); !errors.Is(err, ErrNotPrepared) {
 		t.Errorf("commit of a refused transaction: %v, want ErrNotPrepared", err)
@@ -190,13 +198,13 @@ func TestAbortReleasesHolds(t *testing.T) {
 	if err != nil || res != (Result{Phase: PhaseAborted}) {
 		t.Fatalf("abort: %+v, %v", res, err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {100, 0}, "bob": {50, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {100, 0, 0}, "bob": {50, 0, 0}})
 	wantPhase(t, s, "t1", PhaseAborted)
 	res, err = s.Abort("t1", 1, "deadline")
 	if err != nil || res != (Result{Phase: PhaseAborted, Repeat: true}) {
 		t.Fatalf("repeated abort: %+v, %v", res, err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {100, 0}, "bob": {50, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {100, 0, 0}, "bob": {50, 0, 0}})
 	rec, found, err := s.Record("t1")
 	if err != nil || !found || rec.Reason != "deadline" || len(rec.Moves) != 2 {
 		t.Errorf("record: %+v, %v, %v", rec, found, err)
@@ -213,7 +221,7 @@ func TestAbortFirstRefusesALatePrepare(t *testing.T) {
 	if !errors.Is(err, ErrAlreadyAborted) {
 		t.Fatalf("late prepare: %v, want ErrAlreadyAborted", err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {100, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {100, 0, 0}})
 	wantPhase(t, s, "t1", PhaseAborted)
 }
 
@@ -246,7 +254,7 @@ func TestReusedID(t *testing.T) {
 	if _, err := s.Commit("t1", 9); err != nil {
 		t.Fatal(err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0, 0}, "bob": {30, 0, 0}})
 
 	// Prepared, never decided here: its holds go when the id returns.
 	if _, err := s.Prepare("t2", 5, payloadOf(t, Move{"alice", -30})); err != nil {
@@ -255,7 +263,7 @@ func TestReusedID(t *testing.T) {
 	if _, err := s.Prepare("t2", 9, payloadOf(t, Move{"bob", -5})); err != nil {
 		t.Fatal(err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 5}})
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0, 0}, "bob": {30, 5, 0}})
 	if _, err := s.Abort("t2", 9, "vote no"); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +273,7 @@ func TestReusedID(t *testing.T) {
 	if _, err := s.Abort("t3", 9, "participant lost"); err != nil {
 		t.Fatal(err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {90, 0}, "bob": {30, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {90, 0, 0}, "bob": {30, 0, 0}})
 
 	// Records without a revision.
 	if _, err := s.Prepare("old-done", 0, payloadOf(t, Move{"alice", -1})); err != nil {
@@ -286,7 +294,7 @@ func TestReusedID(t *testing.T) {
 	if _, err := s.Commit("old-open", 9); err != nil {
 		t.Errorf("commit of it: %v", err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {89, 2}, "bob": {27, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {89, 2, 0}, "bob": {27, 0, 0}})
 }
 
 func TestProtocolViolationsAreErrors(t *testing.T) {
@@ -303,7 +311,7 @@ func TestProtocolViolationsAreErrors(t *testing.T) {
 	if _, err := s.Abort("t1", 1, "late"); !errors.Is(err, ErrAlreadyCommitted) {
 		t.Errorf("abort after commit: %v, want ErrAlreadyCommitted", err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {99, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {99, 0, 0}})
 	wantPhase(t, s, "t1", PhaseCommitted)
 	if _, found, _ := s.Record("never"); found {
 		t.Error("a failed commit left a record")
@@ -327,7 +335,7 @@ func TestPrepareRefusesBadBranches(t *testing.T) {
 		{"both forms", `{"account":"alice","amount":-1,"moves":[]}`, ErrInvalidPayload},
 		{"empty moves", `{"moves":[]}`, ErrInvalidPayload},
 		{"bad name", `{"account":"al ice","amount":-1}`, ErrInvalidPayload},
-		{"overflow", `{"account":"alice","amount":9223372036854775807}`, ErrInvalidPayload},
+		{"overflow", `{"account":"alice","amount":9223372036854775807}`, ErrOverflow},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			id := "t-" + strings.ReplaceAll(tc.name, " ", "-")
@@ -339,7 +347,7 @@ func TestPrepareRefusesBadBranches(t *testing.T) {
 			wantPhase(t, s, id, PhaseRefused)
 		})
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {100, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {100, 0, 0}})
 }
 
 func TestPreparedSurvivesReopen(t *testing.T) {
@@ -353,12 +361,12 @@ func TestPreparedSurvivesReopen(t *testing.T) {
 	}
 	s.Close()
 	s = openStore(t, path, nil)
-	wantAccounts(t, s, map[string]Account{"alice": {100, 25}, "bob": {0, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {100, 25, 0}, "bob": {0, 0, 25}})
 	wantPhase(t, s, "t1", PhasePrepared)
 	if _, err := s.Commit("t1", 1); err != nil {
 		t.Fatal(err)
 	}
-	wantAccounts(t, s, map[string]Account{"alice": {75, 0}, "bob": {25, 0}})
+	wantAccounts(t, s, map[string]Account{"alice": {75, 0, 0}, "bob": {25, 0, 0}})
 }
 
 func TestPhaseText(t *testing.T) {

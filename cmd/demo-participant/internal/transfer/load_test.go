@@ -82,7 +82,7 @@ func TestLoadConservesMoney(t *testing.T) {
 
 	// Every transaction is terminal, and each of its banks recorded the
 	// decision: committed, or aborted/refused.
-	var records []protocol.Record
+	var records []coordinator.Transaction
 	e.waitFor(func() (bool, string) {
 		records = records[:0]
 		page := coordinator.Page{}

@@ -1,0 +1,94 @@
+package coordinator
+
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+type gcEntry struct {
+	id           string
+	rev          int64
+	finished     time.Time // on the leader's clock
+	participants []string  // whose inbox keys may be left (abandoned ones)
+}
+
+func (l *leadership) gcInterval() time.Duration {
+	return min(max(l.r.opts.retention/10, 100*time.Millisecond), 10*time.Second)
+}
+
+// collect deletes terminal records older than the retention window, with
+// their votes, many per Txn.
+func (l *leadership) collect(ctx context.Context) {
+	cutoff := l.r.opts.now().Add(-l.r.opts.retention)
+	n := 0
+	for n < len(l.gcQueue) && l.gcQueue[n].finished.Before(cutoff) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	batch := l.gcQueue[:n]
+	l.gcQueue = l.gcQueue[n:]
+	deleted := 0
+	for len(batch) > 0 {
+		// Within etcd's default 128 operations a Txn: each record costs
+		// its own delete, its votes' and one per participant's inbox key.
+		n, ops := 0, 0
+		for n < len(batch) && (n == 0 || ops+gcOps(batch[n]) <= 128) {
+			ops += gcOps(batch[n])
+			n++
+		}
+		deleted += l.delete(ctx, batch[:n])
+		batch = batch[n:]
+	}
+	if deleted > 0 {
+		l.r.opts.observer.Recovery(ActionGC, deleted)
+		l.r.log.Debug("deleted terminal records", zap.Int("n", deleted))
+	}
+}
+
+func gcOps(e gcEntry) int { return 2 + len(e.participants) }
+
+// delete removes a chunk of terminal records in one Txn, with their votes
+// and the inbox keys that participants which never acknowledged left
+// behind; if any of them changed meanwhile, it falls back to one Txn each
+// so the rest still go.
+func (l *leadership) delete(ctx context.Context, chunk []gcEntry) int {
+	keys := l.r.keys
+	txn := func(entries []gcEntry) (bool, error) {
+		cmps := []clientv3.Cmp{l.fence}
+		var ops []clientv3.Op
+		for _, e := range entries {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(keys.Record(e.id)), "=", e.rev))
+			ops = append(ops, clientv3.OpDelete(keys.Record(e.id)), clientv3.OpDelete(keys.TxPrefix(e.id), clientv3.WithPrefix()))
+			for _, p := range e.participants {
+				ops = append(ops, clientv3.OpDelete(keys.Inbox(p, e.id)))
+			}
+		}
+		resp, err := retry(ctx, l.r.opts, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return l.r.cli.Txn(ctx).If(cmps...).Then(ops...).Commit()
+		})
+		if err != nil {
+			return false, err
+		}
+		return resp.Succeeded, nil
+	}
+	ok, err := txn(chunk)
+	if err != nil {
+		l.r.log.Warn("gc failed; will retry at the next view", zap.Error(err))
+		return 0
+	}
+	if ok {
+		return len(chunk)
+	}
+	n := 0
+	for _, e := range chunk {
+		if ok, err := txn([]gcEntry{e}); err == nil && ok {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,238 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/concord-tx/concord/internal/watch"
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// leadership is the leader's view of every transaction that is not
+// terminal, rebuilt from a scan and kept current by one watch. It lives in
+// one goroutine (run); actions run on a pool and report back.
+type leadership struct {
+	r     *Replica
+	fence clientv3.Cmp
+
+	ready      bool // the scan is complete: changes may trigger actions
+	active     map[string]*tracked
+	terminal   map[string]int64 // id → ModRevision of its terminal record
+	registered map[string]bool
+	regRev     map[string]int64 // participant → revision of the last change seen
+	timers     deadlineHeap
+	gcQueue    []gcEntry
+	results    chan actionResult
+	actions    chan func(context.Context) actionResult
+}
+
+type tracked struct {
+	rec     protocol.Record
+	rev     int64 // ModRevision of the record
+	voted   map[string]bool
+	pending bool // an action is in flight
+	recheck bool // a review came while it was: review again when it ends
+}
+
+func newLeadership(r *Replica, fence clientv3.Cmp) *leadership {
+	return &leadership{
+		r:          r,
+		fence:      fence,
+		active:     make(map[string]*tracked),
+		terminal:   make(map[string]int64),
+		registered: make(map[string]bool),
+		regRev:     make(map[string]int64),
+		results:    make(chan actionResult, actionWorkers),
+		actions:    make(chan func(context.Context) actionResult),
+	}
+}
+
+func (l *leadership) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	// The watch starts before the scan, from the revision just read, and
+	// the scan reads every page at the latest revision: a compaction during
+	// a long scan cannot then invalidate it. The view keeps, for each key,
+	// the newest revision it has seen, so page reads and the watch's
+	// buffered events converge whatever order they come in.
+	rev, err := currentRevision(ctx, l.r.cli, l.r.opts) // the watch has passed on everything up to here
+	if err != nil {
+		return fmt.Errorf("read revision: %w", err)
+	}
+	start, end := l.r.keys.All()
+	wch, stop := watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+	defer func() { stop() }()
+	if err := l.scan(ctx); err != nil {
+		return err
+	}
+	l.startWorkers(ctx, &wg)
+	l.ready = true
+	for id := range l.active {
+		l.review(ctx, id)
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	gcTick := time.NewTicker(l.gcInterval())
+	defer gcTick.Stop()
+	for {
+		l.r.opts.observer.Active(len(l.active))
+		timer.Reset(l.nextTimer())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case resp, ok := <-wch:
+			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				// Its member fell behind: go on from here through another.
+				stop()
+				wch, stop = watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+				continue
+			}
+			if err := resp.Err(); err != nil {
+				return fmt.Errorf("watch: %w", err)
+			}
+			for _, ev := range resp.Events {
+				rev = ev.Kv.ModRevision
+				l.apply(ctx, ev.Type == clientv3.EventTypeDelete, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
+			}
+		case res := <-l.results:
+			l.done(res)
+		case <-timer.C:
+			l.expire(ctx)
+		case <-gcTick.C:
+			l.collect(ctx)
+		}
+	}
+}
+
+// scan reads every registration, record and vote, page by page, each page
+// at the latest revision.
+func (l *leadership) scan(ctx context.Context) error {
+	cli, keys := l.r.cli, l.r.keys
+	get := func(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
+		return retry(ctx, l.r.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+			return cli.Get(ctx, key, opts...)
+		})
+	}
+	regs, err := get(keys.Participants(), clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("scan registrations: %w", err)
+	}
+	for _, kv := range regs.Kvs {
+		l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision)
+	}
+	start, end := keys.Records()
+	for {
+		resp, err := get(start, clientv3.WithRange(end), clientv3.WithLimit(1000))
+		if err != nil {
+			return fmt.Errorf("scan records: %w", err)
+		}
+		for _, kv := range resp.Kvs {
+			l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	slices.SortFunc(l.gcQueue, func(a, b gcEntry) int { return a.finished.Compare(b.finished) })
+	l.r.log.Info("view built", zap.Int("active", len(l.active)), zap.Int("terminal", len(l.gcQueue)), zap.Int("participants", len(l.registered)))
+	return nil
+}
+
+// apply folds one key's change into the view. Until the scan is complete it
+// only records; reviews start once the view is whole.
+func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte, rev int64) {
+	k := l.r.keys.Parse(string(key))
+	switch k.Kind {
+	case protocol.KindRecord:
+		if deleted {
+			if t := l.active[k.ID]; t != nil && t.rev < rev {
+				delete(l.active, k.ID)
+			}
+			if r, ok := l.terminal[k.ID]; ok && r < rev {
+				delete(l.terminal, k.ID)
+			}
+			return
+		}
+		rec, err := protocol.DecodeRecord(value)
+		if err != nil {
+			l.r.log.Warn("undecodable record", zap.String("txid", k.ID), zap.Error(err))
+			return
+		}
+		l.record(ctx, rec, rev)
+	case protocol.KindVote:
+		if t := l.active[k.ID]; t != nil && !deleted {
+			t.voted[k.Participant] = true
+		}
+	case protocol.KindParticipant:
+		if rev <= l.regRev[k.Participant] {
+			return // older than what the view holds
+		}
+		l.regRev[k.Participant] = rev
+		l.registered[k.Participant] = !deleted
+		if deleted && l.ready {
+			for id, t := range l.active {
+				if t.rec.State != protocol.StateCommitting && t.rec.Has(k.Participant) && !t.voted[k.Participant] {
+					l.review(ctx, id)
+				}
+			}
+		}
+	case protocol.KindInbox:
+		// An acknowledgement may leave only abandoned participants.
+		if t := l.active[k.ID]; deleted && l.ready && t != nil && t.rec.State == protocol.StateAborting {
+			l.review(ctx, k.ID)
+		}
+	}
+}
+
+func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64) {
+	t := l.active[rec.ID]
+	if r, ok := l.terminal[rec.ID]; ok && r >= rev || t != nil && t.rev >= rev {
+		return // older than what the view holds
+	}
+	if rec.State.Terminal() {
+		delete(l.active, rec.ID)
+		l.terminal[rec.ID] = rev
+		// Retention runs on this leader's clock, not on the clock of the
+		// participant that wrote Finished: seen live, the record finished
+		// now; found by the scan, it finished when it says, but not in the
+		// future.
+		finished := l.r.opts.now()
+		if !l.ready && rec.Finished.Before(finished) {
+			finished = rec.Finished
+		}
+		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: finished, participants: rec.Participants})
+		return
+	}
+	if t == nil {
+		t = &tracked{voted: make(map[string]bool)}
+		l.active[rec.ID] = t
+	}
+	wasUndecided := t.rec.State == protocol.StatePreparing
+	t.rec, t.rev = rec, rev
+	if rec.State == protocol.StatePreparing {
+		l.timers.push(rec.Deadline, rec.ID)
+		if l.ready {
+			l.review(ctx, rec.ID)
+		}
+		return
+	}
+	if wasUndecided && l.ready {
+		l.r.opts.observer.Decided(rec.ID, rec.State.Outcome(), rec.Cause, rec.Decided.Sub(rec.Created))
+	}
+	if rec.State == protocol.StateAborting {
+		l.timers.push(rec.Decided.Add(l.r.opts.leaseTTL), rec.ID)
+	}
+}
