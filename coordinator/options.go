@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/protocol"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -58,6 +59,7 @@ type options struct {
 	requestTimeout time.Duration
 	observer       Observer
 	now            func() time.Time
+	tracer         trace.Tracer
 }
 
 func defaultOptions() options {
@@ -70,6 +72,7 @@ func defaultOptions() options {
 		requestTimeout: DefaultRequestTimeout,
 		observer:       NopObserver{},
 		now:            time.Now,
+		tracer:         defaultTracer(),
 	}
 }
 

@@ -76,6 +76,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		coordinator.WithLogger(log),
 		coordinator.WithRequestTimeout(cfg.requestTimeout),
 		coordinator.WithObserver(m),
+		coordinator.WithTracerProvider(cfg.tracerProvider),
 	}
 	ropts := []coordinator.ReplicaOption{coordinator.WithLeaseTTL(cfg.leaseTTL), coordinator.WithRetention(cfg.retention)}
 	copts := []coordinator.ClientOption{coordinator.WithDefaultTimeout(cfg.timeout)}

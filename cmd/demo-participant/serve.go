@@ -176,6 +176,7 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, tp trace
 		participant.WithPrefix(c.prefix),
 		participant.WithLeaseTTL(c.leaseTTL),
 		participant.WithLogger(base.Named("participant")),
+		participant.WithTracerProvider(tp),
 	)
 	if err != nil {
 		ln.Close()

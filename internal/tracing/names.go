@@ -62,6 +62,7 @@ const (
 	AttrDecision  = attribute.Key("concord.decision")
 	AttrDecidedBy = attribute.Key("concord.decision.by")
 	AttrRecovery  = attribute.Key("concord.recovery.action")
+	AttrGone      = attribute.Key("concord.recovery.gone") // participants finished without
 	AttrReplica   = attribute.Key("concord.replica")
 )
 
