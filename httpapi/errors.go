@@ -9,10 +9,12 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 )
 
 // apiError is an answer other than success: a status and what to say.
@@ -44,6 +46,9 @@ func errorOf(err error) *apiError {
 		status = http.StatusNotFound
 	case errors.Is(err, coordinator.ErrConflict), errors.Is(err, coordinator.ErrAlreadyCommitted):
 		status = http.StatusConflict
+	case isNoSpace(err):
+		status = http.StatusInsufficientStorage
+		msg = "etcd is out of space (its NOSPACE alarm is raised: " + msg + "); nothing was written. " + NoSpaceRemedy
 	case errors.Is(err, context.DeadlineExceeded):
 		status = http.StatusGatewayTimeout
 		msg = "etcd did not answer in time: " + msg
@@ -51,6 +56,17 @@ func errorOf(err error) *apiError {
 		status = http.StatusInternalServerError
 	}
 	return &apiError{status: status, body: ErrorBody{Error: msg}}
+}
+
+// NoSpaceRemedy says how to bring etcd back after its NOSPACE alarm.
+const NoSpaceRemedy = "To recover: compact etcd's history (etcdctl compact <its current revision>), defragment it (etcdctl defrag), " +
+	"then disarm the alarm (etcdctl alarm disarm); to keep less, lower coord serve's --retention or raise etcd's --quota-backend-bytes. See the README, \"etcd out of space\"."
+
+// isNoSpace reports whether err is etcd refusing a write because its
+// database reached its quota (the NOSPACE alarm).
+func isNoSpace(err error) bool {
+	return errors.Is(err, rpctypes.ErrNoSpace) || errors.Is(err, rpctypes.ErrGRPCNoSpace) ||
+		strings.Contains(err.Error(), rpctypes.ErrNoSpace.Error())
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -148,4 +164,40 @@ func fieldNames(v any) string {
 		}
 	}
 	return strings.Join(names, ", ")
+}
+
+// maxQuoted is how many characters of a bad value an error message shows.
+const maxQuoted = 64
+
+// quoteCut quotes s for an error message (characters, escaped as Go
+// would), cut after maxQuoted characters with the full length in bytes:
+// a 10 KB bad value is not echoed back whole.
+func quoteCut(s string) string {
+	head, whole := headOf(s)
+	if whole {
+		return strconv.Quote(s)
+	}
+	return strconv.Quote(head) + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// cut is s, or its first maxQuoted characters and its length.
+func cut(s string) string {
+	head, whole := headOf(s)
+	if whole {
+		return s
+	}
+	return head + fmt.Sprintf("… (%d bytes)", len(s))
+}
+
+// headOf returns the first maxQuoted characters of s, and whether that is
+// all of s.
+func headOf(s string) (string, bool) {
+	n := 0
+	for i := range s {
+		if n == maxQuoted {
+			return s[:i], false
+		}
+		n++
+	}
+	return s, true
 }

@@ -99,7 +99,7 @@ func TestClientReportsErrors(t *testing.T) {
 	if got, want := fmt.Sprint(err), "coordinator: transaction not found: missing (HTTP 404 Not Found)"; got != want {
 		t.Fatalf("error %q, want %q", got, want)
 	}
-	if _, err := httpapi.NewClient("127.0.0.1:7070", nil); err == nil || !strings.Contains(err.Error(), "expected e.g. http://127.0.0.1:7070") {
+	if _, err := httpapi.NewClient("127.0.0.1:7070"); err == nil || !strings.Contains(err.Error(), "expected e.g. http://127.0.0.1:7070") {
 		t.Fatalf("NewClient without scheme: %v", err)
 	}
 }

@@ -1,13 +1,9 @@
-// Package httpapi is the coordinator service's HTTP API (JSON over HTTP,
-// routes under /v1) and a Go client for it. The server side is a thin layer
-// over coordinator.Client: it validates and decodes requests, maps the
-// coordinator's errors to status codes, and never keeps transaction state of
-// its own.
 package httpapi
 
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
@@ -45,6 +41,15 @@ type Config struct {
 	// letting the coordinator retry for as long as the client waits.
 	// Default 10s.
 	RequestTimeout time.Duration
+	// Credentials are who may call the API (see Gate); none: everyone, as
+	// Anonymous admin, which only suits a loopback address.
+	Credentials *Credentials
+	// MaxUndecided and MaxUndecidedPerCredential bound the transactions
+	// begun through this handler and not decided yet; past them a begin
+	// gets 429. Defaults DefaultMaxUndecided and
+	// DefaultMaxUndecidedPerCredential.
+	MaxUndecided              int
+	MaxUndecidedPerCredential int
 	// TracerProvider records a server span per request, continuing an
 	// incoming traceparent header. Nil: the global provider.
 	TracerProvider trace.TracerProvider
@@ -54,13 +59,47 @@ type Config struct {
 // accepts (640 KiB of payloads by default, base64 in JSON) plus framing.
 const DefaultMaxBodyBytes = 2 << 20
 
+// Handler is the API's HTTP handler. Close it to stop what it waits for on
+// behalf of requests already answered.
+type Handler struct {
+	a      *api
+	traced http.Handler // a, behind the tracing middleware (tracing.go)
+}
+
 type api struct {
 	Config
-	mux *http.ServeMux
+	mux     *http.ServeMux
+	gate    *Gate
+	pending *undecided
+	// The waits for the decisions of transactions begun without waiting
+	// (they count against the limits until decided); see background.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     struct {
+		sync.Mutex
+		closed bool
+	}
+}
+
+// background runs f in a goroutine that Close cancels and waits for, and
+// reports whether it did: not once Close has begun.
+func (a *api) background(f func(ctx context.Context)) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.mu.closed {
+		return false
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f(a.ctx)
+	}()
+	return true
 }
 
 // New returns the API's handler.
-func New(cfg Config) http.Handler {
+func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
@@ -76,16 +115,44 @@ func New(cfg Config) http.Handler {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 10 * time.Second
 	}
-	a := &api{Config: cfg, mux: http.NewServeMux()}
-	a.mux.HandleFunc("POST /v1/transactions", a.begin)
-	a.mux.HandleFunc("GET /v1/transactions", a.list)
-	a.mux.HandleFunc("GET /v1/transactions/{id}", a.get)
-	a.mux.HandleFunc("POST /v1/transactions/{id}/abort", a.abort)
+	if cfg.MaxUndecided <= 0 {
+		cfg.MaxUndecided = DefaultMaxUndecided
+	}
+	if cfg.MaxUndecidedPerCredential <= 0 {
+		cfg.MaxUndecidedPerCredential = DefaultMaxUndecidedPerCredential
+	}
+	a := &api{Config: cfg, mux: http.NewServeMux(), gate: NewGate(cfg.Credentials, cfg.Logger),
+		pending: newUndecided(cfg.MaxUndecided, cfg.MaxUndecidedPerCredential)}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	route := func(pattern string, role Role, h http.HandlerFunc) { a.mux.Handle(pattern, a.gate.Require(role, h)) }
+	route("POST /v1/transactions", RoleBegin, a.begin)
+	route("GET /v1/transactions", RoleRead, a.list)
+	route("GET /v1/transactions/{id}", RoleRead, a.get)
+	route("POST /v1/transactions/{id}/abort", RoleAdmin, a.abort)
+	// Open to all: a load balancer or a probe checks it without a token.
 	a.mux.HandleFunc("GET /healthz", a.health)
 	if cfg.Metrics != nil {
-		a.mux.Handle("GET /metrics", cfg.Metrics)
+		// Counts and latencies, no transaction data, but not for everyone.
+		a.mux.Handle("GET /metrics", a.gate.Require(RoleRead, cfg.Metrics))
 	}
-	return traced(a, cfg.TracerProvider)
+	return &Handler{a: a, traced: traced(a, cfg.TracerProvider)}
+}
+
+// ServeHTTP serves the API.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.traced.ServeHTTP(w, r) }
+
+// Gate is the chain (cross-site check, authentication, role) in front of
+// the API's routes, to put in front of other handlers of the same server.
+func (h *Handler) Gate() *Gate { return h.a.gate }
+
+// Close stops waiting for the decisions of transactions begun without
+// waiting, and returns when those waits have ended.
+func (h *Handler) Close() {
+	h.a.mu.Lock()
+	h.a.mu.closed = true
+	h.a.mu.Unlock()
+	h.a.cancel()
+	h.a.wg.Wait()
 }
 
 // ServeHTTP routes the request. The mux's own plain-text 404 and 405
@@ -118,11 +185,11 @@ func (a *api) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	case probe.code == http.StatusMethodNotAllowed:
 		allow := probe.header.Get("Allow")
 		w.Header().Set("Allow", allow)
-		fail(w, &apiError{status: http.StatusMethodNotAllowed, body: ErrorBody{Error: "method " + r.Method + " not allowed on " + r.URL.Path + " (allowed: " + allow + ")"}})
+		fail(w, &apiError{status: http.StatusMethodNotAllowed, body: ErrorBody{Error: "method " + cut(r.Method) + " not allowed on " + cut(r.URL.Path) + " (allowed: " + allow + ")"}})
 	case probe.code >= 300 && probe.code < 400:
 		http.Redirect(w, r, probe.header.Get("Location"), probe.code)
 	default:
-		fail(w, &apiError{status: http.StatusNotFound, body: ErrorBody{Error: "no route " + r.Method + " " + r.URL.Path + " (routes are under /v1/transactions, /healthz, /metrics)"}})
+		fail(w, &apiError{status: http.StatusNotFound, body: ErrorBody{Error: "no route " + cut(r.Method) + " " + cut(r.URL.Path) + " (routes are under /v1/transactions, /healthz, /metrics)"}})
 	}
 }
 

@@ -140,10 +140,12 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 			return resp.Header.Revision, nil
 		}
 	}
-	srv := httptest.NewServer(httpapi.New(cfg))
+	h := httpapi.New(cfg)
+	t.Cleanup(h.Close)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
-	f.api, err = httpapi.NewClient(srv.URL, srv.Client())
+	f.api, err = httpapi.NewClient(srv.URL, httpapi.WithHTTPClient(srv.Client()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,8 +175,19 @@ func (f *fixture) participant(t *testing.T, name string, h participant.Handler) 
 	}
 }
 
-// do sends a raw request and returns the status and body.
+// do sends a raw request (a body as application/json) and returns the
+// status and body.
 func (f *fixture) do(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	header := http.Header{}
+	if body != "" {
+		header.Set("Content-Type", "application/json")
+	}
+	return f.doWith(t, method, path, body, header)
+}
+
+// doWith sends a raw request with header and returns the status and body.
+func (f *fixture) doWith(t *testing.T, method, path, body string, header http.Header) (int, string) {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -184,6 +197,7 @@ func (f *fixture) do(t *testing.T, method, path, body string) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req.Header = header
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -32,14 +32,24 @@ func (a *api) begin(w http.ResponseWriter, r *http.Request) {
 		fail(w, aerr)
 		return
 	}
-	if !wait {
-		a.beginNoWait(w, r, req)
+	caller, _ := CallerOf(r.Context())
+	release, aerr := a.pending.acquire(caller.Name)
+	if aerr != nil {
+		a.Logger.Warn("begin refused: limit reached", zap.String("txid", req.ID), zap.String("limit", aerr.body.Limit),
+			zap.String("credential", caller.Name), zap.String("remote", r.RemoteAddr))
+		w.Header().Set("Retry-After", "1")
+		fail(w, aerr)
 		return
 	}
 	timeout := req.Timeout
 	if timeout == 0 {
 		timeout = a.DefaultTimeout
 	}
+	if !wait {
+		a.beginNoWait(w, r, req, timeout, release)
+		return
+	}
+	defer release()
 	// The leader aborts at the deadline; the grace covers a leader change.
 	ctx, cancel := context.WithTimeout(r.Context(), timeout+a.WaitGrace)
 	defer cancel()
@@ -64,11 +74,21 @@ func (a *api) begin(w http.ResponseWriter, r *http.Request) {
 }
 
 // beginNoWait begins and answers 202 at once. A repeated begin of an
-// existing id answers with that transaction's current state.
-func (a *api) beginNoWait(w http.ResponseWriter, r *http.Request, req coordinator.Request) {
+// existing id answers with that transaction's current state. The
+// transaction counts against the limits until decided: release is called
+// then, or at once when nothing new was begun.
+func (a *api) beginNoWait(w http.ResponseWriter, r *http.Request, req coordinator.Request, timeout time.Duration, release func()) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
 	defer cancel()
 	b, err := a.Client.Begin(ctx, req)
+	if err != nil || !b.Created || !a.background(func(ctx context.Context) {
+		defer release()
+		wctx, cancel := context.WithTimeout(ctx, timeout+a.WaitGrace)
+		defer cancel()
+		a.Client.Wait(wctx, b.ID)
+	}) {
+		release()
+	}
 	if err != nil {
 		a.failBegin(w, r, req.ID, err)
 		return
@@ -140,7 +160,7 @@ func (a *api) parseBegin(r *http.Request) (coordinator.Request, bool, *apiError)
 	if s := q.Get("wait"); s != "" {
 		v, err := strconv.ParseBool(s)
 		if err != nil {
-			return coordinator.Request{}, false, badRequest("wait: %q is not a boolean (expected true or false)", s)
+			return coordinator.Request{}, false, badRequest("wait: %s is not a boolean (expected true or false)", quoteCut(s))
 		}
 		wait = v
 	}
@@ -164,20 +184,20 @@ func (a *api) parseBegin(r *http.Request) (coordinator.Request, bool, *apiError)
 		}
 		req.Branches[i].Participant = br.Participant
 		if len(br.Payload) > 0 {
-			var buf bytes.Buffer
-			if err := json.Compact(&buf, br.Payload); err != nil {
+			p, err := canonicalJSON(br.Payload)
+			if err != nil {
 				return coordinator.Request{}, false, badRequest("branches[%d].payload: %v", i, err)
 			}
-			req.Branches[i].Payload = buf.Bytes()
+			req.Branches[i].Payload = p
 		}
 	}
 	if body.Timeout != "" {
 		d, err := time.ParseDuration(body.Timeout)
 		if err != nil {
-			return coordinator.Request{}, false, badRequest("timeout: %q is not a duration (expected e.g. \"5s\")", body.Timeout)
+			return coordinator.Request{}, false, badRequest("timeout: %s is not a duration (expected e.g. \"5s\")", quoteCut(body.Timeout))
 		}
 		if d <= 0 {
-			return coordinator.Request{}, false, badRequest("timeout: %q is not positive (expected e.g. \"5s\"; omit it for the default, %v)", body.Timeout, a.DefaultTimeout)
+			return coordinator.Request{}, false, badRequest("timeout: %s is not positive (expected e.g. \"5s\"; omit it for the default, %v)", quoteCut(body.Timeout), a.DefaultTimeout)
 		}
 		req.Timeout = d
 	}
@@ -211,7 +231,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("state"); s != "" {
 		st, err := protocol.ParseState(s)
 		if err != nil {
-			fail(w, badRequest("state: %q is not a state (expected one of %s)", s, stateNames()))
+			fail(w, badRequest("state: %s is not a state (expected one of %s)", quoteCut(s), stateNames()))
 			return
 		}
 		opt.State = st
@@ -219,7 +239,7 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > MaxPageSize {
-			fail(w, badRequest("limit: %q is not a whole number between 1 and %d", s, MaxPageSize))
+			fail(w, badRequest("limit: %s is not a whole number between 1 and %d", quoteCut(s), MaxPageSize))
 			return
 		}
 		opt.Limit = n
@@ -258,6 +278,9 @@ func (a *api) abort(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	id := r.PathValue("id")
+	// Every abort is logged with who asked and from where.
+	caller, _ := CallerOf(r.Context())
+	who := []zap.Field{zap.String("txid", cut(id)), zap.String("credential", caller.Name), zap.String("remote", r.RemoteAddr)}
 	ctx, cancel := context.WithTimeout(r.Context(), a.RequestTimeout)
 	defer cancel()
 	rec, err := a.Client.Abort(ctx, id, body.Reason)
@@ -266,10 +289,11 @@ func (a *api) abort(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, coordinator.ErrAlreadyCommitted) {
 			ae.body.ID, ae.body.State = rec.ID, rec.State
 		}
+		a.Logger.Warn("abort requested, not done", append(who, zap.String("reason", body.Reason), zap.Int("status", ae.status), zap.String("error", ae.body.Error))...)
 		fail(w, ae)
 		return
 	}
-	a.Logger.Info("abort requested", zap.String("txid", rec.ID), zap.Stringer("state", rec.State), zap.String("reason", rec.Reason))
+	a.Logger.Info("abort requested", append(who, zap.Stringer("state", rec.State), zap.String("reason", rec.Reason))...)
 	writeJSON(w, http.StatusOK, Outcome{ID: rec.ID, State: rec.State, Cause: rec.Cause, Reason: rec.Reason})
 }
 
@@ -286,7 +310,7 @@ func query(r *http.Request, allowed ...string) (url.Values, *apiError) {
 			if len(allowed) > 0 {
 				expected = strings.Join(allowed, ", ")
 			}
-			return nil, badRequest("query: unknown parameter %q (expected %s)", name, expected)
+			return nil, badRequest("query: unknown parameter %s (expected %s)", quoteCut(name), expected)
 		}
 	}
 	return q, nil

@@ -109,12 +109,11 @@ func (l Limits) ValidateTimeout(d time.Duration) error {
 // [a-z0-9._-].
 func ValidateName(name string) error {
 	if len(name) == 0 || len(name) > MaxNameLength {
-		return fmt.Errorf("%w: %q: expected 1 to %d characters, got %d", ErrInvalidName, name, MaxNameLength, len(name))
+		return fmt.Errorf("%w: %s: expected 1 to %d characters, got %d", ErrInvalidName, quoted(name), MaxNameLength, len(name))
 	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
+	for i, c := range name {
 		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: %q: character %q at %d, expected [a-z0-9._-]", ErrInvalidName, name, c, i)
+			return fmt.Errorf("%w: %s: character %q at %d, expected [a-z0-9._-]", ErrInvalidName, quoted(name), c, i)
 		}
 	}
 	return nil
@@ -125,16 +124,29 @@ func ValidateName(name string) error {
 // path). Generated ids are UUIDs, which fit.
 func ValidateID(id string) error {
 	if len(id) == 0 || len(id) > MaxIDLength {
-		return fmt.Errorf("%w: %q: expected 1 to %d characters, got %d", ErrInvalidID, id, MaxIDLength, len(id))
+		return fmt.Errorf("%w: %s: expected 1 to %d characters, got %d", ErrInvalidID, quoted(id), MaxIDLength, len(id))
 	}
 	if strings.Trim(id, ".") == "" {
 		return fmt.Errorf("%w: %q: dots alone, expected some other character too", ErrInvalidID, id)
 	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
+	for i, c := range id {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-' || c == ':') {
-			return fmt.Errorf("%w: %q: character %q at %d, expected [A-Za-z0-9._:-]", ErrInvalidID, id, c, i)
+			return fmt.Errorf("%w: %s: character %q at %d, expected [A-Za-z0-9._:-]", ErrInvalidID, quoted(id), c, i)
 		}
 	}
 	return nil
+}
+
+// quoted quotes a bad value for an error message, cut after 64
+// characters with its length in bytes: errors name what was wrong without
+// echoing a huge value back.
+func quoted(s string) string {
+	n := 0
+	for i := range s {
+		if n == 64 {
+			return fmt.Sprintf("%q… (%d bytes)", s[:i], len(s))
+		}
+		n++
+	}
+	return fmt.Sprintf("%q", s)
 }

@@ -26,6 +26,16 @@ func TestServeRefusesBadFlags(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	badRole, shortToken := filepath.Join(dir, "bad-role"), filepath.Join(dir, "short-token")
+	if err := os.WriteFile(badRole, []byte("# ops\nops:boss:0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(shortToken, []byte("ops:admin:secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const public = " is not a loopback address, and no credentials are configured: anyone who reaches it could begin and abort transactions.\n" +
+		"Configure credentials with --credentials-file FILE (one name:role:token a line, role read, begin or admin) or $CONCORD_CREDENTIALS,\n" +
+		"or accept the risk with --insecure-no-auth-on-public-address"
 	cases := []struct {
 		args []string
 		env  map[string]string
@@ -55,6 +65,15 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--embedded-peer-url", "http://127.0.0.1:2379"}, nil, "--embedded-client-url and --embedded-peer-url: both 127.0.0.1:2379 (expected two addresses)"},
 		{[]string{"--embedded-auto-compaction", "forever"}, nil, `--embedded-auto-compaction: "forever" is not a duration (expected e.g. 1h, or 0 to turn compaction off)`},
 		{[]string{"--data-dir", ""}, nil, "--data-dir: empty (expected a directory)"},
+		{[]string{"--listen", "0.0.0.0:7070"}, nil, "--listen: 0.0.0.0:7070" + public},
+		{[]string{"--listen", ":7070"}, nil, "--listen: :7070" + public},
+		{nil, map[string]string{"CONCORD_LISTEN": "10.1.2.3:7070"}, "CONCORD_LISTEN: 10.1.2.3:7070" + public},
+		{[]string{"--credentials-file", badRole}, nil, "--credentials-file: " + badRole + `: line 2: credential "ops": the role is not read, begin or admin (expected name:role:token)`},
+		{[]string{"--credentials-file", shortToken}, nil, "--credentials-file: " + shortToken + `: line 1: credential "ops": token shorter than 16 characters`},
+		{[]string{"--credentials-file", filepath.Join(dir, "missing")}, nil, "--credentials-file: open "},
+		{nil, map[string]string{"CONCORD_CREDENTIALS": "ops:admin"}, "$CONCORD_CREDENTIALS: line 1: an entry is not name:role:token"},
+		{[]string{"--tls-cert", notPEM}, nil, "--tls-cert: needs --tls-key too"},
+		{[]string{"--max-undecided", "0"}, nil, `--max-undecided: "0" is not a positive number of transactions (expected e.g. 1000)`},
 		{[]string{"--lisen", ":7070"}, nil, "flag provided but not defined: --lisen"},
 		{[]string{"--listen"}, nil, "flag needs an argument: --listen"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
@@ -75,6 +94,9 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		"CONCORD_ETCD_USER": "concord",
 		passwordEnv:         "s3cret",
 		"CONCORD_PREFIX":    "/payments",
+		// Credentials make a public address acceptable.
+		credentialsEnv:          "ops:admin:0123456789abcdef0123, viewer:read:abcdef0123456789abcd",
+		"CONCORD_MAX_UNDECIDED": "50",
 	}
 	fs := serveFlags()
 	if _, err := fs.parse([]string{"--lease-ttl", "3s", "--timeout", "7s"}, func(k string) string { return env[k] }); err != nil {
@@ -89,6 +111,9 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 	}
 	if strings.Join(cfg.etcd.endpoints, " ") != "https://10.0.0.1:2379 10.0.0.2:2379" || cfg.embedded != nil {
 		t.Errorf("etcd %v, embedded %v: want the two endpoints, no embedded etcd", cfg.etcd.endpoints, cfg.embedded)
+	}
+	if cfg.credentials.Len() != 2 || cfg.maxUndecided != 50 || cfg.maxUndecidedPerCredential != 500 {
+		t.Errorf("access: %d credentials, limits %d and %d; want 2, 50 and 500", cfg.credentials.Len(), cfg.maxUndecided, cfg.maxUndecidedPerCredential)
 	}
 	if cfg.etcd.user != "concord" || cfg.etcd.password != "s3cret" {
 		t.Errorf("auth %q/%q", cfg.etcd.user, cfg.etcd.password)
@@ -214,6 +239,27 @@ func TestBenchEnvironment(t *testing.T) {
 		code, _, stderr := runInProcess(append([]string{"bench"}, tt.args...), tt.env)
 		if code != 2 || !strings.Contains(stderr, tt.says) {
 			t.Errorf("env %v: exit %d, stderr %q; want 2 and %q", tt.env, code, stderr, tt.says)
+		}
+	}
+}
+
+// A public address without credentials is accepted with the flag that
+// names the risk, from the command line or the environment.
+func TestServeInsecurePublicAddress(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--listen", "0.0.0.0:7070", "--" + insecureFlag}, nil},
+		{[]string{"--listen", ":7070"}, map[string]string{"CONCORD_INSECURE_NO_AUTH_ON_PUBLIC_ADDRESS": "true"}},
+	} {
+		fs := serveFlags()
+		getenv := func(k string) string { return c.env[k] }
+		if _, err := fs.parse(c.args, getenv); err != nil {
+			t.Fatal(err)
+		}
+		if cfg, err := parseServe(fs, getenv); err != nil || cfg.credentials.Len() != 0 {
+			t.Errorf("%q %v: %v, want accepted without credentials", c.args, c.env, err)
 		}
 	}
 }

@@ -104,7 +104,7 @@ func startCoord(t *testing.T, name string, env []string, args ...string) *coordP
 		}
 	}
 	var err error
-	if p.api, err = httpapi.NewClient(p.url, nil); err != nil {
+	if p.api, err = httpapi.NewClient(p.url); err != nil {
 		t.Fatal(err)
 	}
 	return p

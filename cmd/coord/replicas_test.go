@@ -134,7 +134,7 @@ func TestReplicaKilledMidLoad(t *testing.T) {
 			t.Errorf("%s: %v, want %v", at.id, tx.State, at.want)
 		}
 	}
-	for _, s := range []string{"preparing", "committing", "aborting"} {
+	for _, s := range []protocol.State{protocol.StatePreparing, protocol.StateCommitting, protocol.StateAborting} {
 		if l, err := b.api.List(ctx, httpapi.ListOptions{State: s}); err != nil || len(l.Transactions) != 0 {
 			t.Errorf("%s transactions left: %+v %v", s, l, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -32,7 +33,26 @@ type serveConfig struct {
 	maxBodyBytes    int64
 	log             logConfig
 	tracerProvider  trace.TracerProvider // from the OTEL_* variables; nil: the global one
+
+	// The API's edge: who may call it, over what, how much.
+	credentials               *httpapi.Credentials // none: loopback only, everyone admin
+	credentialsFile           string               // read again on SIGHUP
+	credentialsFlag           string               // where credentialsFile came from, for errors
+	credentialsText           string               // $CONCORD_CREDENTIALS
+	insecure                  bool                 // --insecure-no-auth-on-public-address
+	tlsCert, tlsKey           string               // empty: plain HTTP
+	maxUndecided              int
+	maxUndecidedPerCredential int
 }
+
+// credentialsEnv holds credentials in the format of --credentials-file
+// (entries separated by newlines, spaces or commas). It is read from the
+// environment only, so that tokens show neither in ps nor in logged flags.
+const credentialsEnv = envPrefix + "CREDENTIALS"
+
+// insecureFlag serves the API without credentials on an address other
+// than loopback; its name says what it risks.
+const insecureFlag = "insecure-no-auth-on-public-address"
 
 func serveFlags() *flagSet {
 	fs := newFlagSet("serve", "coord serve [flags]", strings.TrimSpace(`
@@ -47,11 +67,26 @@ With --etcd it uses that cluster; turn on auto-compaction there
 
 The etcd password is read from the environment variable `+passwordEnv+` only.
 
+Access: with --credentials-file (or $`+credentialsEnv+`) every request but
+/healthz needs a bearer token of a credential whose role allows it: read
+(list, show, /metrics), begin (and read), admin (abort, and all the rest).
+The file has one credential per line, name:role:token (# comments). Without
+credentials the API serves only a loopback --listen address, to everyone
+there; any other address needs credentials or --`+insecureFlag+`.
+--tls-cert and --tls-key serve HTTPS; the certificate is read again when its
+files change. SIGHUP reads the certificate and the credentials file again.
+
 SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
 --shutdown-timeout), release the replica's lease, stop the embedded etcd.
 
 `+tracingHelp))
-	fs.String("listen", "127.0.0.1:7070", "`address` of the HTTP API (host:port; port 0 picks a free one)")
+	fs.String("listen", "127.0.0.1:7070", "`address` of the HTTP API (host:port; port 0 picks a free one); other than loopback only with credentials")
+	fs.String("credentials-file", "", "`file` of the credentials that may call the API, one name:role:token a line (role read, begin or admin);\nmore can come from $"+credentialsEnv+"; none: loopback only, every caller is admin")
+	fs.Bool(insecureFlag, false, "serve without credentials on an address other than loopback: anyone who reaches it can begin and abort transactions")
+	fs.String("tls-cert", "", "`file` with the PEM certificate (chain) of the API, to serve HTTPS (with --tls-key)")
+	fs.String("tls-key", "", "`file` with the PEM private key of --tls-cert")
+	fs.Int("max-undecided", httpapi.DefaultMaxUndecided, "most `transactions` begun through this replica's API that may be undecided at once; more get 429")
+	fs.Int("max-undecided-per-credential", httpapi.DefaultMaxUndecidedPerCredential, "most undecided `transactions` one credential may have begun through this replica's API; more get 429")
 	fs.String("etcd", "", "comma-separated `endpoints` of an existing etcd cluster (e.g. https://10.0.0.1:2379,https://10.0.0.2:2379);\nempty: start the embedded etcd")
 	fs.String("etcd-cacert", "", "`file` with the PEM CA certificate that signed the etcd servers' certificates (enables TLS)")
 	fs.String("etcd-cert", "", "`file` with the PEM client certificate for etcd (with --etcd-key)")
@@ -125,6 +160,9 @@ func parseServe(fs *flagSet, getenv func(string) string) (serveConfig, error) {
 	}
 	if _, _, err := net.SplitHostPort(cfg.listen); err != nil {
 		return cfg, usagef("%s: %q is not host:port (expected e.g. 127.0.0.1:7070 or :7070)", fs.source("listen"), cfg.listen)
+	}
+	if err := parseAccess(fs, &cfg, getenv); err != nil {
+		return cfg, err
 	}
 	if cfg.log.level, err = parseLogLevel(fs.value("log-level")); err != nil {
 		return cfg, usagef("%s: %v", fs.source("log-level"), err)
@@ -204,4 +242,83 @@ func parseExternal(fs *flagSet, ec *etcdConfig, getenv func(string) string) erro
 		return usagef("$%s: set, but --etcd-user is not (expected both or neither)", passwordEnv)
 	}
 	return nil
+}
+
+// parseAccess validates the flags of the API's edge: credentials, TLS,
+// limits, and the refusal to serve a public address without credentials.
+func parseAccess(fs *flagSet, cfg *serveConfig, getenv func(string) string) error {
+	var err error
+	cfg.credentialsFile, cfg.credentialsText = fs.value("credentials-file"), getenv(credentialsEnv)
+	cfg.credentialsFlag = fs.source("credentials-file")
+	cfg.insecure = fs.value(insecureFlag) == "true"
+	if cfg.credentials, err = cfg.loadCredentials(); err != nil {
+		return usagef("%v", err)
+	}
+	if err := cfg.checkExposure(cfg.credentials); err != nil {
+		return usagef("%s: %v", fs.source("listen"), err)
+	}
+	cfg.tlsCert, cfg.tlsKey = fs.value("tls-cert"), fs.value("tls-key")
+	switch {
+	case cfg.tlsCert != "" && cfg.tlsKey == "":
+		return usagef("%s: needs --tls-key too", fs.source("tls-cert"))
+	case cfg.tlsKey != "" && cfg.tlsCert == "":
+		return usagef("%s: needs --tls-cert too", fs.source("tls-key"))
+	}
+	for _, l := range []struct {
+		name string
+		dst  *int
+	}{{"max-undecided", &cfg.maxUndecided}, {"max-undecided-per-credential", &cfg.maxUndecidedPerCredential}} {
+		s := fs.value(l.name)
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return usagef("%s: %q is not a positive number of transactions (expected e.g. %s)", fs.source(l.name), s, fs.Lookup(l.name).DefValue)
+		}
+		*l.dst = n
+	}
+	return nil
+}
+
+// loadCredentials reads --credentials-file and $CONCORD_CREDENTIALS
+// (at start, and again on SIGHUP).
+func (cfg *serveConfig) loadCredentials() (*httpapi.Credentials, error) {
+	creds := &httpapi.Credentials{}
+	if cfg.credentialsFile != "" {
+		var err error
+		if creds, err = httpapi.LoadCredentials(cfg.credentialsFile); err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.credentialsFlag, err)
+		}
+	}
+	if cfg.credentialsText == "" {
+		return creds, nil
+	}
+	more, err := httpapi.ParseCredentials(cfg.credentialsText, "$"+credentialsEnv)
+	if err != nil {
+		return nil, err
+	}
+	if creds, err = creds.Merge(more); err != nil {
+		return nil, fmt.Errorf("%s and $%s: %w", cfg.credentialsFlag, credentialsEnv, err)
+	}
+	return creds, nil
+}
+
+// checkExposure refuses to serve an address other than loopback without
+// credentials, unless told to accept the risk.
+func (cfg *serveConfig) checkExposure(creds *httpapi.Credentials) error {
+	host, _, _ := net.SplitHostPort(cfg.listen)
+	if creds.Len() > 0 || isLoopback(host) || cfg.insecure {
+		return nil
+	}
+	return fmt.Errorf("%s is not a loopback address, and no credentials are configured: anyone who reaches it could begin and abort transactions.\n"+
+		"Configure credentials with --credentials-file FILE (one name:role:token a line, role read, begin or admin) or $%s,\n"+
+		"or accept the risk with --%s", cfg.listen, credentialsEnv, insecureFlag)
+}
+
+// isLoopback reports whether host (of --listen) names only this machine.
+// An empty host (":7070") is every address.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

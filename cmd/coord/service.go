@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/embedded"
@@ -24,7 +28,15 @@ import (
 // embedded etcd. stopSignals restores the default signal handling, so a
 // second Ctrl-C exits at once.
 func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Logger) error {
-	// The API's port first: a port in use fails before etcd is touched.
+	// The certificate and the API's port first: either failing fails
+	// before etcd is touched.
+	var cert *httpapi.Certificate
+	if cfg.tlsCert != "" {
+		var err error
+		if cert, err = httpapi.LoadCertificate(cfg.tlsCert, cfg.tlsKey, log.Named("tls")); err != nil {
+			return fmt.Errorf("--tls-cert, --tls-key: %w", err)
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.listen, err)
@@ -100,29 +112,56 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 	// shutdown timeout.
 	reqCtx, cancelRequests := context.WithCancel(context.Background())
 	defer cancelRequests()
+	api := httpapi.New(httpapi.Config{
+		Client:                    client,
+		Health:                    health,
+		Leader:                    replica.IsLeader,
+		Metrics:                   m.Handler(),
+		Observe:                   m.Request,
+		Logger:                    log.Named("http"),
+		MaxBodyBytes:              cfg.maxBodyBytes,
+		DefaultTimeout:            cfg.timeout,
+		WaitGrace:                 cfg.leaseTTL + 2*cfg.requestTimeout,
+		RequestTimeout:            2 * cfg.requestTimeout,
+		Credentials:               cfg.credentials,
+		MaxUndecided:              cfg.maxUndecided,
+		MaxUndecidedPerCredential: cfg.maxUndecidedPerCredential,
+		TracerProvider:            cfg.tracerProvider,
+	})
+	defer api.Close()
+	if cert != nil || cfg.credentialsFile != "" {
+		stopReload := onHangup(func() { reload(cfg, cert, api.Gate(), log) })
+		defer stopReload()
+	}
 	srv := &http.Server{
-		Handler: httpapi.New(httpapi.Config{
-			Client:         client,
-			Health:         health,
-			Leader:         replica.IsLeader,
-			Metrics:        m.Handler(),
-			Observe:        m.Request,
-			Logger:         log.Named("http"),
-			MaxBodyBytes:   cfg.maxBodyBytes,
-			DefaultTimeout: cfg.timeout,
-			WaitGrace:      cfg.leaseTTL + 2*cfg.requestTimeout,
-			RequestTimeout: 2 * cfg.requestTimeout,
-			TracerProvider: cfg.tracerProvider,
-		}),
+		Handler:           api,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute, // the body; the answer may wait longer
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(quieter(log.Named("http"), cfg.log, zap.WarnLevel)),
 	}
+	scheme := "http://"
+	if cert != nil {
+		scheme = "https://"
+		srv.TLSConfig = cert.TLSConfig()
+	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	log.Info("serving", zap.String("addr", "http://"+ln.Addr().String()), zap.String("prefix", cfg.prefix),
+	go func() {
+		if cert != nil {
+			served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
+	if n := cfg.credentials.Len(); n > 0 {
+		log.Info("access control on", zap.Int("credentials", n))
+	} else if host, _, _ := net.SplitHostPort(cfg.listen); isLoopback(host) {
+		log.Info("access control off: no credentials, every caller is admin", zap.String("listen", cfg.listen))
+	} else {
+		log.Warn("access control off on a public address (--"+insecureFlag+"): anyone who reaches it can begin and abort transactions", zap.String("listen", cfg.listen))
+	}
+	log.Info("serving", zap.String("addr", scheme+ln.Addr().String()), zap.String("prefix", cfg.prefix),
 		zap.Duration("lease_ttl", cfg.leaseTTL), zap.Duration("retention", cfg.retention), zap.Duration("timeout", cfg.timeout))
 
 	var runErr error
@@ -159,4 +198,54 @@ func drain(srv *http.Server, timeout time.Duration, cancelRequests func()) error
 		srv.Close()
 	}
 	return err
+}
+
+// onHangup calls reload on every SIGHUP until the returned function is
+// called.
+func onHangup(reload func()) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				reload()
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+		wg.Wait()
+	}
+}
+
+// reload reads the certificate and the credentials again (SIGHUP). What
+// does not load, or would leave a public address without credentials,
+// is logged and the previous one stays in use.
+func reload(cfg serveConfig, cert *httpapi.Certificate, gate *httpapi.Gate, log *zap.Logger) {
+	if cert != nil {
+		if err := cert.Reload(); err != nil {
+			log.Warn("SIGHUP: the certificate does not load; the previous one stays in use", zap.Error(err))
+		}
+	}
+	if cfg.credentialsFile == "" {
+		return
+	}
+	creds, err := cfg.loadCredentials()
+	if err == nil {
+		err = cfg.checkExposure(creds)
+	}
+	if err != nil {
+		log.Warn("SIGHUP: the credentials do not load; the previous ones stay in use", zap.Error(err))
+		return
+	}
+	gate.SetCredentials(creds)
+	log.Info("SIGHUP: credentials loaded", zap.Int("credentials", creds.Len()))
 }

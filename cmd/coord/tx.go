@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
@@ -57,21 +57,33 @@ func runTx(ctx context.Context, c console, args []string) error {
 // txFlags are the flags every tx subcommand has.
 type txFlags struct {
 	*flagSet
-	addr *string
-	json *bool
+	addr   *string
+	json   *bool
+	token  *string
+	caFile *string
 }
 
 func newTxFlags(name, synopsis, about string) txFlags {
 	fs := newFlagSet(name, synopsis, about)
 	return txFlags{
 		flagSet: fs,
-		addr:    fs.String("addr", "http://127.0.0.1:7070", "`URL` of a coordinator's HTTP API"),
+		addr:    fs.String("addr", "http://127.0.0.1:7070", "`URL` of a coordinator's HTTP API (https:// when it serves TLS)"),
 		json:    fs.Bool("json", false, "print the API's JSON instead of a table, for scripts"),
+		token:   fs.String("token", "", "bearer `token` of a credential of the coordinator (prefer the environment variable: a flag shows in ps)"),
+		caFile:  fs.String("ca-file", "", "`file` with the PEM certificate of the authority that signed the coordinator's (default: the system's)"),
 	}
 }
 
 func (f txFlags) client() (*httpapi.Client, error) {
-	cl, err := httpapi.NewClient(*f.addr, &http.Client{Timeout: txRequestTimeout})
+	opts := []httpapi.ClientOption{httpapi.WithTimeout(txRequestTimeout), httpapi.WithToken(*f.token)}
+	if *f.caFile != "" {
+		pool, err := httpapi.LoadCAFile(*f.caFile)
+		if err != nil {
+			return nil, usagef("%s: %v", f.source("ca-file"), err)
+		}
+		opts = append(opts, httpapi.WithRootCAs(pool))
+	}
+	cl, err := httpapi.NewClient(*f.addr, opts...)
 	if err != nil {
 		return nil, usagef("%s: %v", f.source("addr"), err)
 	}
@@ -89,8 +101,10 @@ func runTxList(ctx context.Context, c console, args []string) error {
 	if *limit < 0 {
 		return usagef("%s: %d is negative (expected a number of transactions, or 0 for all)", f.source("limit"), *limit)
 	}
+	var st protocol.State
 	if *state != "" {
-		if _, err := protocol.ParseState(*state); err != nil {
+		var err error
+		if st, err = protocol.ParseState(*state); err != nil {
 			return usagef("%s: %q is not a state (expected preparing, committing, aborting, committed or aborted)", f.source("state"), *state)
 		}
 	}
@@ -105,7 +119,7 @@ func runTxList(ctx context.Context, c console, args []string) error {
 		if *limit > 0 {
 			page = min(page, *limit-len(all.Transactions))
 		}
-		l, err := cl.List(ctx, httpapi.ListOptions{State: *state, Limit: page, After: next})
+		l, err := cl.List(ctx, httpapi.ListOptions{State: st, Limit: page, After: next})
 		if err != nil {
 			return err
 		}
@@ -171,9 +185,9 @@ func runTxAbort(ctx context.Context, c console, args []string) error {
 	if *f.json {
 		return printJSON(c.stdout, out)
 	}
-	fmt.Fprintf(c.stdout, "%s %s", out.ID, out.State)
+	fmt.Fprintf(c.stdout, "%s %s", oneLine(out.ID), out.State)
 	if out.Reason != "" {
-		fmt.Fprintf(c.stdout, ": %s", out.Reason)
+		fmt.Fprintf(c.stdout, ": %s", oneLine(out.Reason))
 	}
 	fmt.Fprintln(c.stdout)
 	return nil
@@ -196,7 +210,7 @@ func printList(w io.Writer, txs []httpapi.Transaction) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATE\tPARTICIPANTS\tCREATED\tREASON")
 	for _, tx := range txs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", tx.ID, tx.State, strings.Join(tx.Participants, ","), tx.Created.UTC().Format(timeLayout), oneLine(tx.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", oneLine(tx.ID), tx.State, oneLine(strings.Join(tx.Participants, ",")), tx.Created.UTC().Format(timeLayout), oneLine(tx.Reason))
 	}
 	tw.Flush()
 }
@@ -214,13 +228,13 @@ func printTransaction(w io.Writer, tx httpapi.Transaction) {
 		}
 		return t.UTC().Format(timeLayout)
 	}
-	row("ID", tx.ID)
+	row("ID", oneLine(tx.ID))
 	row("State", tx.State.String())
 	row("Created", at(tx.Created))
 	row("Deadline", at(tx.Deadline))
 	row("Decided", at(tx.Decided))
 	row("Finished", at(tx.Finished))
-	row("Cause", string(tx.Cause))
+	row("Cause", oneLine(string(tx.Cause)))
 	row("Reason", oneLine(tx.Reason))
 	row("Revision", strconv.FormatInt(tx.Revision, 10))
 	row("Trace", tx.TraceID)
@@ -237,12 +251,23 @@ func printTransaction(w io.Writer, tx httpapi.Transaction) {
 		if b.Acked {
 			acked = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", b.Participant, vote, acked)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", oneLine(b.Participant), vote, acked)
 	}
 	tw.Flush()
 }
 
-// oneLine keeps a table row on one line.
+// oneLine keeps a table row on one line, and shows any other character a
+// terminal would act on (escape sequences, bidi overrides) escaped as Go
+// would quote it ("\x1b"), so that a reason cannot rewrite the screen.
 func oneLine(s string) string {
-	return strings.Join(strings.Fields(s), " ")
+	var b strings.Builder
+	for _, r := range strings.Join(strings.Fields(s), " ") {
+		if r == utf8.RuneError || !strconv.IsPrint(r) && r != ' ' {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -41,7 +41,7 @@ func TestTransferRefusesBadArguments(t *testing.T) {
 		{"load without bank address", []string{"--load", "5", "--accounts", "bank-a:alice,bank-b:bob", "--banks", "bank-a=http://x"}, "bank bank-b has no address in --banks"},
 		{"load with bad concurrency", []string{"--load", "5", "--concurrency", "0", "--accounts", "bank-a:alice,bank-b:bob", "--banks", "bank-a=http://x,bank-b=http://y"}, "--concurrency 0"},
 		{"accounts without load", []string{"--accounts", "bank-a:alice,bank-b:bob"}, "--accounts and --banks go with --load N"},
-		{"bad coordinator", []string{"--coord", "127.0.0.1:7070", "--from", "bank-a:alice", "--to", "bank-b:bob", "--amount", "1"}, "expected http://host:port"},
+		{"bad coordinator", []string{"--coord", "127.0.0.1:7070", "--from", "bank-a:alice", "--to", "bank-b:bob", "--amount", "1"}, "is not an http(s) URL (expected e.g. http://127.0.0.1:7070)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"transfer", "--coord", coord.URL}, tc.args...)

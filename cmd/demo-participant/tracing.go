@@ -6,7 +6,10 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/internal/otelsetup"
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/internal/tracing"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -27,4 +30,19 @@ func startTracing(ctx context.Context, service string, log *zap.Logger, attrs ..
 			log.Warn("flushing traces", zap.Error(err))
 		}
 	}, nil
+}
+
+// traceTransfer starts the span of one transfer, a client span whose
+// context the request to the coordinator carries (traceparent), so that
+// the coordinator and the banks join its trace. end ends it with the
+// outcome.
+func traceTransfer(ctx context.Context, tp trace.TracerProvider, id string) (context.Context, func(httpapi.Outcome, error)) {
+	ctx, span := tracing.Tracer(tp, "cmd/demo-participant").Start(ctx, "transfer", trace.WithSpanKind(trace.SpanKindClient))
+	return ctx, func(out httpapi.Outcome, err error) {
+		if err == nil {
+			span.SetAttributes(tracing.AttrTxID.String(out.ID))
+			tracing.Outcome(span, out.State, out.Cause, out.Reason)
+		}
+		tracing.End(span, err)
+	}
 }

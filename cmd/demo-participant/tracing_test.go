@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/transfer"
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/protocol"
 	"github.com/concord-tx/concord/internal/testkit/otlptest"
 	"github.com/concord-tx/concord/internal/tracing"
 )
@@ -34,7 +36,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 		trace1, caller1 = "5bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 		trace2, caller2 = "6bf92f3577b34da6a3ce929d0e0e4736", "10f067aa0ba902b7"
 	)
-	if out := c.beginTraced(t, "traced-1", "00-"+trace1+"-"+caller1+"-01", "bank-a:alice", "bank-b:bob"); out.State != "committed" {
+	if out := c.beginTraced(t, "traced-1", "00-"+trace1+"-"+caller1+"-01", "bank-a:alice", "bank-b:bob"); out.State != protocol.StateCommitted {
 		t.Fatalf("traced-1: %+v, want committed", out)
 	}
 	// bank-a has prepared and waits at the gate; its Prepare has been
@@ -57,7 +59,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 
 	// The recovery case: bank-z never runs, so it never votes; the leading
 	// replica aborts, and later finishes the abort, in the caller's trace.
-	if out := c.beginTraced(t, "traced-2", "00-"+trace2+"-"+caller2+"-01", "bank-a:alice", "bank-z:zed"); out.State != "aborted" {
+	if out := c.beginTraced(t, "traced-2", "00-"+trace2+"-"+caller2+"-01", "bank-a:alice", "bank-z:zed"); out.State != protocol.StateAborted {
 		t.Fatalf("traced-2: %+v, want aborted", out)
 	}
 	rcv.WaitFor(t, 30*time.Second, "the replica's recovery spans exported", func(ss otlptest.Spans) (bool, string) {
@@ -129,7 +131,7 @@ func TestTraceAcrossProcesses(t *testing.T) {
 
 // beginTraced sends POST /v1/transactions for a transfer of 1 from one
 // account to another, with the header traceparent, and returns the answer.
-func (c *cluster) beginTraced(t *testing.T, id, traceparent, from, to string) transfer.Outcome {
+func (c *cluster) beginTraced(t *testing.T, id, traceparent, from, to string) httpapi.Outcome {
 	t.Helper()
 	fe, err := transfer.ParseEndpoint(from)
 	if err != nil {
@@ -139,11 +141,11 @@ func (c *cluster) beginTraced(t *testing.T, id, traceparent, from, to string) tr
 	if err != nil {
 		t.Fatal(err)
 	}
-	branches, err := transfer.Transfer{From: fe, To: te, Amount: 1}.Branches()
+	breq, err := transfer.Transfer{From: fe, To: te, Amount: 1}.Request(id, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := json.Marshal(map[string]any{"id": id, "branches": branches, "timeout": "10s"})
+	body, err := json.Marshal(breq)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +161,7 @@ func (c *cluster) beginTraced(t *testing.T, id, traceparent, from, to string) tr
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var out transfer.Outcome
+	var out httpapi.Outcome
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, &out) != nil {
 		t.Fatalf("POST %s: %s %s", id, resp.Status, raw)
 	}

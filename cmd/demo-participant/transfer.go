@@ -2,18 +2,23 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/transfer"
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/protocol"
 )
 
 type transferConfig struct {
 	coord          string
+	token, caFile  string
 	from, to       string
 	amount         string
 	id             string
@@ -38,6 +43,8 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs := flag.NewFlagSet("demo-participant transfer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.coord, "coord", "http://127.0.0.1:7070", "coordinator HTTP address")
+	fs.StringVar(&c.token, "token", "", "bearer token of a credential of the coordinator with the begin role (default $CONCORD_TOKEN)")
+	fs.StringVar(&c.caFile, "ca-file", "", "PEM certificate of the authority that signed an https:// coordinator's certificate (default $CONCORD_CA_FILE, else the system's)")
 	fs.StringVar(&c.from, "from", "", "account to debit, bank:account (e.g. bank-a:alice)")
 	fs.StringVar(&c.to, "to", "", "account to credit, bank:account (e.g. bank-b:bob)")
 	fs.StringVar(&c.amount, "amount", "", "amount to move, a positive integer in minor units")
@@ -67,9 +74,9 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	defer stopTracing()
 	hc := &http.Client{Timeout: c.requestTimeout}
-	coord, err := transfer.NewCoordinator(c.coord, hc, tr.Provider)
+	coord, err := c.coordinator(hc)
 	if err != nil {
-		fmt.Fprintf(stderr, "demo-participant transfer: --coord: %v\n", err)
+		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
 	if c.load > 0 {
@@ -80,24 +87,56 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
-	branches, err := t.Branches()
+	req, err := t.Request(c.id, c.timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
 	defer cancel()
-	out, err := coord.Do(rctx, c.id, branches, c.timeout)
+	rctx, end := traceTransfer(rctx, tr.Provider, req.ID)
+	out, err := coord.Do(rctx, req)
+	end(out, err)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: error: %v\n", err)
 		return exitError
 	}
-	if out.Committed() {
+	if out.State == protocol.StateCommitted {
 		fmt.Fprintf(stdout, "committed tx=%s from=%s to=%s amount=%d\n", out.ID, t.From, t.To, t.Amount)
 		return exitOK
 	}
 	fmt.Fprintf(stdout, "aborted tx=%s from=%s to=%s amount=%d reason=%q\n", out.ID, t.From, t.To, t.Amount, out.Reason)
 	return exitAborted
+}
+
+// coordinator is the client of the coordinator's API the flags describe,
+// sending with hc (the bank reads share hc, so it keeps the default
+// roots: a --ca-file is for the coordinator only).
+func (c transferConfig) coordinator(hc *http.Client) (*httpapi.Client, error) {
+	token, caFile := c.token, c.caFile
+	if token == "" {
+		token = os.Getenv("CONCORD_TOKEN")
+	}
+	if caFile == "" {
+		caFile = os.Getenv("CONCORD_CA_FILE")
+	}
+	opts := []httpapi.ClientOption{httpapi.WithToken(token)}
+	if caFile != "" {
+		pool, err := httpapi.LoadCAFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+		opts = append(opts, httpapi.WithHTTPClient(&http.Client{Transport: tr, Timeout: hc.Timeout}))
+	} else {
+		opts = append(opts, httpapi.WithHTTPClient(hc))
+	}
+	cl, err := httpapi.NewClient(c.coord, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("--coord: %w", err)
+	}
+	return cl, nil
 }
 
 // single checks the arguments of one transfer.
@@ -128,7 +167,7 @@ func (c transferConfig) single() (transfer.Transfer, error) {
 	return t, t.Validate()
 }
 
-func runLoad(ctx context.Context, c transferConfig, coord *transfer.Coordinator, hc *http.Client, stdout, stderr io.Writer) int {
+func runLoad(ctx context.Context, c transferConfig, coord *httpapi.Client, hc *http.Client, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -106,12 +107,12 @@ func sessionLeases(ctx context.Context, t *testing.T, sys *System) map[string]in
 // Its timeout is long: the test asks whether it commits, not how fast.
 func transfer(t *testing.T, coord, id string) (Result, string) {
 	t.Helper()
-	leg := func(bank string, amount int64) beginBranch {
+	leg := func(bank string, amount int64) httpapi.BranchRequest {
 		p, _ := json.Marshal(map[string]any{"account": "alice", "amount": amount})
-		return beginBranch{Participant: bank, Payload: p}
+		return httpapi.BranchRequest{Participant: bank, Payload: p}
 	}
-	body, _ := json.Marshal(beginRequest{ID: id, Timeout: "20s", Branches: []beginBranch{leg("bank-a", -1), leg("bank-b", 1)}})
-	res, reason, errText, _ := (&Traffic{client: readClient}).call(coord, body, time.Now().Add(30*time.Second))
+	req := httpapi.BeginRequest{ID: id, Timeout: "20s", Branches: []httpapi.BranchRequest{leg("bank-a", -1), leg("bank-b", 1)}}
+	res, reason, errText, _ := (&Traffic{client: readClient}).call(coord, req, time.Now().Add(30*time.Second))
 	if res == Unknown {
 		t.Fatalf("transfer %s: %s", id, errText)
 	}

@@ -276,11 +276,8 @@ func (n *Nemesis) pickCoord(ctx context.Context) (*Service, string) {
 		if !c.Running() || c.Paused() {
 			continue
 		}
-		var h struct {
-			Leader bool `json:"leader"`
-		}
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		err := getJSON(hctx, c.URL()+"/healthz", &h)
+		h, err := coordHealth(hctx, c, readClient)
 		cancel()
 		if err == nil && h.Leader && leader == nil {
 			leader = c

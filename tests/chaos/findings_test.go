@@ -238,10 +238,7 @@ func TestFindingScanNeverEndsUnderCompaction(t *testing.T) {
 	// Kill the leader: the other replica must build its view.
 	var leader, next *Service
 	for _, c := range sys.Coords {
-		var h struct {
-			Leader bool `json:"leader"`
-		}
-		if err := getJSON(ctx, c.URL()+"/healthz", &h); err == nil && h.Leader {
+		if h, err := coordHealth(ctx, c, readClient); err == nil && h.Leader {
 			leader = c
 		} else {
 			next = c

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
 
@@ -260,7 +261,17 @@ var healthClient = &http.Client{Timeout: time.Second, Transport: &http.Transport
 // readClient reads the banks' state, which can be large after a long run.
 var readClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
-// waitHealthy polls GET /healthz until it answers 200.
+// coordHealth reads a coordinator's /healthz with the API's client.
+func coordHealth(ctx context.Context, svc *Service, hc *http.Client) (httpapi.Health, error) {
+	cl, err := httpapi.NewClient(svc.URL(), httpapi.WithHTTPClient(hc))
+	if err != nil {
+		return httpapi.Health{}, err
+	}
+	return cl.Health(ctx)
+}
+
+// waitHealthy polls GET /healthz of any service (coordinator or bank)
+// until it answers 200.
 func waitHealthy(ctx context.Context, svc *Service) error {
 	var last string
 	for {

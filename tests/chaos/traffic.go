@@ -1,17 +1,19 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/protocol"
 )
 
 // Traffic sends random concurrent transfers to the coordinator replicas
@@ -90,23 +92,6 @@ func (tr *Traffic) plan(rng *rand.Rand, banks []string) []Leg {
 	return []Leg{debit, {Bank: b, Account: pick(b), Amount: amount}}
 }
 
-type beginRequest struct {
-	ID       string        `json:"id"`
-	Branches []beginBranch `json:"branches"`
-	Timeout  string        `json:"timeout"`
-}
-
-type beginBranch struct {
-	Participant string          `json:"participant"`
-	Payload     json.RawMessage `json:"payload"`
-}
-
-type beginResponse struct {
-	ID     string `json:"id"`
-	State  string `json:"state"`
-	Reason string `json:"reason"`
-}
-
 // maxAttempts bounds the calls made for one transfer.
 const maxAttempts = 3
 
@@ -115,32 +100,26 @@ const MaxTransferTime = 20 * time.Second
 
 // call makes one POST and says what the answer means, and whether trying
 // again may tell more.
-func (tr *Traffic) call(coord string, body []byte, giveUp time.Time) (res Result, reason, errText string, retry bool) {
+func (tr *Traffic) call(coord string, req httpapi.BeginRequest, giveUp time.Time) (res Result, reason, errText string, retry bool) {
 	ctx, cancel := context.WithDeadline(context.Background(), giveUp)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, coord+"/v1/transactions", bytes.NewReader(body))
+	cl, err := httpapi.NewClient(coord, httpapi.WithHTTPClient(tr.client))
 	if err != nil {
 		return Unknown, "", err.Error(), false
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := tr.client.Do(req)
-	if err != nil {
-		return Unknown, "", err.Error(), true
-	}
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
-	var r beginResponse
+	out, err := cl.Begin(ctx, req, true)
+	var apiErr *httpapi.Error
 	switch {
-	case resp.StatusCode != http.StatusOK:
-		return Unknown, "", fmt.Sprintf("HTTP %d: %s", resp.StatusCode, truncateString(string(b), 300)), resp.StatusCode >= 500
-	case json.Unmarshal(b, &r) != nil:
-		return Unknown, "", fmt.Sprintf("undecodable answer: %s", truncateString(string(b), 300)), false
-	case r.State == string(Committed):
+	case errors.As(err, &apiErr):
+		return Unknown, "", fmt.Sprintf("HTTP %d: %s", apiErr.Status, truncateString(apiErr.ErrorBody.Error, 300)), errors.Is(err, httpapi.ErrUnknown)
+	case err != nil:
+		return Unknown, "", err.Error(), errors.Is(err, httpapi.ErrUnknown)
+	case out.State == protocol.StateCommitted:
 		return Committed, "", "", false
-	case r.State == string(Aborted):
-		return Aborted, r.Reason, "", false
+	case out.State == protocol.StateAborted:
+		return Aborted, out.Reason, "", false
 	}
-	return Unknown, "", fmt.Sprintf("state %q in answer: %s", r.State, truncateString(string(b), 300)), false
+	return Unknown, "", fmt.Sprintf("state %v in answer %+v", out.State, out), false
 }
 
 // transfer sends one transfer and records it.
@@ -151,12 +130,11 @@ func (tr *Traffic) transfer(rng *rand.Rand, banks []string) Op {
 		Legs:  legs,
 		Start: time.Now(),
 	}
-	req := beginRequest{ID: op.ID, Timeout: tr.TxTimeout.String()}
+	req := httpapi.BeginRequest{ID: op.ID, Timeout: tr.TxTimeout.String()}
 	for _, l := range legs {
 		p, _ := json.Marshal(map[string]any{"account": l.Account, "amount": l.Amount})
-		req.Branches = append(req.Branches, beginBranch{Participant: l.Bank, Payload: p})
+		req.Branches = append(req.Branches, httpapi.BranchRequest{Participant: l.Bank, Payload: p})
 	}
-	body, _ := json.Marshal(req)
 	// Like a careful client, retry a failed call with the same id on the
 	// next replica: a begin with an id is idempotent, so a retry either
 	// begins the transaction or finds it and waits for its decision.
@@ -166,7 +144,7 @@ func (tr *Traffic) transfer(rng *rand.Rand, banks []string) Op {
 		op.Coord = tr.Coords[(first+attempt)%len(tr.Coords)]
 		op.Attempts = attempt + 1
 		var retry bool
-		op.Result, op.Reason, op.Error, retry = tr.call(op.Coord, body, giveUp)
+		op.Result, op.Reason, op.Error, retry = tr.call(op.Coord, req, giveUp)
 		if !retry {
 			break
 		}

@@ -20,7 +20,7 @@ const (
 	layerProtocol = iota // the contract
 	layerRuntime         // internal runtime building blocks
 	layerCore            // coordinator, participant
-	layerService         // httpapi, coordinator/metrics
+	layerService         // httpapi, coordinator/metrics, participant/sqlhandler
 	layerCommand         // cmd/...
 	layerTests           // tests/..., examples/...
 )
@@ -40,7 +40,7 @@ func layerOf(path string) (layer int, ok bool) {
 		return layerRuntime, true
 	case rel == "coordinator" || rel == "participant":
 		return layerCore, true
-	case rel == "coordinator/metrics" || rel == "httpapi":
+	case rel == "coordinator/metrics" || rel == "httpapi" || rel == "participant/sqlhandler":
 		return layerService, true
 	case strings.HasPrefix(rel, "cmd/"):
 		return layerCommand, true

@@ -144,3 +144,14 @@ func (b *Banks) get(ctx context.Context, name, path string, v any) error {
 	}
 	return nil
 }
+
+// errorText is the "error" field of a JSON error body, or the body itself.
+func errorText(raw []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		return e.Error
+	}
+	return strings.TrimSpace(string(raw))
+}

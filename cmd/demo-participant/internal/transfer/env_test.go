@@ -9,21 +9,21 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
-	"github.com/concord-tx/concord/cmd/demo-participant/internal/coordtest"
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/participant"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
 
-// env is one real etcd, a coordinator (client and replica) behind an HTTP
-// endpoint, and banks that are real participants with their own stores.
+// env is one real etcd, a coordinator (client and replica) behind the
+// real HTTP API (package httpapi), and banks that are real participants with their own stores.
 type env struct {
 	t      *testing.T
 	ctx    context.Context
 	client *coordinator.Client
-	coord  *Coordinator
+	coord  *httpapi.Client
 	banks  *Banks
 	stores map[string]*bank.Store
 	hc     *http.Client
@@ -50,9 +50,11 @@ func newEnv(t *testing.T, seeds map[string]map[string]int64) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	hs := httptest.NewServer(coordtest.Handler(c))
+	// The real API of coord serve over the coordinator.
+	api := httpapi.New(httpapi.Config{Client: c, Logger: log})
+	hs := httptest.NewServer(api)
 	t.Cleanup(hs.Close)
-	coord, err := NewCoordinator(hs.URL, hc, nil)
+	coord, err := httpapi.NewClient(hs.URL, httpapi.WithHTTPClient(hc))
 	if err != nil {
 		t.Fatal(err)
 	}

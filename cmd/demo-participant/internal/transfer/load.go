@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/protocol"
 )
 
 // Load describes a run of random transfers.
@@ -90,7 +93,7 @@ func (r Report) Conserved() bool {
 // RunLoad runs l.N random transfers, l.Concurrency at a time, and reads the
 // banks before and after. It returns an error only when it cannot read the
 // banks; failed transfers are counted in the report.
-func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Report, error) {
+func RunLoad(ctx context.Context, coord *httpapi.Client, banks *Banks, l Load) (Report, error) {
 	if err := l.Validate(banks); err != nil {
 		return Report{}, err
 	}
@@ -128,16 +131,16 @@ func RunLoad(ctx context.Context, coord *Coordinator, banks *Banks, l Load) (Rep
 				if i >= int64(len(jobs)) || ctx.Err() != nil {
 					return
 				}
-				branches, err := jobs[i].Branches()
+				req, err := jobs[i].Request("", l.Timeout)
 				if err != nil {
-					t.add(Outcome{}, err)
+					t.add(httpapi.Outcome{}, err)
 					continue
 				}
 				dctx, cancel := ctx, context.CancelFunc(func() {})
 				if l.RequestTimeout > 0 {
 					dctx, cancel = context.WithTimeout(ctx, l.RequestTimeout)
 				}
-				out, err := coord.Do(dctx, "", branches, l.Timeout)
+				out, err := coord.Do(dctx, req)
 				cancel()
 				t.add(out, err)
 			}
@@ -216,13 +219,13 @@ func newTally() *tally {
 	return t
 }
 
-func (t *tally) add(out Outcome, err error) {
+func (t *tally) add(out httpapi.Outcome, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	switch {
 	case err != nil:
 		t.mu.errors[err.Error()]++
-	case out.Committed():
+	case out.State == protocol.StateCommitted:
 		t.mu.committed++
 	default:
 		t.mu.aborted[ReasonKind(out.Reason)]++

@@ -11,6 +11,7 @@ import (
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
 
@@ -179,7 +180,7 @@ func TestLoadEndsWithoutCoordinator(t *testing.T) {
 	}))
 	defer silent.Close()
 	defer close(hang)
-	coord, err := NewCoordinator(silent.URL, e.hc, nil)
+	coord, err := httpapi.NewClient(silent.URL, httpapi.WithHTTPClient(e.hc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,13 +4,14 @@
 package transfer
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
 
@@ -93,18 +94,11 @@ func (t Transfer) Validate() error {
 	return nil
 }
 
-// Branch is one branch of a transaction request, as the coordinator's HTTP
-// API takes it.
-type Branch struct {
-	Participant string          `json:"participant"`
-	Payload     json.RawMessage `json:"payload"`
-}
-
 // Branches returns the transaction for t: a debit branch at the source bank
 // and a credit branch at the destination. Between two accounts of one bank
 // it is a single branch holding both moves, so that bank applies them
 // together.
-func (t Transfer) Branches() ([]Branch, error) {
+func (t Transfer) Branches() ([]httpapi.BranchRequest, error) {
 	if err := t.Validate(); err != nil {
 		return nil, err
 	}
@@ -115,7 +109,7 @@ func (t Transfer) Branches() ([]Branch, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 		}
-		return []Branch{{Participant: t.From.Bank, Payload: p}}, nil
+		return []httpapi.BranchRequest{{Participant: t.From.Bank, Payload: p}}, nil
 	}
 	dp, err := bank.EncodePayload([]bank.Move{debit})
 	if err != nil {
@@ -125,5 +119,20 @@ func (t Transfer) Branches() ([]Branch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
 	}
-	return []Branch{{Participant: t.From.Bank, Payload: dp}, {Participant: t.To.Bank, Payload: cp}}, nil
+	return []httpapi.BranchRequest{{Participant: t.From.Bank, Payload: dp}, {Participant: t.To.Bank, Payload: cp}}, nil
+}
+
+// Request is the begin request of t as transaction id (empty: one is
+// chosen when it is sent); timeout is how long the banks have to prepare
+// (zero: the coordinator's default).
+func (t Transfer) Request(id string, timeout time.Duration) (httpapi.BeginRequest, error) {
+	branches, err := t.Branches()
+	if err != nil {
+		return httpapi.BeginRequest{}, err
+	}
+	req := httpapi.BeginRequest{ID: id, Branches: branches}
+	if timeout > 0 {
+		req.Timeout = timeout.String()
+	}
+	return req, nil
 }

@@ -5,16 +5,17 @@ import (
 	"testing"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
 
-func run(e *env, t Transfer) Outcome {
+func run(e *env, t Transfer) httpapi.Outcome {
 	e.t.Helper()
-	branches, err := t.Branches()
+	req, err := t.Request("", 0)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	out, err := e.coord.Do(e.ctx, "", branches, 0)
+	out, err := e.coord.Do(e.ctx, req)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -27,7 +28,7 @@ func TestTransferCommitsAndMovesMoney(t *testing.T) {
 		"bank-b": {"bob": 50},
 	})
 	out := run(e, Transfer{From: Endpoint{"bank-a", "alice"}, To: Endpoint{"bank-b", "bob"}, Amount: 10})
-	if !out.Committed() || out.Reason != "" {
+	if out.State != protocol.StateCommitted || out.Reason != "" {
 		t.Fatalf("outcome %+v, want committed", out)
 	}
 	e.waitPhase("bank-a", out.ID, bank.PhaseCommitted)
@@ -60,7 +61,7 @@ func TestTransferWithinOneBank(t *testing.T) {
 		t.Fatalf("branches %v, %v: want one branch holding both moves", branches, err)
 	}
 	out := run(e, tr)
-	if !out.Committed() {
+	if out.State != protocol.StateCommitted {
 		t.Fatalf("outcome %+v, want committed", out)
 	}
 	e.waitPhase("bank-a", out.ID, bank.PhaseCommitted)
@@ -76,7 +77,7 @@ func TestInsufficientFundsAbortsAndChangesNothing(t *testing.T) {
 		"bank-b": {"bob": 50},
 	})
 	out := run(e, Transfer{From: Endpoint{"bank-a", "alice"}, To: Endpoint{"bank-b", "bob"}, Amount: 101})
-	if out.Committed() {
+	if out.State == protocol.StateCommitted {
 		t.Fatalf("outcome %+v, want aborted", out)
 	}
 	want := "bank-a: insufficient funds: alice has 100 available (balance 100, held 0), debit of 101"
@@ -107,7 +108,7 @@ func TestUnknownAccountAborts(t *testing.T) {
 		"bank-b": {"bob": 50},
 	})
 	out := run(e, Transfer{From: Endpoint{"bank-a", "alice"}, To: Endpoint{"bank-b", "nobody"}, Amount: 5})
-	if out.Committed() || !strings.HasPrefix(out.Reason, "bank-b: unknown account: nobody") {
+	if out.State == protocol.StateCommitted || !strings.HasPrefix(out.Reason, "bank-b: unknown account: nobody") {
 		t.Fatalf("outcome %+v, want aborted for bank-b's unknown account", out)
 	}
 	e.waitTerminal(out.ID)

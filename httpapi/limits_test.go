@@ -1,0 +1,160 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/httpapi"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
+	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/protocol"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+)
+
+// Undecided transactions begun through the API are bounded overall and
+// per credential; past a limit a begin gets 429 naming it, and a slot is
+// free again once a transaction is decided.
+func TestUndecidedLimits(t *testing.T) {
+	f := newFixture(t, noReplica(), withConfig(func(c *httpapi.Config) {
+		c.Credentials = testCredentials(t)
+		c.MaxUndecided = 3
+		c.MaxUndecidedPerCredential = 2
+	}))
+	ctx := context.Background()
+	payments, ops := f.client(t, beginToken), f.client(t, adminToken)
+	held := func(id string) httpapi.BeginRequest {
+		return httpapi.BeginRequest{ID: id, Timeout: "1m", Branches: []httpapi.BranchRequest{{Participant: "nobody-runs-this"}}}
+	}
+	limitOf := func(err error) string {
+		var e *httpapi.Error
+		if !errors.As(err, &e) {
+			return ""
+		}
+		return e.Limit
+	}
+	for _, id := range []string{"p-1", "p-2"} {
+		if _, err := payments.Begin(ctx, held(id), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := payments.Begin(ctx, held("p-3"), false)
+	if !errors.Is(err, httpapi.ErrLimit) || limitOf(err) != httpapi.LimitUndecidedPerCredential || f.written(t, "p-3") {
+		t.Fatalf("third of payments: %v (limit %q), want 429 %s and nothing written", err, limitOf(err), httpapi.LimitUndecidedPerCredential)
+	}
+	if _, err := ops.Begin(ctx, held("o-1"), false); err != nil {
+		t.Fatalf("first of ops: %v", err)
+	}
+	_, err = ops.Begin(ctx, held("o-2"), false)
+	if !errors.Is(err, httpapi.ErrLimit) || limitOf(err) != httpapi.LimitUndecided || !strings.Contains(err.Error(), "--max-undecided") {
+		t.Fatalf("fourth in all: %v, want 429 %s", err, httpapi.LimitUndecided)
+	}
+	// Deciding one frees its slot.
+	if _, err := ops.Abort(ctx, "p-1", "make room"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "a slot for payments", func() (bool, string) {
+		_, err := payments.Begin(ctx, held("p-3"), false)
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+}
+
+// With etcd's NOSPACE alarm raised, a begin is answered 507 at once with
+// what to do; once the alarm is disarmed, begins work again.
+func TestNoSpace(t *testing.T) {
+	own := etcdtest.Start(t)
+	cli := own.Client(t)
+	f := newFixture(t, noReplica(), onEtcd(cli))
+	ctx := context.Background()
+	status, err := cli.Status(ctx, own.Endpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	alarm := func(action pb.AlarmRequest_AlarmAction) {
+		t.Helper()
+		_, err := pb.NewMaintenanceClient(cli.ActiveConnection()).Alarm(ctx, &pb.AlarmRequest{Action: action, MemberID: status.Header.MemberId, Alarm: pb.AlarmType_NOSPACE})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	alarm(pb.AlarmRequest_ACTIVATE)
+	req := httpapi.BeginRequest{ID: "no-room", Timeout: "1m", Branches: []httpapi.BranchRequest{{Participant: "bank-a"}}}
+	start := time.Now()
+	_, err = f.api.Begin(ctx, req, false)
+	if !errors.Is(err, httpapi.ErrNoSpace) || errors.Is(err, httpapi.ErrUnknown) || !strings.Contains(err.Error(), "etcdctl alarm disarm") {
+		t.Fatalf("begin under NOSPACE: %v, want 507 saying how to recover", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("507 after %v, want at once", d)
+	}
+	if f.written(t, "no-room") {
+		t.Error("written under NOSPACE")
+	}
+	alarm(pb.AlarmRequest_DEACTIVATE)
+	if out, err := f.api.Begin(ctx, req, false); err != nil || out.State != protocol.StatePreparing {
+		t.Fatalf("begin after disarm: %+v %v, want preparing", out, err)
+	}
+}
+
+// A repeated begin whose payloads say the same with keys in another order
+// (and other spacing) is the same request, not a 409; the participant
+// receives the canonical form.
+func TestRepeatedBeginCanonicalPayload(t *testing.T) {
+	f := newFixture(t)
+	var p payloads
+	f.participant(t, "bank-a", p.handler(nil))
+	first := `{"id": "canon", "branches": [{"participant": "bank-a", "payload": {"b": 1, "a": {"y": [1, 2.50], "x": "é<"}}}]}`
+	again := `{"id": "canon", "branches": [{"participant": "bank-a", "payload": {"a":{"x":"\u00e9<","y":[1,2.50]},"b":1}}]}`
+	for i, body := range []string{first, again} {
+		if status, answer := f.do(t, "POST", "/v1/transactions", body); status != http.StatusOK || !strings.Contains(answer, `"committed"`) {
+			t.Fatalf("begin %d: %d %s, want 200 committed", i+1, status, answer)
+		}
+	}
+	if got, want := p.get("canon"), `{"a":{"x":"é<","y":[1,2.50]},"b":1}`; got != want {
+		t.Errorf("payload %s, want %s", got, want)
+	}
+	other := `{"id": "canon", "branches": [{"participant": "bank-a", "payload": {"a": 1}}]}`
+	if status, answer := f.do(t, "POST", "/v1/transactions", other); status != http.StatusConflict {
+		t.Errorf("begin with another payload: %d %s, want 409", status, answer)
+	}
+}
+
+// Errors about a bad id show the character, not a byte, and cut a long
+// value.
+func TestBadValuesInErrors(t *testing.T) {
+	f := newFixture(t, noReplica())
+	long := strings.Repeat("z", 10000) + "/"
+	for _, tc := range []struct {
+		name, path, body string
+		says             []string
+	}{
+		{"non-ASCII id", "/v1/transactions", `{"id": "café", "branches": [{"participant": "a"}]}`, []string{`"café"`, `character 'é' at 3`}},
+		{"long id", "/v1/transactions", `{"id": "` + long + `", "branches": [{"participant": "a"}]}`, []string{`… (10001 bytes)`}},
+		{"long state", "/v1/transactions?state=" + strings.Repeat("q", 5000), "", []string{`… (5000 bytes)`}},
+	} {
+		method := "POST"
+		if tc.body == "" {
+			method = "GET"
+		}
+		status, answer := f.do(t, method, tc.path, tc.body)
+		var body httpapi.ErrorBody
+		if err := json.Unmarshal([]byte(answer), &body); err != nil {
+			t.Fatal(err)
+		}
+		if status != http.StatusBadRequest || len(body.Error) > 400 {
+			t.Errorf("%s: %d, %d bytes of error, want 400 and a short message: %.500s", tc.name, status, len(body.Error), body.Error)
+		}
+		for _, s := range tc.says {
+			if !strings.Contains(body.Error, s) {
+				t.Errorf("%s: %q does not say %s", tc.name, body.Error, s)
+			}
+		}
+	}
+}
