@@ -39,6 +39,7 @@ func TestTraceparent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("traceparent", tc.traceparent)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
