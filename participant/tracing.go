@@ -28,7 +28,7 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // .Commit or .Abort), a consumer span whose parent is the span that began
 // the transaction, from the trace context its record carries; a missing or
 // malformed one starts a new trace. It returns log with the span's
-// trace_id and span_id.
+// trace_id and span_id, if it has any.
 func (in *inbox) startMessage(ctx context.Context, m message, log *zap.Logger) (context.Context, trace.Span, *zap.Logger) {
 	name, written := tracing.SpanPrepare, m.Record.Created
 	switch m.Op {
@@ -38,6 +38,9 @@ func (in *inbox) startMessage(ctx context.Context, m message, log *zap.Logger) (
 		name, written = tracing.SpanAbortBranch, m.Record.Decided
 	}
 	ctx, span := in.p.opts.tracer.Start(tracing.Continue(ctx, m.Record.Trace), name, trace.WithSpanKind(trace.SpanKindConsumer))
+	// Without an SDK the span is the stored one, passed on: its ids still
+	// join these log lines to the initiator's trace.
+	log = tracing.Logger(ctx, log)
 	if !span.IsRecording() {
 		return ctx, span, log
 	}
@@ -51,7 +54,7 @@ func (in *inbox) startMessage(ctx context.Context, m message, log *zap.Logger) (
 		attrs = append(attrs, tracing.InboxWait(written, time.Now()))
 	}
 	span.SetAttributes(attrs...)
-	return ctx, span, tracing.Logger(ctx, log)
+	return ctx, span, log
 }
 
 // startWrite starts the span of a vote's or an acknowledgement's Txn, a

@@ -17,6 +17,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // traced is a deployment whose parties all record spans, synchronously,
@@ -74,9 +76,9 @@ func (u userSpans) Abort(ctx context.Context, tx participant.Tx) error {
 	return u.call(ctx, "user.abort", func(ctx context.Context) error { return u.Handler.Abort(ctx, tx) })
 }
 
-func (tr *traced) participant(name string, h participant.Handler) {
+func (tr *traced) participant(name string, h participant.Handler, opts ...participant.Option) {
 	tr.t.Helper()
-	tr.env.participant(name, userSpans{Handler: h, tp: tr.tp}, false, participant.WithTracerProvider(tr.tp))
+	tr.env.participant(name, userSpans{Handler: h, tp: tr.tp}, false, append([]participant.Option{participant.WithTracerProvider(tr.tp)}, opts...)...)
 }
 
 func testKeys(t *testing.T) protocol.Keys {
@@ -129,7 +131,8 @@ func TestTraceOfTransaction(t *testing.T) {
 			tr := newTraced(t)
 			ra, rb := newRecorder("a"), newRecorder("b")
 			id := "tx-" + tc.name
-			tr.participant("a", ra)
+			logCore, logs := observer.New(zap.DebugLevel)
+			tr.participant("a", ra, participant.WithLogger(zap.New(logCore)))
 			if tc.refuse {
 				// b votes no only once a's yes is written, so that both
 				// prepare and vote.
@@ -212,6 +215,11 @@ func TestTraceOfTransaction(t *testing.T) {
 				if !found {
 					t.Errorf("%s's %s is not under its %s", p, tc.user, tc.apply)
 				}
+			}
+			// a's log lines about the transaction carry its trace.
+			lines := logs.FilterField(zap.String("txid", id)).FilterField(zap.String("trace_id", traceID))
+			if lines.FilterMessage("vote written").Len() != 1 || lines.FilterMessage("acknowledged").Len() != 1 {
+				t.Errorf("a's log lines with txid %s and trace_id %s: %v", id, traceID, lines.All())
 			}
 			decided := ss.Named(tracing.SpanVote).With(string(tracing.AttrDecision), protocol.StateCommitting.String())
 			if tc.refuse {
