@@ -12,9 +12,9 @@ import (
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/transfer"
 	"github.com/concord-tx/concord/httpapi"
-	"github.com/concord-tx/concord/protocol"
 	"github.com/concord-tx/concord/internal/testkit/otlptest"
 	"github.com/concord-tx/concord/internal/tracing"
+	"github.com/concord-tx/concord/protocol"
 )
 
 // TestTraceAcrossProcesses runs `coord serve` and two banks as processes,
