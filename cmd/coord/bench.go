@@ -81,11 +81,11 @@ finalisation); group commit is how Concord goes past it.
 			return usagef("%s: %q, expected %s", f.source(check.name), f.value(check.name), check.want)
 		}
 	}
-	tr, stopTracing, err := startTracing(ctx, c, "coord-bench", newLogger(c.stderr, logConfig{level: zap.WarnLevel, format: "console"}))
+	tr, err := startTracing(ctx, c, "coord-bench", newLogger(c.stderr, logConfig{level: zap.WarnLevel, format: "console"}))
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
+	defer tr.Flush()
 	cfg.TracerProvider = tr.Provider
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -119,11 +119,11 @@ func runServe(ctx context.Context, c console, args []string) error {
 	}
 	log := newLogger(c.stderr, cfg.log)
 	defer log.Sync()
-	tr, stopTracing, err := startTracing(ctx, c, "coord", log)
+	tr, err := startTracing(ctx, c, "coord", log)
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
+	defer tr.Flush()
 	cfg.tracerProvider = tr.Provider
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"time"
 
 	"github.com/concord-tx/concord/cmd/internal/otelsetup"
 	"go.uber.org/zap"
 )
 
-// tracingHelp is the part of serve's and bench's help about tracing.
+// tracingHelp is the part of serve's, gateway's and bench's help about
+// tracing.
 const tracingHelp = `Traces: with OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp) set,
 spans are exported over OTLP (OTEL_EXPORTER_OTLP_PROTOCOL http/protobuf or grpc;
 OTEL_TRACES_SAMPLER, OTEL_SERVICE_NAME and the exporter's other OTEL_* variables
@@ -16,18 +16,12 @@ apply). Without them nothing is recorded; an incoming traceparent still reaches
 the participants.`
 
 // startTracing sets up the process's tracing from c's OTEL_* variables
-// (service is the default service.name). The returned stop flushes the
-// spans still buffered, for up to 5s. A bad variable is a usage error.
-func startTracing(ctx context.Context, c console, service string, log *zap.Logger) (*otelsetup.Tracing, func(), error) {
+// (service is the default service.name); defer its Flush. A bad variable
+// is a usage error.
+func startTracing(ctx context.Context, c console, service string, log *zap.Logger) (*otelsetup.Tracing, error) {
 	t, err := otelsetup.Setup(ctx, c.getenv, service, log.Named("otel"))
 	if err != nil {
-		return nil, nil, usagef("%v", err)
+		return nil, usagef("%v", err)
 	}
-	return t, func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := t.Shutdown(sctx); err != nil {
-			log.Warn("flushing traces", zap.Error(err))
-		}
-	}, nil
+	return t, nil
 }

@@ -8,10 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/cmd/internal/otelsetup"
 	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/participant"
@@ -74,12 +76,13 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitError
 	}
 	defer log.Sync()
-	tr, stopTracing, err := startTracing(ctx, c.name, log, tracing.AttrParticipant.String(c.name))
+	// Spans go out over OTLP when the OTEL_* variables ask for it.
+	tr, err := otelsetup.Setup(ctx, os.Getenv, c.name, log.Named("otel"), tracing.AttrParticipant.String(c.name))
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant serve: %v\n", err)
 		return exitError
 	}
-	defer stopTracing()
+	defer tr.Flush()
 	if err := runBank(ctx, c, seed, tr.Provider, log); err != nil {
 		log.Error("bank stopped", zap.Error(err))
 		return exitFailed

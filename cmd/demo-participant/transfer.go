@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/transfer"
+	"github.com/concord-tx/concord/cmd/internal/otelsetup"
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
@@ -67,12 +68,12 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return exitError
 	}
 	tlog, _ := newLogger("warn", stderr)
-	tr, stopTracing, err := startTracing(ctx, "demo-participant-transfer", tlog)
+	tr, err := otelsetup.Setup(ctx, os.Getenv, "demo-participant-transfer", tlog.Named("otel"))
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
-	defer stopTracing()
+	defer tr.Flush()
 	hc := &http.Client{Timeout: c.requestTimeout}
 	coord, err := c.coordinator(hc)
 	if err != nil {

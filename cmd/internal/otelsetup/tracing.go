@@ -3,6 +3,7 @@ package otelsetup
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -24,7 +25,11 @@ type Tracing struct {
 	// it; otherwise it is a no-op that still passes trace contexts on.
 	Provider trace.TracerProvider
 	sdk      *sdktrace.TracerProvider // nil when off
+	log      *zap.Logger
 }
+
+// FlushTimeout bounds Flush.
+const FlushTimeout = 5 * time.Second
 
 // Setup builds the tracing that getenv's OTEL_* variables ask for. service
 // is the binary's service.name unless OTEL_SERVICE_NAME is set; attrs are
@@ -33,7 +38,7 @@ type Tracing struct {
 func Setup(ctx context.Context, getenv func(string) string, service string, log *zap.Logger, attrs ...attribute.KeyValue) (*Tracing, error) {
 	cfg, err := ParseEnv(getenv)
 	if err != nil || !cfg.Export {
-		return &Tracing{Provider: noop.NewTracerProvider()}, err
+		return &Tracing{Provider: noop.NewTracerProvider(), log: log}, err
 	}
 	if cfg.ServiceName != "" {
 		service = cfg.ServiceName
@@ -59,7 +64,7 @@ func Setup(ctx context.Context, getenv func(string) string, service string, log 
 		log.Warn("opentelemetry", zap.Error(err))
 	}))
 	log.Info("exporting traces", zap.String("protocol", cfg.Protocol), zap.String("endpoint", cfg.EndpointURL), zap.String("service", service))
-	return &Tracing{Provider: tp, sdk: tp}, nil
+	return &Tracing{Provider: tp, sdk: tp, log: log}, nil
 }
 
 func newExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error) {
@@ -79,6 +84,16 @@ func newExporter(ctx context.Context, cfg Config) (sdktrace.SpanExporter, error)
 
 // Enabled reports whether spans are recorded and exported.
 func (t *Tracing) Enabled() bool { return t.sdk != nil }
+
+// Flush is Shutdown within FlushTimeout, logging a failure: what a binary
+// defers.
+func (t *Tracing) Flush() {
+	ctx, cancel := context.WithTimeout(context.Background(), FlushTimeout)
+	defer cancel()
+	if err := t.Shutdown(ctx); err != nil {
+		t.log.Warn("flushing traces", zap.Error(err))
+	}
+}
 
 // Shutdown exports the spans still buffered, within ctx, and stops the
 // exporter. It does nothing when tracing is off.
