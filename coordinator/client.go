@@ -182,7 +182,7 @@ func (c *Client) Begin(ctx context.Context, req Request) (b Begun, err error) {
 // Wait blocks until transaction id is decided and returns the decision, or
 // until ctx is done. ErrNotFound if there is no such record.
 func (c *Client) Wait(ctx context.Context, id string) (out Outcome, err error) {
-	ctx, span := c.opts.tracer.Start(ctx, tracing.SpanWait, trace.WithAttributes(tracing.AttrTxID.String(id)))
+	ctx, span := c.opts.startTx(ctx, tracing.SpanWait, id)
 	defer func() { endOutcome(span, out, err) }()
 	if err := protocol.ValidateID(id); err != nil {
 		return Outcome{}, fmt.Errorf("%w: id: %w", ErrInvalidRequest, err)
@@ -215,7 +215,7 @@ func (c *Client) Do(ctx context.Context, req Request) (out Outcome, err error) {
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
-	ctx, span := c.opts.tracer.Start(ctx, tracing.SpanDo, trace.WithAttributes(tracing.AttrTxID.String(req.ID)))
+	ctx, span := c.opts.startTx(ctx, tracing.SpanDo, req.ID)
 	defer func() { endOutcome(span, out, err) }()
 	// Registered before the begin, so the decision cannot slip past.
 	w := c.hub.register(req.ID)
@@ -238,7 +238,7 @@ func (c *Client) Abort(ctx context.Context, id string, reason string) (_ Transac
 	if reason == "" {
 		reason = "aborted by operator"
 	}
-	ctx, span := c.opts.tracer.Start(ctx, tracing.SpanAbort, trace.WithAttributes(tracing.AttrTxID.String(id)))
+	ctx, span := c.opts.startTx(ctx, tracing.SpanAbort, id)
 	defer func() { tracing.End(span, err) }()
 	for {
 		rec, rev, err := c.record(ctx, id)

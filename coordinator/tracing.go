@@ -26,6 +26,15 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // program installs later.
 func defaultTracer() trace.Tracer { return tracing.Tracer(nil, "coordinator") }
 
+// startTx starts the span of operation name on transaction id.
+func (o *options) startTx(ctx context.Context, name, id string) (context.Context, trace.Span) {
+	ctx, span := o.tracer.Start(ctx, name)
+	if span.IsRecording() {
+		span.SetAttributes(tracing.AttrTxID.String(id))
+	}
+	return ctx, span
+}
+
 // recordAttrs are the attributes of a span about transaction rec.
 func recordAttrs(span trace.Span, rec protocol.Record) {
 	if span.IsRecording() {
