@@ -53,6 +53,15 @@ func (g *Gate) SetCredentials(creds *Credentials) {
 	g.creds.Store(creds)
 }
 
+// Authenticate reports whose token this is and the role it holds, against
+// the credentials in use now: for another front end over the same
+// credentials (the console) that takes a token once at sign-in and checks
+// it again on each request, so that a token removed on SIGHUP stops
+// working there too. It compares in constant time, like Require.
+func (g *Gate) Authenticate(token string) (name string, role Role, ok bool) {
+	return g.creds.Load().lookup(token)
+}
+
 // Require wraps next so that it only sees same-site requests of callers
 // with at least role; CallerOf(r.Context()) tells next who called.
 func (g *Gate) Require(role Role, next http.Handler) http.Handler {

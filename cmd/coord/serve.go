@@ -43,6 +43,7 @@ type serveConfig struct {
 	tlsCert, tlsKey           string               // empty: plain HTTP
 	maxUndecided              int
 	maxUndecidedPerCredential int
+	console                   consoleConfig // the web console (webconsole.go)
 }
 
 // credentialsEnv holds credentials in the format of --credentials-file
@@ -105,6 +106,7 @@ SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
 	fs.String("max-body-bytes", fmt.Sprint(httpapi.DefaultMaxBodyBytes), "largest request body accepted, in `bytes`; larger ones get 413")
 	fs.String("log-level", "info", "`level`: debug, info, warn or error")
 	fs.String("log-format", "console", "`format` of the logs: json (one object per line) or console")
+	consoleFlags(fs) // the web console's flags (webconsole.go)
 	return fs
 }
 
@@ -169,6 +171,9 @@ func parseServe(fs *flagSet, getenv func(string) string) (serveConfig, error) {
 	}
 	if cfg.log.format, err = parseLogFormat(fs.value("log-format")); err != nil {
 		return cfg, usagef("%s: %v", fs.source("log-format"), err)
+	}
+	if cfg.console, err = parseConsole(fs); err != nil { // the web console (webconsole.go)
+		return cfg, err
 	}
 	if cfg.etcd.endpoints, err = parseEndpoints(fs.value("etcd")); err != nil {
 		return cfg, usagef("%s: %v", fs.source("etcd"), err)

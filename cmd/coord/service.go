@@ -146,6 +146,12 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		scheme = "https://"
 		srv.TLSConfig = cert.TLSConfig()
 	}
+	// The web console at /, beside the API (webconsole.go).
+	closeConsole, err := withConsole(srv, cfg, cli, client, api.Gate(), replica.IsLeader, log)
+	if err != nil {
+		return err
+	}
+	defer closeConsole()
 	served := make(chan error, 1)
 	go func() {
 		if cert != nil {

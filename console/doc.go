@@ -1,0 +1,39 @@
+// Package console is the operator's web console of `coord serve`: pages that
+// show what is in flight, what is stuck and why, and let an admin abort an
+// undecided transaction safely.
+//
+// The pages are rendered on the server with html/template from embedded
+// files; the one script (static/console.js, hand-written, no build step)
+// only draws the chart and applies live updates. Every page is served with
+// a Content-Security-Policy it satisfies (no inline script or style,
+// script-src 'self'), and forbids framing.
+//
+// Live updates come from one etcd watch per Console, on the range of
+// records and votes, however many pages are open: a hub decodes each event
+// once and fans summaries out to the pages' server-sent-event streams
+// through bounded buffers. The watch runs only while pages are open, and a
+// minute after: a console nobody looks at costs etcd and the process
+// nothing. When it starts, it reads the records once, and the chart's five
+// minutes of history are rebuilt from their creation and decision times. A page that cannot keep up is dropped (its
+// browser reconnects and reloads) rather than slowing the watch. A watch
+// per page was rejected: its cost on etcd grows with the audience. Polling
+// from the pages was rejected for the same reason. The participants and
+// replicas panel is read from etcd at most once per refresh interval, only
+// while an overview page is open, and shared by every such page.
+//
+// The transaction list is newest first: it reads the records range sorted
+// by creation revision, one bounded batch at a time, and pages with the
+// revision of the last record shown. etcd sorts the whole range (or the
+// id-prefix range) on its side for such a read; the console never holds
+// more than a page.
+//
+// Access: with an Authenticator, a browser signs in once by pasting a token,
+// which is exchanged for a random session id in an HttpOnly, SameSite=Strict
+// cookie (Secure over TLS); the token stays in the server's memory and is
+// checked again on every request, so a revoked credential stops working at
+// once. No credential appears in a URL or a page. The read role sees; only
+// admin aborts. Every state-changing form carries a per-session CSRF token
+// and is refused from another origin. Without an Authenticator (a server
+// that listens on loopback only) the console is open to anyone who reaches
+// it, as the API is.
+package console

@@ -1,0 +1,134 @@
+package console_test
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/protocol"
+)
+
+// rowIDs returns the transaction ids of the list's rows, top first.
+func (b *browser) rowIDs() []string {
+	b.t.Helper()
+	return eval[[]string](b, `Array.from(document.querySelectorAll("#txs tbody tr")).map(function(r){return r.getAttribute("data-id")})`)
+}
+
+func TestBrowserListFilters(t *testing.T) {
+	b := newBrowser(t)
+	f := newFixture(t)
+	for _, p := range []string{"bank-a", "bank-b", "bank-c"} {
+		f.participant(t, p, yes)
+	}
+	f.participant(t, "hold", silent)
+	ab := f.transfer(t, "bank-a", "bank-b").ID
+	ac := f.transfer(t, "bank-a", "bank-c").ID
+	undecided := f.begin(t, protocol.Branch{Participant: "hold", Payload: []byte(`{}`)})
+
+	b.open(f.url, "/transactions?participant=bank-c", "#txs")
+	if got := b.rowIDs(); !slices.Equal(got, []string{ac}) {
+		t.Errorf("participant=bank-c lists %v, want [%s]", got, ac)
+	}
+	b.open(f.url, "/transactions?state=preparing", "#txs")
+	if got := b.rowIDs(); !slices.Equal(got, []string{undecided}) {
+		t.Errorf("state=preparing lists %v, want [%s]", got, undecided)
+	}
+	b.open(f.url, "/transactions?id="+ab[:8], "#txs")
+	if got := b.rowIDs(); !slices.Contains(got, ab) || slices.Contains(got, ac) && ac[:8] != ab[:8] {
+		t.Errorf("id=%s lists %v, want %s", ab[:8], got, ab)
+	}
+	b.open(f.url, "/transactions?until="+url.QueryEscape(time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)), "#txs")
+	if got := b.rowIDs(); len(got) != 0 {
+		t.Errorf("until an hour ago lists %v, want none", got)
+	}
+	// The form: choose committed, filter; newest first.
+	b.open(f.url, "/transactions", "#txs")
+	b.do(chromedp.SetValue(chromedp.CSS(`select[name="state"]`), "committed"), chromedp.Click(chromedp.CSS(`form.filters button`)))
+	poll.Until(t, 30*time.Second, "the filtered list loads", func() (bool, string) {
+		loc := eval[string](b, `document.readyState === "complete" ? location.search : ""`)
+		return strings.Contains(loc, "state=committed"), loc
+	})
+	b.do(chromedp.WaitVisible(chromedp.CSS(`#txs`)))
+	if got := b.rowIDs(); !slices.Equal(got, []string{ac, ab}) {
+		t.Errorf("state=committed from the form lists %v, want [%s %s] (newest first)", got, ac, ab)
+	}
+	// Live: a new transfer appears at the top of the first page.
+	b.mark()
+	fresh := f.transfer(t, "bank-b", "bank-c").ID
+	poll.Until(t, 30*time.Second, "the new transfer appears in the list", func() (bool, string) {
+		got := b.rowIDs()
+		return len(got) > 0 && got[0] == fresh, fmt.Sprint(got)
+	})
+	if !b.notReloaded() {
+		t.Error("the list reloaded to show the transfer; want a live update")
+	}
+	b.waitText(`#txs tbody tr[data-id="`+fresh+`"] td.state`, "the new row's state", func(s string) bool { return s == "committed" })
+}
+
+// TestListPagesOverManyRecords: a page holds 50, newest first; following
+// the pages shows every record once, including ids begun in one Txn
+// (group commit gives them one revision).
+func TestListPagesOverManyRecords(t *testing.T) {
+	f := newFixture(t)
+	f.participant(t, "hold", silent)
+	const n = 130
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			b, err := f.client.Begin(ctx, coordinator.Request{Branches: []protocol.Branch{{Participant: "hold", Payload: []byte(`{}`)}}, Timeout: 5 * time.Minute})
+			if err != nil {
+				t.Error(err)
+			}
+			ids[i] = b.ID
+		}()
+	}
+	wg.Wait()
+	row := regexp.MustCompile(`<tr data-id="([^"]+)">`)
+	next := regexp.MustCompile(`<a href="([^"]+)" id="next">`)
+	h := f.http(t)
+	var seen []string
+	path := "/transactions"
+	for pages := 0; path != ""; pages++ {
+		if pages > 10 {
+			t.Fatal("more than 10 pages for 130 records")
+		}
+		code, body := h.do("GET", path, nil, nil)
+		if code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		rows := row.FindAllStringSubmatch(body, -1)
+		more := next.MatchString(body)
+		// 50, or a few more: a page ends with the whole of its last revision.
+		if len(rows) >= n || more && len(rows) < 50 {
+			t.Errorf("GET %s: %d rows of %d, want 50 or a few more (fewer only on the last page)", path, len(rows), n)
+		}
+		for _, r := range rows {
+			seen = append(seen, r[1])
+		}
+		path = ""
+		if m := next.FindStringSubmatch(body); m != nil {
+			path = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+	}
+	got := slices.Clone(seen)
+	slices.Sort(got)
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("pages show %d ids (%d distinct), want the %d begun", len(seen), len(slices.Compact(got)), n)
+	}
+}

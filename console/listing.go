@@ -1,0 +1,160 @@
+package console
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Bounds of one list page.
+const (
+	pageSize = 50
+	// listBatch is how many keys one etcd read returns; a page takes
+	// several when filters skip records.
+	listBatch = 500
+	// maxScan bounds the keys one page reads: a filter that matches
+	// little shows what it found so far and a link to look further back.
+	maxScan = 5000
+)
+
+// Filter selects transactions for the list. Zero fields select all.
+type Filter struct {
+	State       protocol.State
+	Participant string
+	IDPrefix    string
+	Since       time.Time // created at or after
+	Until       time.Time // created before
+	// Before pages: only records created before this revision (the Next
+	// of the previous page).
+	Before int64
+}
+
+// ListPage is one page of the list, newest first.
+type ListPage struct {
+	Rows    []TxSummary
+	Next    int64 // Before of the next page; 0: no more
+	Scanned int   // keys read to fill the page
+}
+
+// list reads one page newest first: records sorted by creation revision,
+// descending, in batches below the cursor, filtered here. Several records
+// share a revision when their begins were committed together; a page never
+// ends inside a revision, so the next one can start below it.
+func list(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filter) (ListPage, error) {
+	start, end := keys.Records()
+	if f.IDPrefix != "" {
+		start = keys.Record(f.IDPrefix)
+		end = clientv3.GetPrefixRangeEnd(start)
+	}
+	var page ListPage
+	top := f.Before - 1 // the highest creation revision still to read; -1: any
+	var (
+		rev  int64               // the store revision every batch reads at
+		cut  int64               // once the page is full, the revision it ends with
+		last int64               // the creation revision of the last key read
+		seen = map[string]bool{} // keys of revision last already read
+	)
+	for page.Scanned < maxScan {
+		opts := []clientv3.OpOption{
+			clientv3.WithRange(end), clientv3.WithLimit(listBatch),
+			clientv3.WithSort(clientv3.SortByCreateRevision, clientv3.SortDescend),
+		}
+		if top >= 0 {
+			opts = append(opts, clientv3.WithMaxCreateRev(top))
+		}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := cli.Get(ctx, start, opts...)
+		if err != nil {
+			return page, fmt.Errorf("list: %w", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		progress := false
+		for _, kv := range resp.Kvs {
+			key := string(kv.Key)
+			if kv.CreateRevision == last && seen[key] {
+				continue // read by the previous batch
+			}
+			if cut != 0 && kv.CreateRevision != cut {
+				page.Next = cut
+				return page, nil
+			}
+			if kv.CreateRevision != last {
+				last = kv.CreateRevision
+				clear(seen)
+			}
+			seen[key] = true
+			progress = true
+			page.Scanned++
+			if keys.Parse(key).Kind != protocol.KindRecord {
+				continue
+			}
+			rec, err := protocol.DecodeRecord(kv.Value)
+			if err != nil {
+				continue
+			}
+			if !f.Since.IsZero() && rec.Created.Before(f.Since) {
+				return page, nil // older ones follow: no more pages
+			}
+			if !f.matches(rec) {
+				continue
+			}
+			page.Rows = append(page.Rows, summarize(rec))
+			if len(page.Rows) == pageSize {
+				cut = kv.CreateRevision
+			}
+		}
+		if !resp.More || !progress {
+			return page, nil
+		}
+		top = last // inclusive: the rest of revision last may follow
+	}
+	// Scanned enough: the next page starts at the revision this one stopped
+	// in, which may show a record of it twice rather than skip one.
+	page.Next = last + 1
+	return page, nil
+}
+
+func (f Filter) matches(rec protocol.Record) bool {
+	switch {
+	case f.State != protocol.StateInvalid && rec.State != f.State:
+		return false
+	case f.Participant != "" && !rec.Has(f.Participant):
+		return false
+	case !f.Until.IsZero() && !rec.Created.Before(f.Until):
+		return false
+	}
+	return true
+}
+
+// query is f as URL query values, for links to other pages of the list.
+func (f Filter) query(before int64) string {
+	v := url.Values{}
+	if f.State != protocol.StateInvalid {
+		v.Set("state", f.State.String())
+	}
+	if f.Participant != "" {
+		v.Set("participant", f.Participant)
+	}
+	if f.IDPrefix != "" {
+		v.Set("id", f.IDPrefix)
+	}
+	if !f.Since.IsZero() {
+		v.Set("since", f.Since.Format(time.RFC3339))
+	}
+	if !f.Until.IsZero() {
+		v.Set("until", f.Until.Format(time.RFC3339))
+	}
+	if before > 0 {
+		v.Set("before", strconv.FormatInt(before, 10))
+	}
+	return v.Encode()
+}
