@@ -333,6 +333,9 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 	}
 	if span.IsRecording() {
 		span.SetAttributes(tracing.AttrVote.String(voteName(v)))
+		if !v.Yes {
+			span.SetAttributes(tracing.AttrVoteReason.String(v.Reason))
+		}
 	}
 	return in.vote(ctx, m, v, log)
 }

@@ -54,16 +54,16 @@ const (
 	AttrCatchUp = attribute.Key("concord.inbox.catch_up")
 	// AttrWriteOutcome is what a vote's or acknowledgement's Txn did:
 	// "voted", "voted and decided", "already voted", "already decided",
-	// "acknowledged", "acknowledged and finished", "already acknowledged".
+	// "acknowledged", "acknowledged and finished", "already acknowledged";
+	// of a recovery action's: "done" or "compare failed".
 	AttrWriteOutcome = attribute.Key("concord.write.outcome")
 
 	// On the span whose Txn was the commit point: the decision, who took
-	// it (a participant's name, "replica <id>" or "operator"), and why.
+	// it ("participant <name>", "replica" or "operator"), and why.
 	AttrDecision  = attribute.Key("concord.decision")
 	AttrDecidedBy = attribute.Key("concord.decision.by")
 	AttrRecovery  = attribute.Key("concord.recovery.action")
-	AttrGone      = attribute.Key("concord.recovery.gone") // participants finished without
-	AttrReplica   = attribute.Key("concord.replica")
+	AttrGone      = attribute.Key("concord.recovery.gone") // participants whose acknowledgement finish_abandoned did without
 )
 
 // EventDecided is the event on the span whose Txn decided the transaction.
