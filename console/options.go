@@ -57,7 +57,7 @@ func newOptions(opts []Option) (options, error) {
 		keys:           keys,
 		logger:         zap.NewNop(),
 		leader:         func() bool { return false },
-		traceID:        func(coordinator.Transaction) string { return "" },
+		traceID:        func(t coordinator.Transaction) string { return t.Record.Trace.TraceID() },
 		stuckAfter:     DefaultStuckAfter,
 		sessionTTL:     DefaultSessionTTL,
 		maxSessions:    DefaultMaxSessions,
@@ -146,7 +146,7 @@ func WithTraceURL(template string) Option {
 }
 
 // WithTraceID tells the trace id of a transaction, "" for none (default:
-// none). Records carry no trace context yet; this is where it plugs in.
+// the trace id of the W3C trace context stored in its record).
 func WithTraceID(f func(coordinator.Transaction) string) Option {
 	return optionFunc(func(o *options) {
 		if f != nil {

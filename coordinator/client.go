@@ -8,9 +8,11 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/internal/batch"
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/protocol"
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -115,7 +117,9 @@ func (t Transaction) Outcome() Outcome { return outcomeOf(t.Record) }
 // carries its ID, generated or not, so that the caller can Begin again with
 // that ID and the same branches, or Wait for it, without running the work
 // twice under a new id.
-func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
+func (c *Client) Begin(ctx context.Context, req Request) (b Begun, err error) {
+	ctx, span := c.opts.tracer.Start(ctx, tracing.SpanBegin, trace.WithSpanKind(trace.SpanKindProducer))
+	defer func() { endBegin(span, b, err) }()
 	id := req.ID
 	if id == "" {
 		id = uuid.NewString()
@@ -140,10 +144,12 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 		Created:      now,
 		Deadline:     now.Add(timeout),
 		Digest:       protocol.Digest(req.Branches),
+		Trace:        tracing.Stored(ctx),
 	}
 	for i, b := range req.Branches {
 		rec.Participants[i] = b.Participant
 	}
+	recordAttrs(span, rec)
 	writes, err := c.keys.BeginWrites(rec, req.Branches)
 	if err != nil {
 		return Begun{}, fmt.Errorf("%w: transaction %s: %w", ErrInvalidRequest, id, err)
@@ -166,7 +172,7 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 	}
 	if resp.Succeeded {
 		c.opts.observer.Begun(id)
-		c.log.Debug("begun", zap.String("txid", id), zap.Int64("rev", rev), zap.Strings("participants", rec.Participants))
+		tracing.Logger(ctx, c.log).Debug("begun", zap.String("txid", id), zap.Int64("rev", rev), zap.Strings("participants", rec.Participants))
 		return Begun{ID: id, Revision: rev, Created: true}, nil
 	}
 	// The record exists: ours from an earlier attempt whose answer was
@@ -187,7 +193,9 @@ func (c *Client) Begin(ctx context.Context, req Request) (Begun, error) {
 
 // Wait blocks until transaction id is decided and returns the decision, or
 // until ctx is done. ErrNotFound if there is no such record.
-func (c *Client) Wait(ctx context.Context, id string) (Outcome, error) {
+func (c *Client) Wait(ctx context.Context, id string) (out Outcome, err error) {
+	ctx, span := c.opts.startTx(ctx, tracing.SpanWait, id)
+	defer func() { endOutcome(span, out, err) }()
 	if err := protocol.ValidateID(id); err != nil {
 		return Outcome{}, fmt.Errorf("%w: id: %w", ErrInvalidRequest, err)
 	}
@@ -215,10 +223,12 @@ func (c *Client) Wait(ctx context.Context, id string) (Outcome, error) {
 // Do begins the transaction and waits for its decision. Like Begin's, its
 // errors after validation leave the outcome unknown; the returned Outcome
 // still carries the transaction's ID, to Wait for it or Do it again.
-func (c *Client) Do(ctx context.Context, req Request) (Outcome, error) {
+func (c *Client) Do(ctx context.Context, req Request) (out Outcome, err error) {
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
+	ctx, span := c.opts.startTx(ctx, tracing.SpanDo, req.ID)
+	defer func() { endOutcome(span, out, err) }()
 	// Registered before the begin, so the decision cannot slip past.
 	w := c.hub.register(req.ID)
 	defer c.hub.unregister(req.ID, w)
@@ -236,15 +246,18 @@ func (c *Client) Do(ctx context.Context, req Request) (Outcome, error) {
 // and returns it (without Branches: Get reads those). A transaction already
 // aborting or aborted is returned as it is; one that committed yields
 // ErrAlreadyCommitted, with the transaction.
-func (c *Client) Abort(ctx context.Context, id string, reason string) (Transaction, error) {
+func (c *Client) Abort(ctx context.Context, id string, reason string) (_ Transaction, err error) {
 	if reason == "" {
 		reason = "aborted by operator"
 	}
+	ctx, span := c.opts.startTx(ctx, tracing.SpanAbort, id)
+	defer func() { tracing.End(span, err) }()
 	for {
 		rec, rev, err := c.record(ctx, id)
 		if err != nil {
 			return Transaction{}, err
 		}
+		linkTo(span, rec)
 		switch {
 		case rec.State.Committed():
 			return Transaction{Record: rec, Revision: rev}, fmt.Errorf("%w: %s is %v", ErrAlreadyCommitted, id, rec.State)
@@ -256,7 +269,8 @@ func (c *Client) Abort(ctx context.Context, id string, reason string) (Transacti
 			return Transaction{}, err
 		}
 		if ok {
-			c.log.Info("aborted by operator", zap.String("txid", id), zap.String("reason", reason))
+			tracing.Decided(span, protocol.StateAborting, protocol.CauseOperator, "operator")
+			tracing.Logger(ctx, c.log).Info("aborted by operator", zap.String("txid", id), zap.String("reason", reason))
 			return decided, nil
 		}
 		// Lost the race: it was decided meanwhile. Read again.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/protocol"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -59,6 +60,7 @@ type options struct {
 	observer       Observer
 	storage        StorageLimits
 	now            func() time.Time
+	tracer         trace.Tracer
 }
 
 func defaultOptions() options {
@@ -71,6 +73,7 @@ func defaultOptions() options {
 		requestTimeout: DefaultRequestTimeout,
 		observer:       NopObserver{},
 		now:            time.Now,
+		tracer:         defaultTracer(),
 	}
 }
 

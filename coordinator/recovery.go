@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -64,14 +65,18 @@ func (l *leadership) review(ctx context.Context, id string) {
 }
 
 func (l *leadership) abort(ctx context.Context, rec protocol.Record, rev int64, extra []clientv3.Cmp, cause protocol.Cause, reason string, action Action) actionResult {
+	ctx, span := l.r.opts.startRecovery(ctx, rec, action)
 	_, ok, err := decideAbort(ctx, l.r.cli, l.r.opts, rec, rev, append(extra, l.fence), cause, reason)
+	defer func() { endRecovery(span, ok, err) }()
+	log := tracing.Logger(ctx, l.r.log)
 	if err != nil {
-		l.r.log.Warn("abort failed", zap.String("txid", rec.ID), zap.String("cause", string(cause)), zap.Error(err))
+		log.Warn("abort failed", zap.String("txid", rec.ID), zap.String("cause", string(cause)), zap.Error(err))
 		return actionResult{id: rec.ID, err: err, retry: l.r.opts.now().Add(time.Second)}
 	}
 	if ok {
+		tracing.Decided(span, protocol.StateAborting, cause, "replica")
 		l.r.opts.observer.Recovery(action, 1)
-		l.r.log.Info("aborted", zap.String("txid", rec.ID), zap.String("cause", string(cause)), zap.String("reason", reason))
+		log.Info("aborted", zap.String("txid", rec.ID), zap.String("cause", string(cause)), zap.String("reason", reason))
 	}
 	return actionResult{id: rec.ID}
 }
@@ -133,6 +138,12 @@ func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, r
 	if len(gone) == 0 {
 		return actionResult{id: rec.ID} // the last acknowledgement finishes it
 	}
+	ctx, span := o.startRecovery(ctx, rec, ActionFinishAbandoned)
+	var finished bool
+	defer func() { endRecovery(span, finished, err) }()
+	if span.IsRecording() {
+		span.SetAttributes(tracing.AttrGone.StringSlice(gone))
+	}
 	_, fin, err := keys.FinishWrite(rec, o.now())
 	if err != nil {
 		return actionResult{id: rec.ID, err: err, retry: o.now().Add(o.leaseTTL)}
@@ -147,7 +158,8 @@ func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, r
 	if !done.Succeeded {
 		return later
 	}
+	finished = true
 	o.observer.Recovery(ActionFinishAbandoned, 1)
-	l.r.log.Info("aborted without acknowledgements from participants that are gone", zap.String("txid", rec.ID), zap.Strings("participants", gone))
+	tracing.Logger(ctx, l.r.log).Info("aborted without acknowledgements from participants that are gone", zap.String("txid", rec.ID), zap.Strings("participants", gone))
 	return actionResult{id: rec.ID}
 }

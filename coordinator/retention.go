@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -11,8 +12,9 @@ import (
 type gcEntry struct {
 	id           string
 	rev          int64
-	finished     time.Time // on the leader's clock
-	participants []string  // whose inbox keys may be left (abandoned ones)
+	finished     time.Time              // on the leader's clock
+	participants []string               // whose inbox keys may be left (abandoned ones)
+	trace        *protocol.TraceContext // nil: none stored
 }
 
 func (l *leadership) gcInterval() time.Duration {
@@ -58,7 +60,9 @@ func gcOps(e gcEntry) int { return 2 + len(e.participants) }
 // so the rest still go.
 func (l *leadership) delete(ctx context.Context, chunk []gcEntry) int {
 	keys := l.r.keys
-	txn := func(entries []gcEntry) (bool, error) {
+	txn := func(entries []gcEntry) (ok bool, err error) {
+		spans := l.r.opts.startGC(ctx, entries)
+		defer func() { endGC(spans, ok, err) }()
 		cmps := []clientv3.Cmp{l.fence}
 		var ops []clientv3.Op
 		for _, e := range entries {

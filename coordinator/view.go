@@ -235,7 +235,7 @@ func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64)
 		if !l.ready && rec.Finished.Before(finished) {
 			finished = rec.Finished
 		}
-		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: finished, participants: rec.Participants})
+		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: finished, participants: rec.Participants, trace: storedTrace(rec)})
 		return
 	}
 	if t == nil {

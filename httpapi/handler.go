@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	// DefaultMaxUndecidedPerCredential.
 	MaxUndecided              int
 	MaxUndecidedPerCredential int
+	// TracerProvider records a server span per request, continuing an
+	// incoming traceparent header. Nil: the global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // DefaultMaxBodyBytes leaves room for the largest transaction the protocol
@@ -58,7 +62,8 @@ const DefaultMaxBodyBytes = 2 << 20
 // Handler is the API's HTTP handler. Close it to stop what it waits for on
 // behalf of requests already answered.
 type Handler struct {
-	a *api
+	a      *api
+	traced http.Handler // a, behind the tracing middleware (tracing.go)
 }
 
 type api struct {
@@ -130,11 +135,11 @@ func New(cfg Config) *Handler {
 		// Counts and latencies, no transaction data, but not for everyone.
 		a.mux.Handle("GET /metrics", a.gate.Require(RoleRead, cfg.Metrics))
 	}
-	return &Handler{a}
+	return &Handler{a: a, traced: traced(a, cfg.TracerProvider)}
 }
 
 // ServeHTTP serves the API.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.a.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.traced.ServeHTTP(w, r) }
 
 // Gate is the chain (cross-site check, authentication, role) in front of
 // the API's routes, to put in front of other handlers of the same server.

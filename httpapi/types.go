@@ -48,6 +48,7 @@ type Transaction struct {
 	Cause        protocol.Cause `json:"cause,omitempty"`
 	Reason       string         `json:"reason,omitempty"`
 	Revision     int64          `json:"revision,omitempty"` // etcd ModRevision of the record
+	TraceID      string         `json:"trace_id,omitempty"` // of the trace that began it (W3C, 32 hex digits)
 	Branches     []Branch       `json:"branches,omitempty"`
 }
 
@@ -108,6 +109,7 @@ func transactionOf(r protocol.Record) Transaction {
 		Finished:     r.Finished,
 		Cause:        r.Cause,
 		Reason:       r.Reason,
+		TraceID:      r.Trace.TraceID(),
 	}
 }
 

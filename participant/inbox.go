@@ -10,10 +10,14 @@ import (
 	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/internal/spare"
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -256,6 +260,7 @@ func (in *inbox) handle(ctx context.Context, m message) {
 		return
 	}
 	log := in.p.log.With(zap.String("txid", m.id), zap.String("op", string(m.Op)))
+	ctx, span, log := in.startMessage(ctx, m, log)
 	var err error
 	switch m.Op {
 	case protocol.OpPrepare:
@@ -263,6 +268,7 @@ func (in *inbox) handle(ctx context.Context, m message) {
 	default:
 		err = in.apply(ctx, m, log)
 	}
+	tracing.End(span, err)
 	if err != nil && ctx.Err() == nil {
 		log.Warn("message not handled; it stays in the inbox", zap.Error(err))
 	}
@@ -270,8 +276,10 @@ func (in *inbox) handle(ctx context.Context, m message) {
 
 func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error {
 	rec := m.Record
+	span := trace.SpanFromContext(ctx)
 	if !time.Now().Before(rec.Deadline) {
 		log.Debug("prepare after the deadline: waiting for the abort")
+		span.AddEvent("not prepared: past the deadline")
 		return nil
 	}
 	if m.catchUp {
@@ -283,6 +291,7 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 			return err
 		}
 		if resp.Count > 0 {
+			span.AddEvent("not prepared: voted before")
 			return nil
 		}
 	}
@@ -299,8 +308,13 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if herr != nil {
+		span.RecordError(herr)
+		span.SetStatus(codes.Error, herr.Error())
+	}
 	if in.stale(m) {
 		log.Debug("decided while preparing: not voting")
+		span.AddEvent("not voting: decided while preparing")
 		return nil
 	}
 	if errors.Is(herr, ErrRetry) {
@@ -310,11 +324,18 @@ func (in *inbox) prepare(ctx context.Context, m message, log *zap.Logger) error 
 	if herr != nil && !time.Now().Before(m.Record.Deadline) {
 		// Too late to vote: the coordinator aborts at the deadline.
 		log.Info("prepare did not finish before the deadline: not voting", zap.Error(herr))
+		span.AddEvent("not voting: past the deadline")
 		return nil
 	}
 	v := protocol.Vote{Yes: herr == nil}
 	if herr != nil {
 		v.Reason = herr.Error()
+	}
+	if span.IsRecording() {
+		span.SetAttributes(tracing.AttrVote.String(voteName(v)))
+		if !v.Yes {
+			span.SetAttributes(tracing.AttrVoteReason.String(v.Reason))
+		}
 	}
 	return in.vote(ctx, m, v, log)
 }
@@ -362,6 +383,7 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 		}
 		in.reportFailure(ctx, m, &fail, err, log)
 		log.Warn("handler failed, retrying", zap.Error(err), zap.Duration("backoff", backoff), zap.Int("attempts", fail.attempts))
+		trace.SpanFromContext(ctx).AddEvent("handler failed, retrying", trace.WithAttributes(attribute.String("exception.message", err.Error())))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/protocol"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
@@ -39,6 +40,7 @@ type options struct {
 	maxBackoff     time.Duration
 	ackDelay       time.Duration
 	failureReport  time.Duration
+	tracer         trace.Tracer
 }
 
 // WithPrefix sets the etcd key prefix (default "/tx"); it must match the

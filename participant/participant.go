@@ -10,6 +10,7 @@ import (
 
 	"github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/internal/term"
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"github.com/google/uuid"
@@ -60,6 +61,7 @@ func New(cli *clientv3.Client, name string, h Handler, opts ...Option) (*Partici
 		maxBackoff:     DefaultMaxBackoff,
 		ackDelay:       DefaultAckDelay,
 		failureReport:  DefaultFailureReportInterval,
+		tracer:         tracing.Tracer(nil, "participant"),
 	}
 	for _, opt := range opts {
 		opt.apply(&o)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/internal/batch"
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -26,12 +27,14 @@ import (
 // makes the vote moot).
 func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.Logger) error {
 	keys, me, rec := in.p.keys, in.p.name, m.Record
+	span := in.startWrite(ctx, tracing.SpanVote, m)
 	rk, vk := keys.Record(m.id), keys.Vote(m.id, me)
 	voteOp := clientv3.OpPut(vk, v.Encode())
 	var then clientv3.Op
 	if v.Yes {
 		_, writes, err := keys.DecisionWrites(rec, m.mod, protocol.StateCommitting, time.Now(), protocol.CauseNone, "")
 		if err != nil {
+			tracing.End(span, err)
 			return err
 		}
 		var allYes []clientv3.Cmp
@@ -44,6 +47,7 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 	} else {
 		_, writes, err := keys.DecisionWrites(rec, m.mod, protocol.StateAborting, time.Now(), protocol.CauseVoteNo, me+": "+v.Reason)
 		if err != nil {
+			tracing.End(span, err)
 			return err
 		}
 		then = clientv3.OpTxn(nil, append([]clientv3.Op{voteOp}, batch.Puts(writes)...), nil)
@@ -60,6 +64,7 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 	in.writer.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) {
 		if err != nil {
 			in.failed(m, log, "vote", err)
+			tracing.End(span, err)
 			return
 		}
 		outcome := "already decided"
@@ -72,6 +77,8 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 			outcome = "already voted" // by an attempt whose answer was lost
 		}
 		log.Debug("vote written", zap.Stringer("vote", v), zap.String("outcome", outcome), zap.Int64("rev", rev))
+		in.voted(span, v, outcome, outcome == "voted and decided" || (!v.Yes && outcome == "voted"))
+		span.End()
 	})
 	return nil
 }
@@ -86,9 +93,11 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 // (see reportFailure) to the Txn.
 func (in *inbox) ack(ctx context.Context, m message, clearFailure bool, log *zap.Logger) error {
 	keys, me := in.p.keys, in.p.name
+	span := in.startWrite(ctx, tracing.SpanAck, m)
 	ik := keys.Inbox(me, m.id)
 	_, fin, err := keys.FinishWrite(m.Record, time.Now())
 	if err != nil {
+		tracing.End(span, err)
 		return err
 	}
 	last := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(keys.Record(m.id)), "=", m.mod)}
@@ -110,12 +119,15 @@ func (in *inbox) ack(ctx context.Context, m message, clearFailure bool, log *zap
 	in.writer.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) {
 		if err != nil {
 			in.failed(m, log, "acknowledgement", err)
+			tracing.End(span, err)
 			return
 		}
 		// Not succeeded: acknowledged before, by an attempt whose answer
 		// was lost.
 		finalised := resp.Succeeded && resp.Responses[1].GetResponseTxn().Succeeded
 		log.Debug("acknowledged", zap.Bool("finalised", finalised), zap.Int64("rev", rev))
+		in.acked(span, m, resp.Succeeded, finalised)
+		span.End()
 	})
 	return nil
 }

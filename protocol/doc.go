@@ -111,6 +111,34 @@
 // revision read from the cluster (a progress request tells the member's
 // revision).
 //
+// # Trace context
+//
+// The record may carry the W3C trace context (https://www.w3.org/TR/trace-context/)
+// of the span that began the transaction, as the values of the traceparent
+// and tracestate headers:
+//
+//	"trace": {"traceparent": "00-<trace id>-<span id>-<flags>", "tracestate": "<vendor entries>"}
+//
+// Every inbox message repeats the record, so a participant finds it at
+// record.trace of the message it handles, prepare, commit or abort alike
+// (a participant that missed the prepare still finds it in the decision),
+// and a coordinator replica finds it in the record it recovers. Each
+// continues the trace by making the span of its own work (a Prepare and its
+// vote, a Commit or Abort and its acknowledgement, a recovery action) a
+// child of that span context, so the initiator's trace holds the work of
+// every party although no party ever calls another.
+//
+// It adds no etcd write and no watch: it rides in values the begin Txn
+// writes anyway (about 100 bytes in the record and in each prepare
+// message), and the decision copies it. It is not part of the record's
+// digest, so a retried begin from another trace is the same request (the
+// first begin's context stays). A tracestate over 512 characters is not
+// stored. The field is advisory: it is absent when the initiator was not
+// traced or the record predates it, and a reader ignores one that is not
+// well formed (of the wrong JSON shape, or a traceparent the W3C parsing
+// rules refuse) and starts a new trace; it never refuses the record or
+// fails the transaction for it.
+//
 // # Outcome unknown
 //
 // Any etcd request may time out after it was applied. Every Txn above is

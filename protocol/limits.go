@@ -37,6 +37,7 @@ const (
 	MaxIDLength            = 128
 	MaxNameLength          = 64
 	MaxReasonLength        = 512
+	MaxTraceStateLength    = 512 // a longer tracestate is not stored (see TraceContext.Bounded)
 )
 
 // DefaultLimits returns the limits in force when none are configured.

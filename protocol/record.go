@@ -29,6 +29,10 @@ type Record struct {
 	// and payloads), so a repeated begin with the same id can tell a retry
 	// from a different transaction.
 	Digest string `json:"digest"`
+	// Trace is the W3C trace context of the span that began the
+	// transaction; zero when the initiator was not traced. It is not part
+	// of Digest: a retry from another trace is the same request.
+	Trace TraceContext `json:"trace,omitzero"`
 }
 
 type recordEnvelope struct {

@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/bench"
+	"go.uber.org/zap"
 )
 
 func runBench(ctx context.Context, c console, args []string) error {
@@ -31,7 +32,9 @@ run, so that the counts include their cleanup.
 
 The ceiling is the floor's Txn rate divided by N+2, the design's etcd writes
 per transaction for N participants sent one request each (begin, N votes,
-finalisation); group commit is how Concord goes past it.`)
+finalisation); group commit is how Concord goes past it.
+
+`+tracingHelp)
 	f.env = benchEnvPrefix
 	etcd := f.String("etcd", "", "comma-separated etcd `endpoints`; empty: an embedded etcd in a temporary directory")
 	participants := f.Int("participants", 2, "participants per transaction (`N`)")
@@ -78,6 +81,12 @@ finalisation); group commit is how Concord goes past it.`)
 			return usagef("%s: %q, expected %s", f.source(check.name), f.value(check.name), check.want)
 		}
 	}
+	tr, err := startTracing(ctx, c, "coord-bench", newLogger(c.stderr, logConfig{level: zap.WarnLevel, format: "console"}))
+	if err != nil {
+		return err
+	}
+	defer tr.Flush()
+	cfg.TracerProvider = tr.Provider
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if *undecided > 0 {

@@ -78,6 +78,12 @@ func runGateway(ctx context.Context, c console, args []string) error {
 	log := newLogger(c.stderr, lc)
 	defer log.Sync()
 	cfg.Logger = log
+	tr, err := startTracing(ctx, c, "coord-gateway-"+cfg.Name, log)
+	if err != nil {
+		return err
+	}
+	defer tr.Flush()
+	cfg.Participant = append(cfg.Participant, participant.WithTracerProvider(tr.Provider))
 	cli, err := clientv3.New(ec.clientConfig(ec.endpoints, 5*time.Second, quieter(log.Named("etcd-client"), lc, zap.ErrorLevel)))
 	if err != nil {
 		return fmt.Errorf("etcd client: %w", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // serveConfig is everything `coord serve` was told, validated.
@@ -32,6 +33,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	maxBodyBytes    int64
 	log             logConfig
+	tracerProvider  trace.TracerProvider // from the OTEL_* variables; nil: the global one
 
 	// The API's edge: who may call it, over what, how much.
 	credentials               *httpapi.Credentials // none: loopback only, everyone admin
@@ -80,7 +82,9 @@ SIGINT or SIGTERM: stop accepting requests, finish those in flight (up to
 --shutdown-timeout), release the replica's lease, stop the embedded etcd.
 In any state (starting, connecting to etcd, standby, serving) the process
 ends at the latest 5s past --shutdown-timeout; a second signal ends it at
-once. A --data-dir in use by another coord is an error at once.`))
+once. A --data-dir in use by another coord is an error at once.
+
+`+tracingHelp))
 	fs.String("listen", "127.0.0.1:7070", "`address` of the HTTP API (host:port; port 0 picks a free one); other than loopback only with credentials")
 	fs.String("credentials-file", "", "`file` of the credentials that may call the API, one name:role:token a line (role read, begin or admin);\nmore can come from $"+credentialsEnv+"; none: loopback only, every caller is admin")
 	fs.Bool(insecureFlag, false, "serve without credentials on an address other than loopback: anyone who reaches it can begin and abort transactions")
@@ -124,6 +128,12 @@ func runServe(ctx context.Context, c console, args []string) error {
 	}
 	log := newLogger(c.stderr, cfg.log)
 	defer log.Sync()
+	tr, err := startTracing(ctx, c, "coord", log)
+	if err != nil {
+		return err
+	}
+	defer tr.Flush()
+	cfg.tracerProvider = tr.Provider
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer boundShutdown(ctx, stop, cfg.shutdownTimeout+shutdownGrace, log, os.Exit)()

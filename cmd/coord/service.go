@@ -103,6 +103,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		coordinator.WithLogger(log),
 		coordinator.WithRequestTimeout(cfg.requestTimeout),
 		coordinator.WithObserver(m),
+		coordinator.WithTracerProvider(cfg.tracerProvider),
 	}
 	ropts := []coordinator.ReplicaOption{coordinator.WithLeaseTTL(cfg.leaseTTL), coordinator.WithRetention(cfg.retention)}
 	copts := []coordinator.ClientOption{coordinator.WithDefaultTimeout(cfg.timeout)}
@@ -140,6 +141,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		Credentials:               cfg.credentials,
 		MaxUndecided:              cfg.maxUndecided,
 		MaxUndecidedPerCredential: cfg.maxUndecidedPerCredential,
+		TracerProvider:            cfg.tracerProvider,
 	})
 	defer api.Close()
 	if cert != nil || cfg.credentialsFile != "" {

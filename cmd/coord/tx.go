@@ -237,6 +237,7 @@ func printTransaction(w io.Writer, tx httpapi.Transaction) {
 	row("Cause", oneLine(string(tx.Cause)))
 	row("Reason", oneLine(tx.Reason))
 	row("Revision", strconv.FormatInt(tx.Revision, 10))
+	row("Trace", tx.TraceID)
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

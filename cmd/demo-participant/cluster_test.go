@@ -16,13 +16,17 @@ import (
 // cluster is a deployment of real processes: the coord binary on its
 // embedded etcd, and banks run from the demo-participant binary.
 type cluster struct {
-	t        *testing.T
-	demo     string
-	etcd     string // client endpoint, for the banks
-	coordURL string
-	hc       *http.Client
-	dir      string
-	banks    map[string]*bankProcess
+	t         *testing.T
+	demo      string
+	etcd      string // client endpoint, for the banks
+	coordURL  string
+	coordProc *process
+	hc        *http.Client
+	dir       string
+	banks     map[string]*bankProcess
+	// env, when set, is the environment added to each process's, by its
+	// name ("coord", "bank-a").
+	env func(name string) []string
 }
 
 // bankProcess is one bank: its flags stay the same across restarts.
@@ -39,6 +43,13 @@ const leaseTTL = "3s"
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
+	return newClusterEnv(t, nil)
+}
+
+// newClusterEnv is newCluster with env adding to each process's
+// environment.
+func newClusterEnv(t *testing.T, env func(name string) []string) *cluster {
+	t.Helper()
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	c := &cluster{
@@ -47,6 +58,7 @@ func newCluster(t *testing.T) *cluster {
 		hc:    &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		dir:   t.TempDir(),
 		banks: make(map[string]*bankProcess),
+		env:   env,
 	}
 	coord, err := coordBinary()
 	if err != nil {
@@ -60,7 +72,7 @@ func (c *cluster) startCoord(bin string) {
 	c.t.Helper()
 	clientURL := "http://" + freeAddr(c.t)
 	listen := freeAddr(c.t)
-	startProcess(c.t, "coord", bin, "serve",
+	c.coordProc = startProcessEnv(c.t, "coord", bin, c.procEnv("coord"), "serve",
 		"--listen", listen,
 		"--embedded-client-url", clientURL,
 		"--embedded-peer-url", "http://"+freeAddr(c.t),
@@ -94,9 +106,16 @@ func (c *cluster) startBank(name, accounts string, extra ...string) *bankProcess
 		"--lease-ttl", leaseTTL,
 	)
 	args = append(args, extra...)
-	b.proc = startProcess(c.t, name, c.demo, args...)
+	b.proc = startProcessEnv(c.t, name, c.demo, c.procEnv(name), args...)
 	c.waitHealthy(b.url+"/healthz", 30*time.Second)
 	return b
+}
+
+func (c *cluster) procEnv(name string) []string {
+	if c.env == nil {
+		return nil
+	}
+	return c.env(name)
 }
 
 // startBankOn starts bank name on store (a --store value) the first

@@ -37,6 +37,9 @@ const usage = `usage:
   demo-participant transfer [flags]   move money between bank accounts
 
 Run "demo-participant <command> -h" for the flags of each.
+
+Both export their spans over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT (or
+OTEL_TRACES_EXPORTER=otlp) is set; the other standard OTEL_* variables apply.
 `
 
 func main() {

@@ -8,14 +8,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/bank"
+	"github.com/concord-tx/concord/cmd/internal/otelsetup"
 	"github.com/concord-tx/concord/internal/flowcontrol"
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
@@ -72,7 +76,14 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) int {
 		return exitError
 	}
 	defer log.Sync()
-	if err := runBank(ctx, c, seed, log); err != nil {
+	// Spans go out over OTLP when the OTEL_* variables ask for it.
+	tr, err := otelsetup.Setup(ctx, os.Getenv, c.name, log.Named("otel"), tracing.AttrParticipant.String(c.name))
+	if err != nil {
+		fmt.Fprintf(stderr, "demo-participant serve: %v\n", err)
+		return exitError
+	}
+	defer tr.Flush()
+	if err := runBank(ctx, c, seed, tr.Provider, log); err != nil {
 		log.Error("bank stopped", zap.Error(err))
 		return exitFailed
 	}
@@ -116,7 +127,7 @@ func (c *serveConfig) validate() (map[string]int64, error) {
 	return seed, nil
 }
 
-func runBank(ctx context.Context, c serveConfig, seed map[string]int64, base *zap.Logger) error {
+func runBank(ctx context.Context, c serveConfig, seed map[string]int64, tp trace.TracerProvider, base *zap.Logger) error {
 	log := base.With(zap.String("participant", c.name)) // the SDK adds the field to its own logs
 	// Listening first: a port in use must not leave a new store seeded
 	// behind, which a corrected rerun would keep.
@@ -168,6 +179,7 @@ func runBank(ctx context.Context, c serveConfig, seed map[string]int64, base *za
 		participant.WithPrefix(c.prefix),
 		participant.WithLeaseTTL(c.leaseTTL),
 		participant.WithLogger(base.Named("participant")),
+		participant.WithTracerProvider(tp),
 	)
 	if err != nil {
 		ln.Close()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/cmd/demo-participant/internal/transfer"
+	"github.com/concord-tx/concord/cmd/internal/otelsetup"
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/protocol"
 )
@@ -66,6 +67,13 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
 		return exitError
 	}
+	tlog, _ := newLogger("warn", stderr)
+	tr, err := otelsetup.Setup(ctx, os.Getenv, "demo-participant-transfer", tlog.Named("otel"))
+	if err != nil {
+		fmt.Fprintf(stderr, "demo-participant transfer: %v\n", err)
+		return exitError
+	}
+	defer tr.Flush()
 	hc := &http.Client{Timeout: c.requestTimeout}
 	coord, err := c.coordinator(hc)
 	if err != nil {
@@ -87,7 +95,9 @@ func runTransfer(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.requestTimeout)
 	defer cancel()
+	rctx, end := traceTransfer(rctx, tr.Provider, req.ID)
 	out, err := coord.Do(rctx, req)
+	end(out, err)
 	if err != nil {
 		fmt.Fprintf(stderr, "demo-participant transfer: error: %v\n", err)
 		return exitError

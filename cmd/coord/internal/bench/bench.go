@@ -22,19 +22,23 @@ import (
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 )
 
 // Config says what to run.
 type Config struct {
-	Endpoints    []string      // etcd to use; empty: an embedded single-node etcd in a temp dir
-	Participants int           // participants per transaction
-	Concurrency  int           // transactions in flight
-	Transactions int           // how many to run; 0: run for Duration
-	Duration     time.Duration // with Transactions 0
-	Payload      int           // bytes of payload per branch
-	Progress     io.Writer     // progress lines; nil: none
+	Endpoints []string // etcd to use; empty: an embedded single-node etcd in a temp dir
+	// TracerProvider records the transactions' spans; nil: the global
+	// provider, a no-op unless the program installed an SDK.
+	TracerProvider trace.TracerProvider
+	Participants   int           // participants per transaction
+	Concurrency    int           // transactions in flight
+	Transactions   int           // how many to run; 0: run for Duration
+	Duration       time.Duration // with Transactions 0
+	Payload        int           // bytes of payload per branch
+	Progress       io.Writer     // progress lines; nil: none
 	// Retention is how long the replica keeps finished transactions before
 	// deleting them (0: DefaultRetention). The run waits until every one is
 	// deleted, so the counts include the cleanup.
@@ -164,7 +168,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		p, err := participant.New(cli, names[i], participant.HandlerFuncs{}, participant.WithPrefix(prefix), participant.WithWorkers(max(32, cfg.Concurrency)))
+		p, err := participant.New(cli, names[i], participant.HandlerFuncs{}, participant.WithPrefix(prefix), participant.WithWorkers(max(32, cfg.Concurrency)), participant.WithTracerProvider(cfg.TracerProvider))
 		if err != nil {
 			return res, err
 		}
@@ -177,12 +181,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	replica, err := coordinator.NewReplica(ccli, coordinator.WithPrefix(prefix), coordinator.WithRetention(cfg.Retention))
+	replica, err := coordinator.NewReplica(ccli, coordinator.WithPrefix(prefix), coordinator.WithRetention(cfg.Retention), coordinator.WithTracerProvider(cfg.TracerProvider))
 	if err != nil {
 		return res, err
 	}
 	defer replica.Close()
-	coord, err := coordinator.NewClient(ctx, ccli, coordinator.WithPrefix(prefix))
+	coord, err := coordinator.NewClient(ctx, ccli, coordinator.WithPrefix(prefix), coordinator.WithTracerProvider(cfg.TracerProvider))
 	if err != nil {
 		return res, err
 	}

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
+	"go.opentelemetry.io/otel/propagation"
 	"go.uber.org/zap"
 )
 
@@ -99,6 +101,9 @@ func (h *handler) call(ctx context.Context, phase Phase, tx participant.Tx) erro
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", r.IdempotencyKey())
+	// The call's span (the participant SDK's, in the transaction's trace)
+	// goes on to the service, whose own spans then join that trace.
+	tracing.Header().Inject(cctx, propagation.HeaderCarrier(req.Header))
 	if len(h.cfg.Secret) > 0 {
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		req.Header.Set(HeaderTimestamp, ts)
