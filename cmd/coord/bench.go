@@ -120,12 +120,14 @@ func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "floor\t%.0f Txn/s\tplain compare-and-swap at concurrency %d, %s; one Txn p50 %.2f ms\n", r.TxnPerSec, r.Concurrency, when, r.TxnP50ms)
 	fmt.Fprintf(tw, "ceiling\t%.0f tx/s\tfloor / (N+2)\n", r.CeilingTxPerSec)
 	fmt.Fprintf(tw, "against it\t%.0f%%\tof the ceiling; p50 is %.1fx one Txn\n", 100*r.CeilingFraction, r.P50OverTxn)
-	fmt.Fprintf(tw, "path floor\tp50 %.2f ms\t%.1fx one Txn: begin, %d votes and a watch with bare etcd calls, at concurrency 1\n", r.PathFloorP50ms, r.PathFloorOverTxn, r.Participants)
+	fmt.Fprintf(tw, "path floor\t%.0f tx/s\tbegin, %d votes and a watch with bare etcd calls, at concurrency %d\n", r.PathFloorTxPerSec, r.Participants, r.PathFloorConcurrency)
+	fmt.Fprintf(tw, "path floor latency\tp50 %.2f ms\tp99 %.2f ms; p50 %.1fx one Txn\n", r.PathFloorP50ms, r.PathFloorP99ms, r.PathFloorOverTxn)
 	where := "this process"
 	if r.Embedded {
 		where += ", etcd included"
 	}
 	fmt.Fprintf(tw, "CPU/tx\t%.2f ms\t%s; the path floor: %.2f ms\n", r.CPUmsPerTx, where, r.PathFloorCPUmsPerTx)
+	fmt.Fprintf(tw, "against the path floor\tp50 %.2fx\tCPU/tx %.2fx, throughput %.2fx; throughput %.2fx the ceiling\n", r.P50OverPathFloor, r.CPUOverPathFloor, r.TxPerSecOverPathFloor, r.CeilingFraction)
 	if r.SyscallsPerTx >= 0 {
 		fmt.Fprintf(tw, "syscalls/tx\t%.1f\treads and writes, %s; the path floor: %.1f\n", r.SyscallsPerTx, where, r.PathFloorSyscallsPerTx)
 	}
