@@ -312,8 +312,8 @@ type measured struct {
 	elapsed time.Duration // the load's wall time
 	used    usage         // what this process used during the load
 
-	txnRate  float64         // compare-and-swap Txns a second at the load's concurrency
-	single   []time.Duration // one compare-and-swap Txn at a time
+	txnRate     float64         // compare-and-swap Txns a second at the load's concurrency
+	single      []time.Duration // one compare-and-swap Txn at a time
 	path        []time.Duration // the bare commit path
 	pathElapsed time.Duration   // its wall time
 	pathUsed    usage

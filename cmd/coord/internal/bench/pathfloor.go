@@ -33,9 +33,9 @@ type barePath struct {
 	// goroutine, at once.
 	concurrent bool
 	cancel     context.CancelFunc
-	closing   sync.Once
-	wg        sync.WaitGroup
-	voteErr   chan error // the first vote that failed
+	closing    sync.Once
+	wg         sync.WaitGroup
+	voteErr    chan error // the first vote that failed
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{}
