@@ -37,7 +37,8 @@ finalisation); group commit is how Concord goes past it.
 With --deployed it measures the deployed shape instead: the real coord serve
 (on its embedded etcd) and --participants demo banks (demo-participant serve,
 with balances no run exhausts, so every vote is yes), each a process of its
-own, with transactions sent to coord's HTTP API by its Go client over
+own (or, with --participant yes, participant processes whose handlers do
+nothing), with transactions sent to coord's HTTP API by its Go client over
 kept-alive connections. It reports throughput, latency, etcd's requests,
 watch responses, writes and WAL fsyncs per transaction (from etcd's own
 /metrics), and each process's CPU per transaction (from /proc, Linux only).
@@ -55,7 +56,8 @@ from the module's directory), or given with --coord-bin and
 	asJSON := f.Bool("json", false, "print one JSON object instead of tables, for scripts")
 	deployed := f.Bool("deployed", false, "instead: run coord serve and the participants as processes of their own, and send the\ntransactions to coord's HTTP API (see above)")
 	coordBin := f.String("coord-bin", "", "with --deployed: the coord `binary`; empty: built with go build (give both or neither)")
-	participantBin := f.String("participant-bin", "", "with --deployed: the demo-participant `binary`; empty: built with go build")
+	participantBin := f.String("participant-bin", "", "with --deployed: the participant's `binary`; empty: built with go build")
+	participantKind := f.String("participant", bench.ParticipantBank, "with --deployed: the participants' `kind`: bank (demo-participant serve, a bbolt store) or yes\n(a participant process whose handlers do nothing, as in the in-process benchmark)")
 	undecided := f.Int("undecided", 0, "instead: begin this many transactions that stay undecided and report the memory of\nthe process holding the coordinator client and replica (use --etcd to leave etcd out of it)")
 	if _, err := parseCommand(f, args, c); err != nil {
 		return err
@@ -94,8 +96,8 @@ from the module's directory), or given with --coord-bin and
 		}
 	}
 	if !*deployed {
-		for _, name := range []string{"coord-bin", "participant-bin"} {
-			if f.value(name) != "" {
+		for _, name := range []string{"coord-bin", "participant-bin", "participant"} {
+			if f.value(name) != f.Lookup(name).DefValue {
 				return usagef("%s: only with --deployed", f.source(name))
 			}
 		}
@@ -104,6 +106,9 @@ from the module's directory), or given with --coord-bin and
 			if d := f.Lookup(name).DefValue; f.value(name) != d {
 				return usagef("%s: not with --deployed (it runs coord serve on its embedded etcd, with the demo banks' payloads)", f.source(name))
 			}
+		}
+		if *participantKind != bench.ParticipantBank && *participantKind != bench.ParticipantYes {
+			return usagef("%s: %q, expected %s or %s", f.source("participant"), *participantKind, bench.ParticipantBank, bench.ParticipantYes)
 		}
 		if (*coordBin == "") != (*participantBin == "") {
 			return usagef("--coord-bin and --participant-bin: give both, or neither to build them")
@@ -114,7 +119,7 @@ from the module's directory), or given with --coord-bin and
 	if *deployed {
 		return benchDeployed(ctx, c.stdout, bench.DeployedConfig{
 			Participants: cfg.Participants, Concurrency: cfg.Concurrency, Transactions: cfg.Transactions,
-			Duration: cfg.Duration, Retention: cfg.Retention, CoordBin: *coordBin, ParticipantBin: *participantBin,
+			Duration: cfg.Duration, Retention: cfg.Retention, CoordBin: *coordBin, ParticipantBin: *participantBin, Participant: *participantKind,
 			Progress: c.stderr,
 		}, *asJSON)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -33,10 +34,13 @@ type DeployedConfig struct {
 	// waits until every finished transaction is deleted, so the request
 	// counts include the cleanup, as Run's do.
 	Retention time.Duration
-	// CoordBin and ParticipantBin are the binaries of coord and
-	// demo-participant; empty: both are built with `go build` into the
-	// run's temporary directory, which needs the module's source in the
-	// working directory.
+	// Participant is what the participants are: ParticipantBank (the
+	// default) or ParticipantYes.
+	Participant string
+	// CoordBin and ParticipantBin are the binaries of coord and of the
+	// participant; empty: both are built with `go build` into the run's
+	// temporary directory, which needs the module's source in the working
+	// directory.
 	CoordBin, ParticipantBin string
 	Progress                 io.Writer // progress lines; nil: none
 }
@@ -86,6 +90,18 @@ type ProcessCPU struct {
 	Share      float64 `json:"share"`
 }
 
+// The participants the deployed benchmark can run.
+const (
+	// ParticipantBank is the demo bank, `demo-participant serve`, with a
+	// bbolt store: a participant as a user would write one, whose store
+	// syncs each prepare and commit to its disk.
+	ParticipantBank = "bank"
+	// ParticipantYes is a participant whose handlers do nothing
+	// (./yesparticipant): Concord's own cost, as in the in-process
+	// benchmark.
+	ParticipantYes = "yes"
+)
+
 // deployedBalance is each bank account's opening balance: a transaction
 // moves 1, so no run can run out of it and every vote is yes.
 const deployedBalance = 1 << 50
@@ -103,17 +119,25 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 		return res, errors.New("transactions or duration: expected a positive number of transactions or a positive duration")
 	case cfg.Retention < 0:
 		return res, fmt.Errorf("retention: %v, expected a positive duration", cfg.Retention)
+	case cfg.Participant != "" && cfg.Participant != ParticipantBank && cfg.Participant != ParticipantYes:
+		return res, fmt.Errorf("participant: %q, expected %s or %s", cfg.Participant, ParticipantBank, ParticipantYes)
 	case (cfg.CoordBin == "") != (cfg.ParticipantBin == ""):
 		return res, errors.New("coord and participant binaries: give both paths, or neither to build them")
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
 	}
+	if cfg.Participant == "" {
+		cfg.Participant = ParticipantBank
+	}
 	progress := cfg.Progress
 	if progress == nil {
 		progress = io.Discard
 	}
 	res = DeployedResult{Participants: cfg.Participants, Concurrency: cfg.Concurrency, Participant: "demo-participant serve (bbolt store, balances of 2^50)"}
+	if cfg.Participant == ParticipantYes {
+		res.Participant = "yesparticipant (handlers that do nothing)"
+	}
 	dir, err := os.MkdirTemp("", "concord-bench-deployed-")
 	if err != nil {
 		return res, err
@@ -121,7 +145,7 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 	defer os.RemoveAll(dir)
 	coordBin, bankBin := cfg.CoordBin, cfg.ParticipantBin
 	if coordBin == "" {
-		if coordBin, bankBin, err = buildBinaries(ctx, dir, progress); err != nil {
+		if coordBin, bankBin, err = buildBinaries(ctx, dir, cfg.Participant, progress); err != nil {
 			return res, err
 		}
 		res.Binaries = "built with go build into " + dir
@@ -165,14 +189,19 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 	branches := make([]httpapi.BranchRequest, cfg.Participants)
 	for i := range branches {
 		name := fmt.Sprintf("bank-%d", i)
-		bank, err := startChild(dir, name, bankBin, "serve", "--name", name, "--etcd", etcdURL,
+		args := []string{"serve", "--name", name, "--etcd", etcdURL,
 			"--db", filepath.Join(dir, name+".db"), "--listen", addrs[3+i],
-			"--accounts", fmt.Sprintf("a=%d,b=%d", deployedBalance, deployedBalance), "--log-level", "warn")
+			"--accounts", fmt.Sprintf("a=%d,b=%d", deployedBalance, deployedBalance), "--log-level", "warn"}
+		if cfg.Participant == ParticipantYes {
+			name = fmt.Sprintf("yes-%d", i)
+			args = []string{"--name", name, "--etcd", etcdURL, "--listen", addrs[3+i], "--workers", fmt.Sprint(max(32, cfg.Concurrency))}
+		}
+		bank, err := startChild(dir, name, bankBin, args...)
 		if err != nil {
 			return res, err
 		}
 		children = append(children, bank)
-		fmt.Fprintf(progress, "%s: demo-participant serve (pid %d) starting at %s\n", name, bank.pid(), addrs[3+i])
+		fmt.Fprintf(progress, "%s: %s (pid %d) starting at %s\n", name, res.Participant, bank.pid(), addrs[3+i])
 		if err := bank.await(ctx, healthy(hc, "http://"+addrs[3+i]+"/healthz")); err != nil {
 			return res, err
 		}
@@ -318,14 +347,18 @@ func healthy(hc *http.Client, url string) func(context.Context) error {
 	}
 }
 
-// buildBinaries builds coord and demo-participant into dir.
-func buildBinaries(ctx context.Context, dir string, progress io.Writer) (coord, bank string, err error) {
-	fmt.Fprintf(progress, "building coord and demo-participant with go build into %s\n", dir)
+// buildBinaries builds coord and the participant's binary into dir.
+func buildBinaries(ctx context.Context, dir, participant string, progress io.Writer) (coord, other string, err error) {
 	const module = "github.com/concord-tx/concord/cmd/"
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), module+"coord", module+"demo-participant")
+	pkg := module + "demo-participant"
+	if participant == ParticipantYes {
+		pkg = module + "coord/internal/bench/yesparticipant"
+	}
+	fmt.Fprintf(progress, "building coord and %s with go build into %s\n", path.Base(pkg), dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), module+"coord", pkg)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", "", fmt.Errorf("go build of coord and demo-participant (run from the module's directory, or give both binaries' paths): %w\n%s", err, out)
+		return "", "", fmt.Errorf("go build of coord and %s (run from the module's directory, or give both binaries' paths): %w\n%s", path.Base(pkg), err, out)
 	}
-	return filepath.Join(dir, "coord"), filepath.Join(dir, "demo-participant"), nil
+	return filepath.Join(dir, "coord"), filepath.Join(dir, path.Base(pkg)), nil
 }

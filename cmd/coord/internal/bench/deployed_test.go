@@ -25,7 +25,7 @@ func TestRunDeployed(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	coord, bank, err := buildBinaries(ctx, t.TempDir(), testWriter{t})
+	coord, bank, err := buildBinaries(ctx, t.TempDir(), ParticipantBank, testWriter{t})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +77,20 @@ func TestRunDeployed(t *testing.T) {
 	}
 	if math.Abs(shares-1) > 0.01 || res.CPUmsPerTx <= 0 {
 		t.Errorf("CPU per transaction %.2f ms, shares sum to %.3f", res.CPUmsPerTx, shares)
+	}
+	noChildren(t)
+
+	// Participants that do nothing, in processes of their own.
+	coord, yes, err := buildBinaries(ctx, t.TempDir(), ParticipantYes, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = RunDeployed(ctx, DeployedConfig{Participants: participants, Concurrency: 4, Transactions: 100, Participant: ParticipantYes, CoordBin: coord, ParticipantBin: yes, Progress: testWriter{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Committed != 100 || len(res.Processes) != 3 || res.Processes[1].Name != "yes-0" || res.EtcdWritesPerTx < 1 || res.EtcdWritesPerTx > 2*participants+1 {
+		t.Errorf("yes participants: %+v", res)
 	}
 	noChildren(t)
 
