@@ -23,7 +23,8 @@ participants whose handlers do nothing — against an embedded single-node etcd
 in a temporary directory, or against --etcd. Then, on the same etcd, it
 measures the floor: plain compare-and-swap Txns at the same concurrency, one
 Txn's latency, and the commit path's shape with bare etcd calls (the path
-floor). At concurrency 1 the floors are measured between blocks of 100 of
+floor) at the same concurrency, beside which it prints Concord's p50, CPU
+and throughput as ratios. At concurrency 1 the floors are measured between blocks of 100 of
 Concord's transactions, so that all three see the machine in the same state.
 It prints throughput, latency, etcd requests per transaction by kind
 (counted exactly, by a client interceptor), and where that stands against
@@ -33,6 +34,18 @@ run, so that the counts include their cleanup.
 The ceiling is the floor's Txn rate divided by N+2, the design's etcd writes
 per transaction for N participants sent one request each (begin, N votes,
 finalisation); group commit is how Concord goes past it.
+
+With --deployed it measures the deployed shape instead: the real coord serve
+(on its embedded etcd) and --participants demo banks (demo-participant serve,
+with balances no run exhausts, so every vote is yes), each a process of its
+own (or, with --participant yes, participant processes whose handlers do
+nothing), with transactions sent to coord's HTTP API by its Go client over
+kept-alive connections. It reports throughput, latency, etcd's requests,
+watch responses, writes and WAL fsyncs per transaction (from etcd's own
+/metrics), and each process's CPU per transaction (from /proc, Linux only).
+The binaries are built with go build into a temporary directory (run it
+from the module's directory), or given with --coord-bin and
+--participant-bin. SIGINT stops the run and the processes.
 
 `+tracingHelp)
 	f.env = benchEnvPrefix
@@ -44,6 +57,10 @@ finalisation); group commit is how Concord goes past it.
 	payload := f.Int("payload", 0, "`bytes` of payload per branch")
 	f.String("retention", "1s", "`duration` the replica keeps finished transactions before deleting them; the run\nwaits until every one is deleted, so the counts include the cleanup")
 	asJSON := f.Bool("json", false, "print one JSON object instead of tables, for scripts")
+	deployed := f.Bool("deployed", false, "instead: run coord serve and the participants as processes of their own, and send the\ntransactions to coord's HTTP API (see above)")
+	coordBin := f.String("coord-bin", "", "with --deployed: the coord `binary`; empty: built with go build (give both or neither)")
+	participantBin := f.String("participant-bin", "", "with --deployed: the participant's `binary`; empty: built with go build")
+	participantKind := f.String("participant", bench.ParticipantBank, "with --deployed: the participants' `kind`: bank (demo-participant serve, a bbolt store) or yes\n(a participant process whose handlers do nothing, as in the in-process benchmark)")
 	undecided := f.Int("undecided", 0, "instead: begin this many transactions that stay undecided and report the memory of\nthe process holding the coordinator client and replica (use --etcd to leave etcd out of it)")
 	if _, err := parseCommand(f, args, c); err != nil {
 		return err
@@ -81,6 +98,25 @@ finalisation); group commit is how Concord goes past it.
 			return usagef("%s: %q, expected %s", f.source(check.name), f.value(check.name), check.want)
 		}
 	}
+	if !*deployed {
+		for _, name := range []string{"coord-bin", "participant-bin", "participant"} {
+			if f.value(name) != f.Lookup(name).DefValue {
+				return usagef("%s: only with --deployed", f.source(name))
+			}
+		}
+	} else {
+		for _, name := range []string{"etcd", "undecided", "payload"} {
+			if d := f.Lookup(name).DefValue; f.value(name) != d {
+				return usagef("%s: not with --deployed (it runs coord serve on its embedded etcd, with the demo banks' payloads)", f.source(name))
+			}
+		}
+		if *participantKind != bench.ParticipantBank && *participantKind != bench.ParticipantYes {
+			return usagef("%s: %q, expected %s or %s", f.source("participant"), *participantKind, bench.ParticipantBank, bench.ParticipantYes)
+		}
+		if (*coordBin == "") != (*participantBin == "") {
+			return usagef("--coord-bin and --participant-bin: give both, or neither to build them")
+		}
+	}
 	tr, err := startTracing(ctx, c, "coord-bench", newLogger(c.stderr, logConfig{level: zap.WarnLevel, format: "console"}))
 	if err != nil {
 		return err
@@ -89,6 +125,13 @@ finalisation); group commit is how Concord goes past it.
 	cfg.TracerProvider = tr.Provider
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *deployed {
+		return benchDeployed(ctx, c.stdout, bench.DeployedConfig{
+			Participants: cfg.Participants, Concurrency: cfg.Concurrency, Transactions: cfg.Transactions,
+			Duration: cfg.Duration, Retention: cfg.Retention, CoordBin: *coordBin, ParticipantBin: *participantBin, Participant: *participantKind,
+			Progress: c.stderr,
+		}, *asJSON)
+	}
 	if *undecided > 0 {
 		return benchUndecided(ctx, c.stdout, cfg.Endpoints, *undecided, *asJSON)
 	}
@@ -129,17 +172,53 @@ func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "floor\t%.0f Txn/s\tplain compare-and-swap at concurrency %d, %s; one Txn p50 %.2f ms\n", r.TxnPerSec, r.Concurrency, when, r.TxnP50ms)
 	fmt.Fprintf(tw, "ceiling\t%.0f tx/s\tfloor / (N+2)\n", r.CeilingTxPerSec)
 	fmt.Fprintf(tw, "against it\t%.0f%%\tof the ceiling; p50 is %.1fx one Txn\n", 100*r.CeilingFraction, r.P50OverTxn)
-	fmt.Fprintf(tw, "path floor\tp50 %.2f ms\t%.1fx one Txn: begin, %d votes and a watch with bare etcd calls, at concurrency 1\n", r.PathFloorP50ms, r.PathFloorOverTxn, r.Participants)
+	fmt.Fprintf(tw, "path floor\t%.0f tx/s\tbegin, %d votes and a watch with bare etcd calls, at concurrency %d\n", r.PathFloorTxPerSec, r.Participants, r.PathFloorConcurrency)
+	fmt.Fprintf(tw, "path floor latency\tp50 %.2f ms\tp99 %.2f ms; p50 %.1fx one Txn\n", r.PathFloorP50ms, r.PathFloorP99ms, r.PathFloorOverTxn)
 	where := "this process"
 	if r.Embedded {
 		where += ", etcd included"
 	}
 	fmt.Fprintf(tw, "CPU/tx\t%.2f ms\t%s; the path floor: %.2f ms\n", r.CPUmsPerTx, where, r.PathFloorCPUmsPerTx)
+	fmt.Fprintf(tw, "against the path floor\tp50 %.2fx\tCPU/tx %.2fx, throughput %.2fx; throughput %.2fx the ceiling\n", r.P50OverPathFloor, r.CPUOverPathFloor, r.TxPerSecOverPathFloor, r.CeilingFraction)
 	if r.SyscallsPerTx >= 0 {
 		fmt.Fprintf(tw, "syscalls/tx\t%.1f\treads and writes, %s; the path floor: %.1f\n", r.SyscallsPerTx, where, r.PathFloorSyscallsPerTx)
 	}
 	fmt.Fprintf(tw, "goroutines/tx\t%.2f\tstarted, %s; the path floor: %.2f\n", r.GoroutinesPerTx, where, r.PathFloorGoroutinesPerTx)
 	tw.Flush()
+}
+
+func benchDeployed(ctx context.Context, w io.Writer, cfg bench.DeployedConfig, asJSON bool) error {
+	r, err := bench.RunDeployed(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		e := json.NewEncoder(w)
+		e.SetIndent("", "  ")
+		return e.Encode(r)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "shape\tdeployed\tcoord serve (embedded etcd) and %d participants, each a process; HTTP API, kept-alive connections\n", r.Participants)
+	fmt.Fprintf(tw, "participants\t%d\t%s\n", r.Participants, r.Participant)
+	fmt.Fprintf(tw, "binaries\t%s\t\n", r.Binaries)
+	fmt.Fprintf(tw, "concurrency\t%d\t\n", r.Concurrency)
+	fmt.Fprintf(tw, "committed\t%d\tin %.1fs (%d failed)\n", r.Committed, r.ElapsedSeconds, r.Failed)
+	fmt.Fprintf(tw, "throughput\t%.0f tx/s\t\n", r.TxPerSec)
+	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp99 %.2f ms, max %.2f ms (HTTP request to decision)\n", r.P50ms, r.P99ms, r.Maxms)
+	var kinds []string
+	for _, k := range slices.Sorted(maps.Keys(r.EtcdRequestsPerTx)) {
+		kinds = append(kinds, fmt.Sprintf("%s %.3f", k, r.EtcdRequestsPerTx[k]))
+	}
+	fmt.Fprintf(tw, "etcd requests/tx\t%s\tunary requests etcd served, finalisation and cleanup included\n", strings.Join(kinds, ", "))
+	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\traft proposals committed\n", r.EtcdWritesPerTx)
+	fmt.Fprintf(tw, "watch responses/tx\t%.2f\t\n", r.WatchResponsesPerTx)
+	fmt.Fprintf(tw, "WAL fsyncs/tx\t%.3f\t\n", r.WALFsyncsPerTx)
+	fmt.Fprintf(tw, "CPU/tx\t%.2f ms\tthe servers: coord serve with its etcd, and the participants\n", r.CPUmsPerTx)
+	for _, p := range r.Processes {
+		fmt.Fprintf(tw, "  %s\t%.2f ms\t%.0f%% (pid %d)\n", p.Name, p.CPUmsPerTx, 100*p.Share, p.PID)
+	}
+	fmt.Fprintf(tw, "client CPU/tx\t%.2f ms\tthis process, sending the requests\n", r.ClientCPUmsPerTx)
+	return tw.Flush()
 }
 
 func benchUndecided(ctx context.Context, w io.Writer, endpoints []string, n int, asJSON bool) error {

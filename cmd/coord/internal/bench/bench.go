@@ -66,10 +66,20 @@ type Result struct {
 	CeilingTxPerSec float64 `json:"ceiling_tx_per_sec"`
 	CeilingFraction float64 `json:"ceiling_fraction"`
 	P50OverTxn      float64 `json:"p50_over_txn"`
-	// The commit path's shape with bare etcd calls, at concurrency 1: the
-	// least p50 any coordinator of this shape gets from this etcd.
-	PathFloorP50ms   float64 `json:"path_floor_p50_ms"`
-	PathFloorOverTxn float64 `json:"path_floor_over_txn"`
+	// The commit path's shape with bare etcd calls, at the load's
+	// concurrency: the least p50 and CPU per transaction, and the most
+	// throughput, any coordinator of this shape gets from this etcd.
+	PathFloorConcurrency int     `json:"path_floor_concurrency"`
+	PathFloorTxPerSec    float64 `json:"path_floor_tx_per_sec"`
+	PathFloorP50ms       float64 `json:"path_floor_p50_ms"`
+	PathFloorP99ms       float64 `json:"path_floor_p99_ms"`
+	PathFloorOverTxn     float64 `json:"path_floor_over_txn"`
+	// The ratios the targets are stated in: Concord's p50 and CPU per
+	// transaction over the path floor's, its throughput over the path
+	// floor's.
+	P50OverPathFloor      float64 `json:"p50_over_path_floor"`
+	CPUOverPathFloor      float64 `json:"cpu_over_path_floor"`
+	TxPerSecOverPathFloor float64 `json:"tx_per_sec_over_path_floor"`
 	// CPU time, read and write system calls and goroutines started by
 	// this process per transaction (the embedded etcd's included when it
 	// runs here), for the load and for the path floor. System calls are -1
@@ -205,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		branches[i] = protocol.Branch{Participant: n, Payload: payload}
 	}
 	// Warm up connections and caches.
-	if _, err := runLoad(ctx, coord, branches, min(cfg.Concurrency, 8), 50, 0, io.Discard); err != nil {
+	if _, err := runLoad(ctx, concordDo(coord, branches), min(cfg.Concurrency, 8), 50, 0, io.Discard); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
 	// The floors' client, which also polls for quiet, so that its reads
@@ -229,7 +239,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for i := range value {
 		value[i] = 'x'
 	}
-	path, err := startBarePath(ctx, floorCli, voters, floors, value)
+	path, err := startBarePath(ctx, floorCli, voters, floors, value, cfg.Concurrency > 1)
 	if err != nil {
 		return res, fmt.Errorf("commit path floor: %w", err)
 	}
@@ -276,9 +286,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.P50OverTxn = res.P50ms / res.TxnP50ms
 	}
 	res.PathFloorCPUmsPerTx, res.PathFloorSyscallsPerTx, res.PathFloorGoroutinesPerTx = m.pathUsed.per(len(m.path))
-	res.PathFloorP50ms = percentile(m.path, 50)
+	res.PathFloorConcurrency = cfg.Concurrency
+	res.PathFloorP50ms, res.PathFloorP99ms = percentile(m.path, 50), percentile(m.path, 99)
+	res.PathFloorTxPerSec = float64(len(m.path)) / m.pathElapsed.Seconds()
 	if res.TxnP50ms > 0 {
 		res.PathFloorOverTxn = res.PathFloorP50ms / res.TxnP50ms
+	}
+	if res.PathFloorP50ms > 0 {
+		res.P50OverPathFloor = res.P50ms / res.PathFloorP50ms
+	}
+	if res.PathFloorCPUmsPerTx > 0 {
+		res.CPUOverPathFloor = res.CPUmsPerTx / res.PathFloorCPUmsPerTx
+	}
+	if res.PathFloorTxPerSec > 0 {
+		res.TxPerSecOverPathFloor = res.TxPerSec / res.PathFloorTxPerSec
 	}
 	if cfg.Concurrency == 1 {
 		res.FloorBlock = block
@@ -295,10 +316,11 @@ type measured struct {
 	elapsed time.Duration // the load's wall time
 	used    usage         // what this process used during the load
 
-	txnRate  float64         // compare-and-swap Txns a second at the load's concurrency
-	single   []time.Duration // one compare-and-swap Txn at a time
-	path     []time.Duration // the bare commit path
-	pathUsed usage
+	txnRate     float64         // compare-and-swap Txns a second at the load's concurrency
+	single      []time.Duration // one compare-and-swap Txn at a time
+	path        []time.Duration // the bare commit path
+	pathElapsed time.Duration   // its wall time
+	pathUsed    usage
 }
 
 // block is how many transactions each part of an alternating run takes
@@ -322,7 +344,7 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 			n = min(n, cfg.Transactions-len(m.load.ok)-m.load.failed)
 		}
 		used, t0 := processUsage(), time.Now()
-		lat, err := runLoad(ctx, coord, branches, 1, n, 0, io.Discard)
+		lat, err := runLoad(ctx, concordDo(coord, branches), 1, n, 0, io.Discard)
 		m.elapsed += time.Since(t0)
 		m.used.add(used)
 		m.load.ok = append(m.load.ok, lat.ok...)
@@ -342,11 +364,12 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		singleTime += time.Since(t0)
 
 		used = processUsage()
-		lats, err := path.run(ctx, n, 0)
+		lats, took, err := path.run(ctx, 1, n, 0)
 		if err != nil {
 			return m, fmt.Errorf("commit path floor: %w", err)
 		}
 		m.pathUsed.add(used)
+		m.pathElapsed += took
 		m.path = append(m.path, lats...)
 
 		if time.Since(shown) >= time.Second {
@@ -360,12 +383,13 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 }
 
 // oneAfterAnother measures at a concurrency above 1: the load, then the
-// Txn rate at the same concurrency, then one Txn at a time and the bare
-// commit path, each for about half the load's time (2s to 10s).
+// Txn rate at the same concurrency, then one Txn at a time, then the bare
+// commit path at the same concurrency, each for about half the load's
+// time (2s to 10s; one Txn at a time up to 3s).
 func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
 	used, start := processUsage(), time.Now()
-	lat, err := runLoad(ctx, coord, branches, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
+	lat, err := runLoad(ctx, concordDo(coord, branches), cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
 	m.elapsed, m.load = time.Since(start), lat
 	m.used.add(used)
 	if err != nil && len(lat.ok) == 0 {
@@ -379,9 +403,9 @@ func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []
 	if _, m.single, err = casFloor(ctx, cli, floors, 1, min(floorFor, 3*time.Second)); err != nil {
 		return m, fmt.Errorf("floor: %w", err)
 	}
-	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency 1\n", len(branches))
+	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency %d\n", len(branches), cfg.Concurrency)
 	used = processUsage()
-	if m.path, err = path.run(ctx, 0, min(floorFor, 3*time.Second)); err != nil {
+	if m.path, m.pathElapsed, err = path.run(ctx, cfg.Concurrency, 0, floorFor); err != nil {
 		return m, fmt.Errorf("commit path floor: %w", err)
 	}
 	m.pathUsed.add(used)
@@ -427,8 +451,23 @@ type latencies struct {
 	failed int
 }
 
+// doFunc runs one transaction to its decision and says whether it
+// committed; id names it in errors.
+type doFunc func(ctx context.Context) (committed bool, id string, err error)
+
+// concordDo runs transactions of branches through coord.
+func concordDo(coord *coordinator.Client, branches []protocol.Branch) doFunc {
+	return func(ctx context.Context) (bool, string, error) {
+		out, err := coord.Do(ctx, coordinator.Request{Branches: branches})
+		if err == nil && !out.Committed() {
+			err = fmt.Errorf("%v", out.State)
+		}
+		return err == nil, out.ID, err
+	}
+}
+
 // runLoad runs transactions with c workers until total are done or for d.
-func runLoad(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, c, total int, d time.Duration, progress io.Writer) (latencies, error) {
+func runLoad(ctx context.Context, do doFunc, c, total int, d time.Duration, progress io.Writer) (latencies, error) {
 	var (
 		mu       sync.Mutex
 		lat      latencies
@@ -467,13 +506,13 @@ func runLoad(ctx context.Context, coord *coordinator.Client, branches []protocol
 					return
 				}
 				t0 := time.Now()
-				out, err := coord.Do(ctx, coordinator.Request{Branches: branches})
+				committed, id, err := do(ctx)
 				took := time.Since(t0)
 				mu.Lock()
-				if err != nil || !out.Committed() {
+				if !committed {
 					lat.failed++
 					if firstErr == nil {
-						firstErr = fmt.Errorf("transaction %s: %v %v", out.ID, out.State, err)
+						firstErr = fmt.Errorf("transaction %s: %w", id, err)
 					}
 				} else {
 					lat.ok = append(lat.ok, took)

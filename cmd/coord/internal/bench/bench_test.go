@@ -34,6 +34,23 @@ func TestRun(t *testing.T) {
 	if res.PathFloorP50ms < res.TxnP50ms/2 || res.PathFloorOverTxn <= 0 {
 		t.Errorf("commit path floor p50 %.2f ms (%.2fx one Txn of %.2f ms): below what one Txn takes", res.PathFloorP50ms, res.PathFloorOverTxn, res.TxnP50ms)
 	}
+	// The path floor ran at the load's concurrency, and the ratios are of
+	// the figures printed.
+	if res.PathFloorConcurrency != 4 || res.PathFloorTxPerSec <= 0 || res.PathFloorP99ms < res.PathFloorP50ms || res.PathFloorCPUmsPerTx <= 0 {
+		t.Errorf("path floor at concurrency %d: %.0f tx/s, p50 %.2f ms, p99 %.2f ms, CPU %.2f ms/tx", res.PathFloorConcurrency, res.PathFloorTxPerSec, res.PathFloorP50ms, res.PathFloorP99ms, res.PathFloorCPUmsPerTx)
+	}
+	for _, r := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"p50 over the path floor's", res.P50OverPathFloor, res.P50ms / res.PathFloorP50ms},
+		{"CPU over the path floor's", res.CPUOverPathFloor, res.CPUmsPerTx / res.PathFloorCPUmsPerTx},
+		{"throughput over the path floor's", res.TxPerSecOverPathFloor, res.TxPerSec / res.PathFloorTxPerSec},
+	} {
+		if r.got != r.want || r.got <= 0 {
+			t.Errorf("%s: %v, want %v", r.name, r.got, r.want)
+		}
+	}
 	if want := res.TxnPerSec / 5; res.CeilingTxPerSec != want {
 		t.Errorf("ceiling %.1f, want floor/(N+2) = %.1f", res.CeilingTxPerSec, want)
 	}
@@ -42,7 +59,7 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if one.Committed != 150 || one.Failed != 0 || one.FloorBlock != block {
+	if one.Committed != 150 || one.Failed != 0 || one.FloorBlock != block || one.PathFloorConcurrency != 1 {
 		t.Fatalf("concurrency 1: committed %d, failed %d, floor block %d", one.Committed, one.Failed, one.FloorBlock)
 	}
 	if one.TxnP50ms <= 0 || one.TxnPerSec <= 0 || one.PathFloorP50ms < one.TxnP50ms/2 || one.P50OverTxn <= 0 {
@@ -85,6 +102,8 @@ func BenchmarkCommit(b *testing.B) {
 			b.ReportMetric(res.P50ms, "p50-ms")
 			b.ReportMetric(res.P50OverTxn, "p50/txn")
 			b.ReportMetric(res.PathFloorOverTxn, "pathfloor/txn")
+			b.ReportMetric(res.P50OverPathFloor, "p50/pathfloor")
+			b.ReportMetric(res.CPUOverPathFloor, "cpu/pathfloor")
 			b.ReportMetric(res.CeilingFraction*100, "%ceiling")
 		})
 	}

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// barePath is the commit path's shape with bare etcd calls, one
-// transaction at a time: a Txn that writes a record and one inbox key per
+// barePath is the commit path's shape with bare etcd calls, at a given
+// concurrency: a Txn that writes a record and one inbox key per
 // participant; n watchers, each answering its inbox key at once with a
 // guarded vote Txn; and the initiator's watch seeing the last vote. No
 // encoding, fencing, acknowledgement or decision record: this is what etcd
@@ -25,19 +26,25 @@ type barePath struct {
 	voters    int
 	base      string
 	value     string
-	next      int // the next transaction's number
-	cancel    context.CancelFunc
-	closing   sync.Once
-	wg        sync.WaitGroup
-	voteErr   chan error // the first vote that failed
+	next      atomic.Int64 // the next transaction's number
+	// concurrent: each vote goes out on a goroutine of its own, so that a
+	// voter's votes do not wait for each other (as Concord's participants'
+	// do not); false, at concurrency 1, votes go out from the watch's
+	// goroutine, at once.
+	concurrent bool
+	cancel     context.CancelFunc
+	closing    sync.Once
+	wg         sync.WaitGroup
+	voteErr    chan error // the first vote that failed
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{}
 	votes   map[string]int
 }
 
-// startBarePath opens the watches; close ends them.
-func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, prefix string, value []byte) (*barePath, error) {
+// startBarePath opens the watches; close ends them. concurrent: see
+// barePath.
+func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, prefix string, value []byte, concurrent bool) (*barePath, error) {
 	base := prefix + "/bare/"
 	head, err := initiator.Get(ctx, base, clientv3.WithCountOnly())
 	if err != nil {
@@ -46,7 +53,7 @@ func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*cl
 	from := clientv3.WithRev(head.Header.Revision + 1)
 	ctx, cancel := context.WithCancel(ctx)
 	p := &barePath{
-		initiator: initiator, voters: len(voters), base: base, value: string(value), cancel: cancel,
+		initiator: initiator, voters: len(voters), base: base, value: string(value), concurrent: concurrent, cancel: cancel,
 		voteErr: make(chan error, 1), waiting: map[string]chan struct{}{}, votes: map[string]int{},
 	}
 	for i, cli := range voters {
@@ -62,13 +69,15 @@ func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*cl
 					}
 					id := strings.TrimPrefix(string(ev.Kv.Key), inbox)
 					vote := fmt.Sprintf("%svote/%s/%d", base, id, i)
-					_, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(vote), "=", 0)).Then(clientv3.OpPut(vote, "yes")).Commit()
-					if err != nil && ctx.Err() == nil {
-						select {
-						case p.voteErr <- err:
-						default:
-						}
+					if !concurrent {
+						p.vote(ctx, cli, vote)
+						continue
 					}
+					p.wg.Add(1)
+					go func() {
+						defer p.wg.Done()
+						p.vote(ctx, cli, vote)
+					}()
 				}
 			}
 		}()
@@ -98,6 +107,17 @@ func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*cl
 	return p, nil
 }
 
+// vote writes a yes vote unless it is there.
+func (p *barePath) vote(ctx context.Context, cli *clientv3.Client, key string) {
+	_, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, "yes")).Commit()
+	if err != nil && ctx.Err() == nil {
+		select {
+		case p.voteErr <- err:
+		default:
+		}
+	}
+}
+
 // close ends the watches and waits for their goroutines. It may be
 // called more than once.
 func (p *barePath) close() {
@@ -107,42 +127,85 @@ func (p *barePath) close() {
 	})
 }
 
-// run runs transactions one at a time until n are done (n > 0) or d has
-// passed (d > 0), and returns each one's latency. The first transaction
-// of a barePath warms its watches and is not counted.
-func (p *barePath) run(ctx context.Context, n int, d time.Duration) ([]time.Duration, error) {
-	var lats []time.Duration
+// run runs transactions, c at a time, until n are done (n > 0) or d has
+// passed (d > 0), and returns each one's latency and the wall time they
+// took. The first transaction of a barePath warms its watches and is not
+// counted.
+func (p *barePath) run(ctx context.Context, c, n int, d time.Duration) ([]time.Duration, time.Duration, error) {
+	var (
+		mu       sync.Mutex
+		lats     []time.Duration
+		firstErr error
+		started  atomic.Int64
+		wg       sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	end := time.Now().Add(d)
-	for (n <= 0 || len(lats) < n) && (d <= 0 || time.Now().Before(end)) {
-		id := fmt.Sprintf("t%d", p.next)
-		p.next++
-		done := make(chan struct{})
-		p.mu.Lock()
-		p.waiting[id] = done
-		p.mu.Unlock()
-		ops := []clientv3.Op{clientv3.OpPut(p.base+"record/"+id, p.value)}
-		for v := range p.voters {
-			ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sinbox/%d/%s", p.base, v, id), p.value))
+	start := time.Now()
+	worker := func() {
+		for ctx.Err() == nil && (n <= 0 || started.Add(1) <= int64(n)) && (d <= 0 || time.Now().Before(end)) {
+			took, counted, err := p.once(ctx)
+			mu.Lock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+				cancel()
+			}
+			if err == nil && counted {
+				lats = append(lats, took)
+			}
+			mu.Unlock()
 		}
-		t0 := time.Now()
-		if _, err := p.initiator.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.base+"record/"+id), "=", 0)).Then(ops...).Commit(); err != nil {
-			return nil, err
+	}
+	if c == 1 {
+		worker() // no goroutine of its own, so none is counted
+	} else {
+		for range c {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				worker()
+			}()
 		}
-		select {
-		case <-done:
-		case err := <-p.voteErr:
-			return nil, fmt.Errorf("bare commit path: vote on %s: %w", id, err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Second):
-			return nil, fmt.Errorf("bare commit path: transaction %s not voted on after 10s", id)
-		}
-		if p.next > 1 {
-			lats = append(lats, time.Since(t0))
-		}
+		wg.Wait()
+	}
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return nil, elapsed, firstErr
 	}
 	if len(lats) == 0 {
-		return nil, fmt.Errorf("bare commit path: no transaction finished in %v", d)
+		return nil, elapsed, fmt.Errorf("bare commit path: no transaction finished in %v", d)
 	}
-	return lats, nil
+	return lats, elapsed, nil
+}
+
+// once runs one transaction and returns its latency, and whether it
+// counts (the first one of a barePath does not).
+func (p *barePath) once(ctx context.Context) (time.Duration, bool, error) {
+	num := p.next.Add(1) - 1
+	id := fmt.Sprintf("t%d", num)
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.waiting[id] = done
+	p.mu.Unlock()
+	ops := []clientv3.Op{clientv3.OpPut(p.base+"record/"+id, p.value)}
+	for v := range p.voters {
+		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sinbox/%d/%s", p.base, v, id), p.value))
+	}
+	t0 := time.Now()
+	if _, err := p.initiator.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.base+"record/"+id), "=", 0)).Then(ops...).Commit(); err != nil {
+		return 0, false, err
+	}
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-done:
+	case err := <-p.voteErr:
+		return 0, false, fmt.Errorf("bare commit path: vote on %s: %w", id, err)
+	case <-ctx.Done():
+		return 0, false, ctx.Err()
+	case <-timeout.C:
+		return 0, false, fmt.Errorf("bare commit path: transaction %s not voted on after 10s", id)
+	}
+	return time.Since(t0), num > 0, nil
 }
