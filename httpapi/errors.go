@@ -46,7 +46,14 @@ func errorOf(err error) *apiError {
 		status = http.StatusNotFound
 	case errors.Is(err, coordinator.ErrConflict), errors.Is(err, coordinator.ErrAlreadyCommitted):
 		status = http.StatusConflict
-	case isNoSpace(err):
+	case errors.Is(err, coordinator.ErrLimit):
+		var le *coordinator.LimitError
+		limit := ""
+		if errors.As(err, &le) {
+			limit = le.Limit
+		}
+		return &apiError{status: http.StatusTooManyRequests, body: ErrorBody{Error: msg, Limit: limit}}
+	case errors.Is(err, coordinator.ErrNoSpace) || isNoSpace(err):
 		status = http.StatusInsufficientStorage
 		msg = "etcd is out of space (its NOSPACE alarm is raised: " + msg + "); nothing was written. " + NoSpaceRemedy
 	case errors.Is(err, context.DeadlineExceeded):

@@ -50,6 +50,19 @@ type Transaction struct {
 	Revision     int64          `json:"revision,omitempty"` // etcd ModRevision of the record
 	TraceID      string         `json:"trace_id,omitempty"` // of the trace that began it (W3C, 32 hex digits)
 	Branches     []Branch       `json:"branches,omitempty"`
+	// Failures: participants whose Commit or Abort handler keeps failing
+	// for this transaction, as they report it (GET of one transaction only).
+	Failures []Failure `json:"failures,omitempty"`
+}
+
+// Failure is a participant's report that its Commit or Abort handler keeps
+// failing: since when, how many attempts, the last error (cut in size).
+type Failure struct {
+	Participant string    `json:"participant"`
+	Op          string    `json:"op"` // commit or abort
+	Since       time.Time `json:"since"`
+	Attempts    int       `json:"attempts"`
+	LastError   string    `json:"last_error"`
 }
 
 // Votes as the API shows them.
@@ -127,6 +140,9 @@ func detailOf(tx coordinator.Transaction) Transaction {
 			}
 		}
 		out.Branches[i] = br
+	}
+	for _, f := range tx.Failures {
+		out.Failures = append(out.Failures, Failure{Participant: f.Participant, Op: string(f.Op), Since: f.Since, Attempts: f.Attempts, LastError: f.LastError})
 	}
 	return out
 }

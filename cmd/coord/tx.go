@@ -254,6 +254,16 @@ func printTransaction(w io.Writer, tx httpapi.Transaction) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", oneLine(b.Participant), vote, acked)
 	}
 	tw.Flush()
+	if len(tx.Failures) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FAILING\tHANDLER\tSINCE\tATTEMPTS\tLAST ERROR")
+	for _, f := range tx.Failures {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", oneLine(f.Participant), oneLine(f.Op), at(f.Since), f.Attempts, oneLine(f.LastError))
+	}
+	tw.Flush()
 }
 
 // oneLine keeps a table row on one line, and shows any other character a
