@@ -131,9 +131,6 @@ func Transient(err error) bool {
 		// A read at a revision etcd no longer has, or does not have yet,
 		// will not find it by asking again.
 		"required revision has been compacted", "required revision is a future revision",
-		// etcd's NOSPACE alarm: writes fail until an operator compacts,
-		// defragments and disarms it; waiting only hides why.
-		"database space exceeded",
 	} {
 		if strings.Contains(s, permanent) {
 			return false
