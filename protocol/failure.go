@@ -16,7 +16,8 @@ const MaxFailureErrorLength = 512
 // so that an operator sees which participant holds a decided transaction
 // up, since when and why, without its logs. The participant writes it at
 // most every few seconds while the handler fails (not once per retry),
-// guarded by ModRevision(record) == the decision's revision and by its
+// guarded by ModRevision(record) == ModRevision(its inbox key) == the
+// decision's revision (decided, not yet acknowledged) and by its
 // registration; it deletes it in the Txn of its acknowledgement. Left
 // behind by an instance that died, it goes with the record.
 type Failure struct {
