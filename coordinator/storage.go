@@ -252,7 +252,7 @@ type Usage struct {
 // are undecided, as this Client counts them for its storage limits; all
 // zero when every limit is off (nothing is counted then).
 func (c *Client) Usage(participant string) Usage {
-	p := c.pending
+	p := c.hub.pending
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	u := Usage{Participant: participant, Undecided: len(p.mu.undecided)}
