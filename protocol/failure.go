@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-	"unicode/utf8"
 )
 
 // MaxFailureErrorLength bounds, in bytes, the handler error a Failure
@@ -66,9 +65,5 @@ func CutText(s string, n int) string {
 		return s
 	}
 	const ellipsis = "…"
-	end := max(n-len(ellipsis), 0)
-	for end > 0 && !utf8.RuneStart(s[end]) {
-		end--
-	}
-	return s[:end] + ellipsis
+	return truncate(s, max(n-len(ellipsis), 0)) + ellipsis
 }
