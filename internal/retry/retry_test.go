@@ -20,6 +20,7 @@ func TestTransient(t *testing.T) {
 		{context.DeadlineExceeded, true},
 		{rpctypes.ErrNoLeader, true},
 		{rpctypes.ErrTimeout, true},
+		{rpctypes.ErrNoSpace, true}, // until an operator frees space; see RetryNoSpace
 		{context.Canceled, false},
 		{rpctypes.ErrCompacted, false},
 		{rpctypes.ErrFutureRev, false},
