@@ -26,10 +26,7 @@ type Client struct {
 	opts options
 	keys protocol.Keys
 	log  *zap.Logger
-	hub  *hub
-	// pending counts what etcd holds for participants, for the storage
-	// limits.
-	pending *pending
+	hub  *hub // also counts, for the storage limits, what participants have pending
 	// begins group-commits concurrent begins into one Txn each.
 	begins *batch.Writer
 }
@@ -45,7 +42,7 @@ func NewClient(ctx context.Context, cli *clientv3.Client, opts ...ClientOption) 
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h, pending: h.pending, begins: batch.New(cli, batch.Config{Retry: policy(o, "begin")})}, nil
+	return &Client{cli: cli, opts: o, keys: o.keys, log: o.logger, hub: h, begins: batch.New(cli, batch.Config{Retry: policy(o, "begin")})}, nil
 }
 
 // Close stops the Client's watch and waits for its goroutine. Calls that are
@@ -154,7 +151,7 @@ func (c *Client) Begin(ctx context.Context, req Request) (b Begun, err error) {
 	if err != nil {
 		return Begun{}, fmt.Errorf("%w: transaction %s: %w", ErrInvalidRequest, id, err)
 	}
-	if err := c.pending.check(c.opts.storage, rec.Participants); err != nil {
+	if err := c.hub.pending.check(c.opts.storage, rec.Participants); err != nil {
 		return Begun{ID: id}, fmt.Errorf("coordinator: begin %s: %w", id, err)
 	}
 	key := c.keys.Record(id)

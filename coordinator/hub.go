@@ -130,13 +130,15 @@ func (h *hub) run(ctx context.Context, rev int64) {
 		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithRev(rev + 1)}, opts...)...)
 		for resp := range wch {
 			if resp.CompactRevision != 0 {
-				// Decisions between rev and the compaction are gone from
-				// history: read the waiters' records, and the inboxes,
-				// instead.
-				if rev = h.resync(ctx); rev != 0 && h.opts.storage.enabled() {
-					if err := h.pending.load(ctx, rev); err != nil {
-						rev = 0
-					}
+				// Decisions and inbox changes between rev and the
+				// compaction are gone from history: read the waiters'
+				// records, and the inboxes, instead, and go on from there.
+				// If that fails, the watch from rev meets the compaction
+				// again, and the reading is repeated.
+				if r, err := h.resync(ctx); err == nil {
+					rev = r
+				} else if ctx.Err() == nil {
+					h.opts.logger.Warn("reading after a compaction failed; will try again", zap.Error(err))
 				}
 				break
 			}
@@ -178,17 +180,16 @@ func (h *hub) run(ctx context.Context, rev int64) {
 	}
 }
 
-// resync reads the record of every waiter and notifies those decided. It
-// returns the revision read at; 0 if it could not read, which restarts the
-// watch at the oldest revision etcd still has.
-func (h *hub) resync(ctx context.Context) int64 {
+// resync reads the record of every waiter and notifies those decided,
+// and reloads the inboxes' counts; it returns the revision read at.
+func (h *hub) resync(ctx context.Context) (int64, error) {
 	// The revision first, then the waiters: a waiter registered after the
 	// copy reads its record (or begins) after rev was read, so what it
 	// misses, the watch restarting after rev delivers. The other order
 	// would lose a decision made between the copy and the read.
 	rev, err := currentRevision(ctx, h.cli, h.opts)
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	h.mu.Lock()
 	ids := make([]string, 0, len(h.mu.waiters))
@@ -201,7 +202,7 @@ func (h *hub) resync(ctx context.Context) int64 {
 			return h.cli.Get(ctx, h.opts.keys.Record(id), clientv3.WithRev(rev))
 		})
 		if err != nil {
-			return 0
+			return 0, err
 		}
 		if len(r.Kvs) == 0 {
 			continue
@@ -210,5 +211,10 @@ func (h *hub) resync(ctx context.Context) int64 {
 			h.notify(rec)
 		}
 	}
-	return rev
+	if h.opts.storage.enabled() {
+		if err := h.pending.load(ctx, rev); err != nil {
+			return 0, err
+		}
+	}
+	return rev, nil
 }

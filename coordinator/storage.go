@@ -7,7 +7,6 @@ import (
 
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 )
 
 // Default storage limits (see StorageLimits).
@@ -82,10 +81,11 @@ func (e *LimitError) Error() string {
 // Is makes errors.Is(err, ErrLimit) true.
 func (e *LimitError) Is(target error) bool { return target == ErrLimit }
 
-// pending counts, from the Client's one watch (see hub), which also
-// covers every participant's inbox, what etcd holds for participants: per participant the messages not yet
-// acknowledged and their bytes, and the transactions undecided overall.
-// Begin reads the counts from memory, so a check costs no etcd request.
+// pending counts what etcd holds for participants, from the Client's one
+// watch (see hub), which also covers every participant's inbox: per
+// participant the messages not yet acknowledged and their bytes, and the
+// transactions undecided overall. Begin reads the counts from memory, so a
+// check costs no etcd request.
 //
 // An inbox key holds a prepare message from the begin until the decision
 // rewrites it, so its Version is 1 exactly while its transaction is
@@ -103,7 +103,6 @@ func (e *LimitError) Is(target error) bool { return target == ErrLimit }
 type pending struct {
 	cli  *clientv3.Client
 	keys protocol.Keys
-	log  *zap.Logger
 	o    options
 
 	mu struct {
@@ -126,7 +125,7 @@ type participantUse struct {
 }
 
 func newPending(cli *clientv3.Client, o options) *pending {
-	return &pending{cli: cli, keys: o.keys, log: o.logger, o: o}
+	return &pending{cli: cli, keys: o.keys, o: o}
 }
 
 // load reads every inbox, page by page at revision rev, and replaces the
@@ -250,9 +249,10 @@ type Usage struct {
 }
 
 // Usage returns what participant has pending and how many transactions
-// are undecided, as this Client counts them for its storage limits.
+// are undecided, as this Client counts them for its storage limits; all
+// zero when every limit is off (nothing is counted then).
 func (c *Client) Usage(participant string) Usage {
-	p := c.pending
+	p := c.hub.pending
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	u := Usage{Participant: participant, Undecided: len(p.mu.undecided)}

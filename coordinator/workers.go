@@ -39,8 +39,9 @@ func (l *leadership) startWorkers(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// act hands f to the worker pool, or drops it if the pool is busy; the
-// transaction is reviewed again when a result comes back or a timer fires.
+// act hands f to the worker pool, or runs it inline if every worker is
+// busy; the transaction is reviewed again when a result comes back or a
+// timer fires.
 func (l *leadership) act(ctx context.Context, t *tracked, f func(context.Context) actionResult) {
 	t.pending = true
 	select {

@@ -14,10 +14,9 @@ import (
 // failureReport is what one runner knows of the failures of the Commit or
 // Abort handler of one transaction.
 type failureReport struct {
-	since     time.Time // first failure
-	attempts  int       // failed calls
-	written   time.Time // when a report was last submitted
-	published bool      // a report may be in etcd: the acknowledgement deletes it
+	since    time.Time // first failure
+	attempts int       // failed calls; the first is reported at once
+	written  time.Time // when a report was last submitted
 }
 
 // reportFailure counts a failed Commit or Abort call and, at most every
@@ -51,7 +50,6 @@ func (in *inbox) reportFailure(ctx context.Context, m message, f *failureReport,
 		log.Error("failure report not encoded", zap.Error(err))
 		return
 	}
-	f.published = true
 	keys := in.p.keys
 	op := batch.Op{
 		Cmps: []clientv3.Cmp{

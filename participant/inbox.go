@@ -370,9 +370,7 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 		f = in.p.h.Abort
 	}
 	backoff := in.p.opts.minBackoff
-	// A message found by listing may follow a previous term that reported
-	// a failure: the acknowledgement clears it in any case.
-	fail := failureReport{published: m.catchUp}
+	var fail failureReport
 	for {
 		err := in.call(ctx, func() error { return f(ctx, tx) })
 		if err == nil {
@@ -391,5 +389,8 @@ func (in *inbox) apply(ctx context.Context, m message, log *zap.Logger) error {
 		}
 		backoff = min(2*backoff, in.p.opts.maxBackoff)
 	}
-	return in.ack(ctx, m, fail.published, log)
+	// A report may be in etcd if this term failed, or if a previous term
+	// did (the message was found by listing): the acknowledgement clears
+	// it.
+	return in.ack(ctx, m, fail.attempts > 0 || m.catchUp, log)
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-	"unicode/utf8"
 )
 
 // MaxFailureErrorLength bounds, in bytes, the handler error a Failure
@@ -16,7 +15,8 @@ const MaxFailureErrorLength = 512
 // so that an operator sees which participant holds a decided transaction
 // up, since when and why, without its logs. The participant writes it at
 // most every few seconds while the handler fails (not once per retry),
-// guarded by ModRevision(record) == the decision's revision and by its
+// guarded by ModRevision(record) == ModRevision(its inbox key) == the
+// decision's revision (decided, not yet acknowledged) and by its
 // registration; it deletes it in the Txn of its acknowledgement. Left
 // behind by an instance that died, it goes with the record.
 type Failure struct {
@@ -65,9 +65,5 @@ func CutText(s string, n int) string {
 		return s
 	}
 	const ellipsis = "…"
-	end := max(n-len(ellipsis), 0)
-	for end > 0 && !utf8.RuneStart(s[end]) {
-		end--
-	}
-	return s[:end] + ellipsis
+	return truncate(s, max(n-len(ellipsis), 0)) + ellipsis
 }

@@ -342,8 +342,9 @@ func (w *Writer) send(ctx context.Context, batch []*item) {
 		return
 	}
 	resp, err := w.commit(ctx, batch)
-	if err != nil && len(batch) > 1 && !retry.Transient(err) && !retry.NoSpace(err) && ctx.Err() == nil {
-		// One operation the server refuses must not sink the others.
+	if err != nil && len(batch) > 1 && !retry.Transient(err) && ctx.Err() == nil {
+		// One operation the server refuses must not sink the others. (A
+		// full quota is transient, and refuses every one of them alike.)
 		for _, it := range batch {
 			w.send(ctx, []*item{it})
 		}

@@ -48,7 +48,7 @@ func Do[T any](ctx context.Context, p Policy, f func(context.Context) (T, error)
 		if p.OnError != nil {
 			p.OnError(err)
 		}
-		if ctx.Err() != nil || !Transient(err) || NoSpace(err) && !p.RetryNoSpace {
+		if ctx.Err() != nil || !Transient(err) || (NoSpace(err) && !p.RetryNoSpace) {
 			return v, err
 		}
 		select {

@@ -3,6 +3,7 @@ package retry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ func TestTransient(t *testing.T) {
 		{context.DeadlineExceeded, true},
 		{rpctypes.ErrNoLeader, true},
 		{rpctypes.ErrTimeout, true},
+		{rpctypes.ErrNoSpace, true}, // until an operator frees space; see RetryNoSpace
 		{context.Canceled, false},
 		{rpctypes.ErrCompacted, false},
 		{rpctypes.ErrFutureRev, false},
@@ -105,5 +107,35 @@ func TestNoHedgeForPromptAnswer(t *testing.T) {
 	})
 	if err != nil || v != 7 || calls.Load() != 2 {
 		t.Fatalf("Do = %d, %v after %d calls; want 7 after 2 (one failure, one retry)", v, err, calls.Load())
+	}
+}
+
+// TestNoSpacePolicy: a write refused because etcd's space quota is full
+// fails at once by default, and is repeated until it succeeds under
+// RetryNoSpace. NoSpace knows the error in each form the client returns.
+func TestNoSpacePolicy(t *testing.T) {
+	for _, err := range []error{rpctypes.ErrGRPCNoSpace, rpctypes.ErrNoSpace, fmt.Errorf("txn: %s", rpctypes.ErrNoSpace.Error())} {
+		if !NoSpace(err) {
+			t.Errorf("NoSpace(%v) = false, want true", err)
+		}
+	}
+	if NoSpace(nil) || NoSpace(rpctypes.ErrNoLeader) {
+		t.Error("NoSpace true for nil or another error")
+	}
+	for _, retrying := range []bool{false, true} {
+		var calls int
+		p := Policy{Timeout: time.Second, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond, RetryNoSpace: retrying}
+		v, err := Do(t.Context(), p, func(context.Context) (int, error) {
+			if calls++; calls < 3 {
+				return 0, rpctypes.ErrNoSpace
+			}
+			return 7, nil
+		})
+		switch {
+		case !retrying && (!errors.Is(err, rpctypes.ErrNoSpace) || calls != 1):
+			t.Errorf("without RetryNoSpace: %d, %v after %d calls; want ErrNoSpace after 1", v, err, calls)
+		case retrying && (err != nil || v != 7 || calls != 3):
+			t.Errorf("with RetryNoSpace: %d, %v after %d calls; want 7 after 3", v, err, calls)
+		}
 	}
 }

@@ -110,7 +110,8 @@ type recorder struct {
 	block map[string]chan struct{}
 	// failCommits: Commit fails this many times before succeeding.
 	failCommits int
-	// stuck: Commit fails for these ids until the entry is removed.
+	// stuck: Commit and Abort fail for these ids until the entry is
+	// removed.
 	stuck   map[string]bool
 	changed chan struct{} // poked on every call
 }
@@ -174,6 +175,13 @@ func (r *recorder) Commit(ctx context.Context, tx participant.Tx) error {
 }
 
 func (r *recorder) Abort(ctx context.Context, tx participant.Tx) error {
+	r.mu.Lock()
+	fail := r.stuck[tx.ID]
+	r.mu.Unlock()
+	if fail {
+		r.note(tx, "abort-failed")
+		return errors.New("disk busy")
+	}
 	r.note(tx, "abort")
 	return nil
 }

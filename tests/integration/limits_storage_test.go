@@ -10,6 +10,7 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestStorageLimits: transactions addressed to a participant nobody runs
@@ -103,4 +104,52 @@ func TestStorageLimits(t *testing.T) {
 		out, err := undecided.Do(e.ctx, coordinator.Request{ID: "one-more", Branches: branches("a")})
 		return err == nil && out.Committed(), fmt.Sprint(out, err)
 	})
+}
+
+// TestStorageCountsAfterCompaction: a Client cut off from etcd while
+// inboxes change and etcd compacts its history cannot resume its watch;
+// it reads the inboxes again, and its counts match what etcd holds.
+func TestStorageCountsAfterCompaction(t *testing.T) {
+	e := newEnv(t)
+	px := newProxy(t, e.srv.Endpoints[0][len("http://"):])
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{px.endpoint()}, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	c, err := coordinator.NewClient(e.ctx, cli, coordinator.WithStorageLimits(coordinator.StorageLimits{MaxPendingMessages: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	begin := func(id string) {
+		t.Helper()
+		if _, err := e.c.Begin(e.ctx, coordinator.Request{ID: id, Branches: branches("ghost"), Timeout: time.Hour}); err != nil {
+			t.Fatalf("begin %s: %v", id, err)
+		}
+	}
+	usage := func(msgs, undecided int) {
+		t.Helper()
+		poll.Until(t, 20*time.Second, fmt.Sprintf("%d messages, %d undecided", msgs, undecided), func() (bool, string) {
+			u := c.Usage("ghost")
+			return u.PendingMessages == msgs && u.Undecided == undecided, fmt.Sprintf("%+v", u)
+		})
+	}
+	begin("seen-0")
+	begin("seen-1")
+	usage(2, 2)
+
+	px.partition()
+	// Missed by the watch: one decided (its message rewritten), two more
+	// begun, and the history of all three compacted away.
+	if _, err := e.c.Abort(e.ctx, "seen-0", "test"); err != nil {
+		t.Fatal(err)
+	}
+	begin("missed-0")
+	begin("missed-1")
+	if _, err := e.srv.Compact(e.ctx, e.cli); err != nil {
+		t.Fatal(err)
+	}
+	px.heal()
+	usage(4, 3)
 }

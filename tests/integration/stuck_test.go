@@ -105,3 +105,38 @@ func TestFailingCommitIsReported(t *testing.T) {
 		return d == 0, d.String()
 	})
 }
+
+// TestFailureReportGoesWithTheRecord: a report left behind by an instance
+// that died while its Abort kept failing is deleted with the record, once
+// the replica has finished the abandoned transaction and its retention has
+// passed.
+func TestFailureReportGoesWithTheRecord(t *testing.T) {
+	e := newEnv(t)
+	e.replica("replica", coordinator.WithRetention(time.Second))
+	a := newRecorder("a")
+	a.block["dropped"] = make(chan struct{}) // a never votes
+	a.stuck["dropped"] = true
+	_, acli := e.participant("a", a, false)
+	if _, err := e.c.Begin(e.ctx, coordinator.Request{ID: "dropped", Branches: branches("a"), Timeout: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "a preparing", func() (bool, string) { return a.count("dropped", "prepare") == 1, fmt.Sprint(a.phases("dropped")) })
+	if _, err := e.c.Abort(e.ctx, "dropped", "test"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "a's failing abort reported", func() (bool, string) {
+		tx, err := e.c.Get(e.ctx, "dropped")
+		return err == nil && len(tx.Failures) == 1 && tx.Failures[0].Op == protocol.OpAbort, fmt.Sprintf("%+v %v", tx.Failures, err)
+	})
+	kill(acli)
+	keys := protocol.DefaultKeys()
+	poll.Until(t, 30*time.Second, "the record, the report and the inbox key deleted", func() (bool, string) {
+		var left []string
+		for k := range e.keys() {
+			if keys.Parse(k).ID == "dropped" {
+				left = append(left, k)
+			}
+		}
+		return len(left) == 0, fmt.Sprint(left)
+	})
+}

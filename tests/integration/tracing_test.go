@@ -81,15 +81,6 @@ func (tr *traced) participant(name string, h participant.Handler, opts ...partic
 	tr.env.participant(name, userSpans{Handler: h, tp: tr.tp}, false, append([]participant.Option{participant.WithTracerProvider(tr.tp)}, opts...)...)
 }
 
-func testKeys(t *testing.T) protocol.Keys {
-	t.Helper()
-	k, err := protocol.NewKeys(protocol.DefaultPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 // one returns the one span named name (with participant p, if not ""),
 // failing the test otherwise.
 func one(t *testing.T, ss otlptest.Spans, name, p string) otlptest.Span {
@@ -137,7 +128,7 @@ func TestTraceOfTransaction(t *testing.T) {
 				// b votes no only once a's yes is written, so that both
 				// prepare and vote.
 				rb.refuse[id] = errors.New("insufficient funds")
-				aVote := testKeys(t).Vote(id, "a")
+				aVote := protocol.DefaultKeys().Vote(id, "a")
 				tr.participant("b", participant.HandlerFuncs{
 					PrepareFunc: func(ctx context.Context, tx participant.Tx) error {
 						resp, err := tr.cli.Get(ctx, aVote)
@@ -273,7 +264,7 @@ func TestTraceOfRecovery(t *testing.T) {
 func TestMalformedStoredTraceContext(t *testing.T) {
 	tr := newTraced(t)
 	tr.participant("a", newRecorder("a"))
-	keys := testKeys(t)
+	keys := protocol.DefaultKeys()
 	now := time.Now().UTC()
 	rec := protocol.Record{ID: "bad-trace", State: protocol.StatePreparing, Participants: []string{"a"}, Created: now, Deadline: now.Add(time.Minute),
 		Digest: protocol.Digest(branches("a")), Trace: protocol.TraceContext{Parent: "00-not-a-trace-context-01", State: "x=y"}}

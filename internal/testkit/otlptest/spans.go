@@ -38,31 +38,24 @@ type Spans []Span
 
 // Named returns the spans named name.
 func (ss Spans) Named(name string) Spans {
-	var out Spans
-	for _, s := range ss {
-		if s.Name == name {
-			out = append(out, s)
-		}
-	}
-	return out
+	return ss.where(func(s Span) bool { return s.Name == name })
 }
 
 // With returns the spans whose attribute key has value value.
 func (ss Spans) With(key, value string) Spans {
-	var out Spans
-	for _, s := range ss {
-		if v, ok := s.Attrs[key]; ok && v == value {
-			out = append(out, s)
-		}
-	}
-	return out
+	return ss.where(func(s Span) bool { v, ok := s.Attrs[key]; return ok && v == value })
 }
 
 // InTrace returns the spans of trace traceID.
 func (ss Spans) InTrace(traceID string) Spans {
+	return ss.where(func(s Span) bool { return s.TraceID == traceID })
+}
+
+// where returns the spans for which keep is true.
+func (ss Spans) where(keep func(Span) bool) Spans {
 	var out Spans
 	for _, s := range ss {
-		if s.TraceID == traceID {
+		if keep(s) {
 			out = append(out, s)
 		}
 	}
