@@ -274,11 +274,7 @@ func (s *SQLStore) Applied() (map[string]Phase, error) {
 	}
 	out := make(map[string]Phase, len(recs))
 	for _, r := range recs { // by id, then revision: the latest wins
-		var p Phase
-		if err := p.UnmarshalText([]byte(r.Phase.String())); err != nil {
-			return nil, fmt.Errorf("%w: transaction %s: %v", ErrCorrupt, r.ID, err)
-		}
-		out[r.ID] = p
+		out[r.ID] = r.Phase
 	}
 	return out, nil
 }
