@@ -2,24 +2,18 @@ package bank
 
 import (
 	"context"
-	"errors"
 
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/participant/sqlhandler"
-	"go.uber.org/zap"
 )
 
-// sqlLogged is the SQL bank's participant.Handler: sqlhandler's, logging
-// each call as the bbolt bank's Handler does ("prepared", "prepare
-// refused", "committed", "aborted", with the transaction id and whether
-// the call was a repeat: a call whose functions did not run).
-type sqlLogged struct {
-	h   *sqlhandler.Handler
-	log *zap.Logger
-}
+// sqlCalls are the SQL store's calls for the bank's Handler: sqlhandler's,
+// which run the SQLStore's functions (prepare, commit, abort) unless the
+// bookkeeping answers a repeat without them.
+type sqlCalls struct{ h *sqlhandler.Handler }
 
-// ranKey holds a *bool in a call's ctx, set when one of the bank's
-// functions ran in it.
+// ranKey holds a *bool in a call's ctx, set when one of the SQLStore's
+// functions ran in it: a call in which none ran is a repeat.
 type ranKey struct{}
 
 func markRan(ctx context.Context) {
@@ -28,45 +22,20 @@ func markRan(ctx context.Context) {
 	}
 }
 
-func (l sqlLogged) call(ctx context.Context, f func(context.Context, participant.Tx) error, tx participant.Tx) (repeat bool, err error) {
+func runMarked(ctx context.Context, f func(context.Context, participant.Tx) error, tx participant.Tx) (repeat bool, err error) {
 	ran := new(bool)
 	err = f(context.WithValue(ctx, ranKey{}, ran), tx)
 	return !*ran, err
 }
 
-func (l sqlLogged) Prepare(ctx context.Context, tx participant.Tx) error {
-	log := l.log.With(zap.String("txid", tx.ID))
-	repeat, err := l.call(ctx, l.h.Prepare, tx)
-	var refused *sqlhandler.RefusedError
-	switch {
-	case errors.As(err, &refused):
-		log.Info("prepare refused", zap.String("reason", refused.Reason), zap.Bool("repeat", repeat))
-	case err != nil:
-		log.Error("prepare failed", zap.Error(err))
-	default:
-		log.Info("prepared", zap.ByteString("payload", tx.Payload), zap.Bool("repeat", repeat))
-	}
-	return err
+func (c sqlCalls) prepare(ctx context.Context, tx participant.Tx) (bool, error) {
+	return runMarked(ctx, c.h.Prepare, tx)
 }
 
-func (l sqlLogged) Commit(ctx context.Context, tx participant.Tx) error {
-	log := l.log.With(zap.String("txid", tx.ID))
-	repeat, err := l.call(ctx, l.h.Commit, tx)
-	if err != nil {
-		log.Error("commit failed", zap.Error(err))
-		return err
-	}
-	log.Info("committed", zap.Bool("repeat", repeat))
-	return nil
+func (c sqlCalls) commit(ctx context.Context, tx participant.Tx) (bool, error) {
+	return runMarked(ctx, c.h.Commit, tx)
 }
 
-func (l sqlLogged) Abort(ctx context.Context, tx participant.Tx) error {
-	log := l.log.With(zap.String("txid", tx.ID))
-	repeat, err := l.call(ctx, l.h.Abort, tx)
-	if err != nil {
-		log.Error("abort failed", zap.Error(err))
-		return err
-	}
-	log.Info("aborted", zap.String("reason", tx.Reason), zap.Bool("repeat", repeat))
-	return nil
+func (c sqlCalls) abort(ctx context.Context, tx participant.Tx) (bool, error) {
+	return runMarked(ctx, c.h.Abort, tx)
 }

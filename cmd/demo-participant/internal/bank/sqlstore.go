@@ -80,8 +80,8 @@ func OpenSQL(ctx context.Context, db *sql.DB, name string, opening map[string]in
 }
 
 // Handler is the bank's participant.Handler: sqlhandler's, with each
-// call logged.
-func (s *SQLStore) Handler() participant.Handler { return sqlLogged{s.h, s.log} }
+// call traced and logged as the bbolt store's are.
+func (s *SQLStore) Handler() *Handler { return newHandler(sqlCalls{s.h}, WithLogger(s.log)) }
 
 // Close stops the bookkeeping cleanup. The database is the caller's.
 func (s *SQLStore) Close() error { return s.h.Close() }
