@@ -20,8 +20,6 @@ var (
 	// ErrAlreadyCommitted: Abort came for a transaction committed here.
 	// The protocol never does that either.
 	ErrAlreadyCommitted = errors.New("sqlhandler: abort of a transaction committed here")
-	// ErrClosed: the handler was closed.
-	ErrClosed = errors.New("sqlhandler: closed")
 )
 
 // RefusedError is Prepare's no vote. Its text is the vote's reason: the

@@ -90,6 +90,30 @@ func TestDatabaseFailureIsARetryNotANo(t *testing.T) {
 			t.Errorf("user prepares %d, want 1 (the locked attempt never reached it)", s.prepares.Load())
 		}
 	})
+	t.Run("unreachable", func(t *testing.T) {
+		// The user's Prepare meets a PostgreSQL server that does not
+		// answer (here an address where nothing listens): pgx's error for
+		// it is a database failure too.
+		down, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:1/postgres?connect_timeout=2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer down.Close()
+		db := openSQLite(t)
+		s := newStock(t, db, 10)
+		s.prepareHook = func(ctx context.Context, _ *sql.Tx, _ participant.Tx) error {
+			return down.PingContext(ctx)
+		}
+		h := newHandler(t, db, s.funcs(), sqlhandler.WithConflictRetries(0))
+		err = h.Prepare(ctx, tx("t1-2", 10))
+		var refused *sqlhandler.RefusedError
+		if !errors.Is(err, participant.ErrRetry) || errors.As(err, &refused) {
+			t.Fatalf("prepare with the server down: %v, want a retry", err)
+		}
+		if got := phases(t, h); len(got) != 0 {
+			t.Fatalf("recorded %v", got)
+		}
+	})
 	t.Run("closed", func(t *testing.T) {
 		db := openSQLite(t)
 		s := newStock(t, db, 10)

@@ -215,14 +215,7 @@ func (h *Handler) commitOnce(ctx context.Context, ptx participant.Tx) error {
 	case r.phase != PhasePrepared:
 		return fmt.Errorf("%w: it is recorded as %v", ErrNotPrepared, r.phase)
 	}
-	ptx.Revision = r.revision // known here even if the decision did not carry it
-	if err := h.user(ctx, h.f.Commit, ltx, ptx); err != nil {
-		return err
-	}
-	if err := h.update(ctx, ltx, ptx.ID, r.revision, PhaseCommitted, ""); err != nil {
-		return err
-	}
-	return ltx.Commit()
+	return h.settle(ctx, ltx, h.f.Commit, ptx, r.revision, PhaseCommitted, "")
 }
 
 // Abort runs the user's Abort in a local transaction that also records
@@ -258,21 +251,23 @@ func (h *Handler) abortOnce(ctx context.Context, ptx participant.Tx) error {
 	case r.phase == PhaseCommitted:
 		return ErrAlreadyCommitted
 	}
-	ptx.Revision = r.revision
-	if err := h.user(ctx, h.f.Abort, ltx, ptx); err != nil {
-		return err
+	return h.settle(ctx, ltx, h.f.Abort, ptx, r.revision, PhaseAborted, ptx.Reason)
+}
+
+// settle runs the user's Commit or Abort f for the prepared transaction
+// whose row, of revision rev, ltx holds locked, records phase p and
+// commits both.
+func (h *Handler) settle(ctx context.Context, ltx *sql.Tx, f Func, ptx participant.Tx, rev int64, p Phase, reason string) error {
+	ptx.Revision = rev // known here even if the decision did not carry it
+	if f != nil {
+		if err := f(ctx, ltx, ptx); err != nil {
+			return err
+		}
 	}
-	if err := h.update(ctx, ltx, ptx.ID, r.revision, PhaseAborted, ptx.Reason); err != nil {
+	if err := h.update(ctx, ltx, ptx.ID, rev, p, reason); err != nil {
 		return err
 	}
 	return ltx.Commit()
-}
-
-func (h *Handler) user(ctx context.Context, f Func, ltx *sql.Tx, ptx participant.Tx) error {
-	if f == nil {
-		return nil
-	}
-	return f(ctx, ltx, ptx)
 }
 
 // do runs one call, again at once if it met a concurrent call or the

@@ -37,9 +37,30 @@ func (p Phase) String() string {
 	return fmt.Sprintf("phase(%d)", uint8(p))
 }
 
+// Valid reports whether p is one of the four phases.
+func (p Phase) Valid() bool { return p >= PhasePrepared && p <= PhaseRefused }
+
 // Final reports whether nothing changes p any more: only such rows are
 // removed by Cleanup.
 func (p Phase) Final() bool { return p >= PhaseCommitted && p <= PhaseRefused }
+
+// MarshalText encodes p by name; the invalid phase is an error.
+func (p Phase) MarshalText() ([]byte, error) {
+	if !p.Valid() {
+		return nil, fmt.Errorf("sqlhandler: invalid phase %d", uint8(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText decodes a phase name (see ParsePhase).
+func (p *Phase) UnmarshalText(b []byte) error {
+	q, err := ParsePhase(string(b))
+	if err != nil {
+		return err
+	}
+	*p = q
+	return nil
+}
 
 // ParsePhase reads a phase name as stored in the table.
 func ParsePhase(s string) (Phase, error) {

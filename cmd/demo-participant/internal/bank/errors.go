@@ -1,6 +1,10 @@
 package bank
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/concord-tx/concord/participant/sqlhandler"
+)
 
 // Errors returned by the bank. Test them with errors.Is.
 //
@@ -20,8 +24,9 @@ var (
 	// ErrInvalidPayload: the branch payload is not a valid list of moves.
 	ErrInvalidPayload = errors.New("invalid payload")
 	// ErrAlreadyAborted: Prepare came after this bank recorded the
-	// transaction's abort.
-	ErrAlreadyAborted = errors.New("transaction already aborted")
+	// transaction's abort. It is sqlhandler's, so that errors.Is finds it
+	// whatever the store.
+	ErrAlreadyAborted = sqlhandler.ErrAlreadyAborted
 	// ErrIDInUse: Prepare came for an id this bank has recorded for a
 	// later transaction of that id (begun at a later revision). The
 	// protocol never does that.

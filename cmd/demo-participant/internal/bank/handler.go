@@ -6,15 +6,25 @@ import (
 
 	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/participant"
+	"github.com/concord-tx/concord/participant/sqlhandler"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 )
 
-// Handler is the bank's participant.Handler: each call is one Store
-// transaction, logged with the transaction id.
+// Handler is the bank's participant.Handler, whatever its store: each
+// call is one transaction of the store, in a span of its own, logged with
+// the transaction id and whether it was a repeat (a call that found its
+// work done and changed nothing).
 type Handler struct {
-	store *Store
+	store calls
 	log   *zap.Logger
+}
+
+// calls is a store's side of the Handler.
+type calls interface {
+	prepare(ctx context.Context, tx participant.Tx) (repeat bool, err error)
+	commit(ctx context.Context, tx participant.Tx) (repeat bool, err error)
+	abort(ctx context.Context, tx participant.Tx) (repeat bool, err error)
 }
 
 var _ participant.Handler = (*Handler)(nil)
@@ -35,8 +45,12 @@ func WithLogger(l *zap.Logger) HandlerOption {
 	})
 }
 
-// NewHandler returns the handler of store.
+// NewHandler returns the handler of the bbolt store.
 func NewHandler(store *Store, opts ...HandlerOption) *Handler {
+	return newHandler(boltCalls{store}, opts...)
+}
+
+func newHandler(store calls, opts ...HandlerOption) *Handler {
 	h := &Handler{store: store, log: zap.NewNop()}
 	for _, o := range opts {
 		o.apply(h)
@@ -46,45 +60,55 @@ func NewHandler(store *Store, opts ...HandlerOption) *Handler {
 
 // Prepare reserves the branch's moves, or refuses them; see Store.Prepare.
 func (h *Handler) Prepare(ctx context.Context, tx participant.Tx) (err error) {
-	_, log, end := h.start(ctx, "bank.Store.Prepare", tx)
+	ctx, log, end := h.start(ctx, "bank.Store.Prepare", tx)
 	defer func() { end(err) }()
-	res, err := h.store.Prepare(tx.ID, tx.Revision, tx.Payload)
-	var refused *RefusedError
-	switch {
-	case errors.As(err, &refused):
-		log.Info("prepare refused", zap.String("reason", refused.Reason), zap.Bool("repeat", res.Repeat))
-	case err != nil:
-		log.Error("prepare failed", zap.Error(err))
-	default:
-		log.Info("prepared", zap.ByteString("payload", tx.Payload), zap.Bool("repeat", res.Repeat))
+	repeat, err := h.store.prepare(ctx, tx)
+	if reason, ok := refusal(err); ok {
+		log.Info("prepare refused", zap.String("reason", reason), zap.Bool("repeat", repeat))
+		return err
 	}
-	return err
+	return logged(log, err, "prepare", "prepared", zap.ByteString("payload", tx.Payload), zap.Bool("repeat", repeat))
 }
 
 // Commit applies the prepared moves; see Store.Commit.
 func (h *Handler) Commit(ctx context.Context, tx participant.Tx) (err error) {
-	_, log, end := h.start(ctx, "bank.Store.Commit", tx)
+	ctx, log, end := h.start(ctx, "bank.Store.Commit", tx)
 	defer func() { end(err) }()
-	res, err := h.store.Commit(tx.ID, tx.Revision)
+	repeat, err := h.store.commit(ctx, tx)
+	return logged(log, err, "commit", "committed", zap.Bool("repeat", repeat))
+}
+
+// Abort releases what Prepare reserved and records the abort; see
+// Store.Abort.
+func (h *Handler) Abort(ctx context.Context, tx participant.Tx) (err error) {
+	ctx, log, end := h.start(ctx, "bank.Store.Abort", tx)
+	defer func() { end(err) }()
+	repeat, err := h.store.abort(ctx, tx)
+	return logged(log, err, "abort", "aborted", zap.String("reason", tx.Reason), zap.Bool("repeat", repeat))
+}
+
+// logged logs a call's failure ("<op> failed") or its success (done, with
+// fields), and returns err.
+func logged(log *zap.Logger, err error, op, done string, fields ...zap.Field) error {
 	if err != nil {
-		log.Error("commit failed", zap.Error(err))
+		log.Error(op+" failed", zap.Error(err))
 		return err
 	}
-	log.Info("committed", zap.Bool("repeat", res.Repeat))
+	log.Info(done, fields...)
 	return nil
 }
 
-// Abort releases what Prepare held and records the abort; see Store.Abort.
-func (h *Handler) Abort(ctx context.Context, tx participant.Tx) (err error) {
-	_, log, end := h.start(ctx, "bank.Store.Abort", tx)
-	defer func() { end(err) }()
-	res, err := h.store.Abort(tx.ID, tx.Revision, tx.Reason)
-	if err != nil {
-		log.Error("abort failed", zap.Error(err))
-		return err
+// refusal returns the reason of a no vote from either store.
+func refusal(err error) (string, bool) {
+	var bolt *RefusedError
+	var sql *sqlhandler.RefusedError
+	switch {
+	case errors.As(err, &bolt):
+		return bolt.Reason, true
+	case errors.As(err, &sql):
+		return sql.Reason, true
 	}
-	log.Info("aborted", zap.String("reason", tx.Reason), zap.Stringer("phase", res.Phase), zap.Bool("repeat", res.Repeat))
-	return nil
+	return "", false
 }
 
 // start begins the span of one handler call, a child of the participant
@@ -96,4 +120,22 @@ func (h *Handler) start(ctx context.Context, name string, tx participant.Tx) (co
 	ctx, span := tracer.Start(ctx, name, trace.WithAttributes(tracing.AttrTxID.String(tx.ID)))
 	log := tracing.Logger(ctx, h.log.With(zap.String("txid", tx.ID)))
 	return ctx, log, func(err error) { tracing.End(span, err) }
+}
+
+// boltCalls are the bbolt Store's calls.
+type boltCalls struct{ s *Store }
+
+func (b boltCalls) prepare(_ context.Context, tx participant.Tx) (bool, error) {
+	res, err := b.s.Prepare(tx.ID, tx.Revision, tx.Payload)
+	return res.Repeat, err
+}
+
+func (b boltCalls) commit(_ context.Context, tx participant.Tx) (bool, error) {
+	res, err := b.s.Commit(tx.ID, tx.Revision)
+	return res.Repeat, err
+}
+
+func (b boltCalls) abort(_ context.Context, tx participant.Tx) (bool, error) {
+	res, err := b.s.Abort(tx.ID, tx.Revision, tx.Reason)
+	return res.Repeat, err
 }

@@ -51,7 +51,7 @@ func NewHTTPHandler(store Ledger, name string, active func() bool, log *zap.Logg
 		var only Phase
 		if s := r.URL.Query().Get("phase"); s != "" {
 			if err := only.UnmarshalText([]byte(s)); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("bank: unknown phase %q (expected prepared, committed, aborted or refused)", s)})
 				return
 			}
 		}

@@ -80,8 +80,8 @@ func OpenSQL(ctx context.Context, db *sql.DB, name string, opening map[string]in
 }
 
 // Handler is the bank's participant.Handler: sqlhandler's, with each
-// call logged.
-func (s *SQLStore) Handler() participant.Handler { return sqlLogged{s.h, s.log} }
+// call traced and logged as the bbolt store's are.
+func (s *SQLStore) Handler() *Handler { return newHandler(sqlCalls{s.h}, WithLogger(s.log)) }
 
 // Close stops the bookkeeping cleanup. The database is the caller's.
 func (s *SQLStore) Close() error { return s.h.Close() }
@@ -274,11 +274,7 @@ func (s *SQLStore) Applied() (map[string]Phase, error) {
 	}
 	out := make(map[string]Phase, len(recs))
 	for _, r := range recs { // by id, then revision: the latest wins
-		var p Phase
-		if err := p.UnmarshalText([]byte(r.Phase.String())); err != nil {
-			return nil, fmt.Errorf("%w: transaction %s: %v", ErrCorrupt, r.ID, err)
-		}
-		out[r.ID] = p
+		out[r.ID] = r.Phase
 	}
 	return out, nil
 }

@@ -368,23 +368,3 @@ func TestPreparedSurvivesReopen(t *testing.T) {
 	}
 	wantAccounts(t, s, map[string]Account{"alice": {75, 0, 0}, "bob": {25, 0, 0}})
 }
-
-func TestPhaseText(t *testing.T) {
-	for _, p := range []Phase{PhasePrepared, PhaseCommitted, PhaseAborted, PhaseRefused} {
-		b, err := p.MarshalText()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var q Phase
-		if err := q.UnmarshalText(b); err != nil || q != p {
-			t.Errorf("%v round-trips to %v, %v", p, q, err)
-		}
-	}
-	if _, err := PhaseInvalid.MarshalText(); err == nil {
-		t.Error("the invalid phase marshals")
-	}
-	var q Phase
-	if err := q.UnmarshalText([]byte("done")); err == nil {
-		t.Error("an unknown phase name parses")
-	}
-}

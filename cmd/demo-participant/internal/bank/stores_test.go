@@ -11,15 +11,25 @@ import (
 
 	"github.com/concord-tx/concord/internal/testkit/pgtest"
 	"github.com/concord-tx/concord/participant"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 	_ "modernc.org/sqlite"
 )
 
 // bankUnderTest is a bank on one kind of store, seen as the participant
 // and the HTTP API see it.
 type bankUnderTest struct {
-	h participant.Handler
-	l Ledger
+	h    participant.Handler
+	l    Ledger
+	logs *observer.ObservedLogs // the handler's
+}
+
+// testLogger logs to t and to the returned observer.
+func testLogger(t *testing.T) (*zap.Logger, *observer.ObservedLogs) {
+	core, logs := observer.New(zap.InfoLevel)
+	return zap.New(zapcore.NewTee(core, zaptest.NewLogger(t).Core())), logs
 }
 
 var storeKinds = []struct {
@@ -28,7 +38,8 @@ var storeKinds = []struct {
 }{
 	{"bbolt", func(t *testing.T, seed map[string]int64) bankUnderTest {
 		s := newStore(t, seed)
-		return bankUnderTest{NewHandler(s), s}
+		log, logs := testLogger(t)
+		return bankUnderTest{NewHandler(s, WithLogger(log)), s, logs}
 	}},
 	{"sqlite", func(t *testing.T, seed map[string]int64) bankUnderTest {
 		return openSQLBank(t, "sqlite", "file:"+filepath.Join(t.TempDir(), "bank.db")+"?_txlock=immediate&_busy_timeout=10000", seed)
@@ -45,12 +56,13 @@ func openSQLBank(t *testing.T, driver, dsn string, seed map[string]int64) bankUn
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, created, err := OpenSQL(context.Background(), db, "bank-a", seed, zaptest.NewLogger(t))
+	log, logs := testLogger(t)
+	s, created, err := OpenSQL(context.Background(), db, "bank-a", seed, log)
 	if err != nil || !created {
 		t.Fatalf("open: created %v, %v", created, err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return bankUnderTest{s.Handler(), s}
+	return bankUnderTest{s.Handler(), s, logs}
 }
 
 func forEachStore(t *testing.T, seed map[string]int64, test func(t *testing.T, b bankUnderTest)) {
@@ -145,6 +157,9 @@ func TestStoresBehaveAlike(t *testing.T) {
 				t.Fatalf("step %d: %q, want %q", i, got, s.want)
 			}
 		}
+		if err := b.h.Prepare(ctx, ptx("t5", 5, Move{"bob", -1})); !errors.Is(err, ErrAlreadyAborted) {
+			t.Errorf("prepare after the abort: %v, want ErrAlreadyAborted", err)
+		}
 		b.wantAccounts(t, map[string]Account{"alice": {40, 0, 0}, "bob": {110, 0, 0}})
 		applied, err := b.l.Applied()
 		if err != nil {
@@ -153,6 +168,39 @@ func TestStoresBehaveAlike(t *testing.T) {
 		want := "map[t1:committed t2:refused t3:refused t4:refused t5:aborted t6:aborted]"
 		if fmt.Sprint(applied) != want {
 			t.Errorf("applied %v, want %s", applied, want)
+		}
+	})
+}
+
+// Every store's handler logs each call's effect with "repeat": false
+// once, and true for a call that found the effect done: what the chaos
+// suite counts to find a transaction applied twice.
+func TestHandlerLogsRepeats(t *testing.T) {
+	ctx := context.Background()
+	forEachStore(t, map[string]int64{"alice": 100}, func(t *testing.T, b bankUnderTest) {
+		for _, call := range []func() error{
+			func() error { return b.h.Prepare(ctx, ptx("t1", 1, Move{"alice", -10})) },
+			func() error { return b.h.Prepare(ctx, ptx("t1", 1, Move{"alice", -10})) },
+			func() error { return b.h.Commit(ctx, ptx("t1", 1)) },
+			func() error { return b.h.Commit(ctx, ptx("t1", 1)) },
+			func() error { return b.h.Prepare(ctx, ptx("t2", 2, Move{"alice", -500})) },
+			func() error { return b.h.Prepare(ctx, ptx("t2", 2, Move{"alice", -500})) },
+			func() error { return b.h.Abort(ctx, ptx("t2", 2)) },
+			func() error { return b.h.Abort(ctx, ptx("t2", 2)) },
+		} {
+			call()
+		}
+		var got []string
+		for _, e := range b.logs.All() {
+			f := e.ContextMap()
+			got = append(got, fmt.Sprintf("%s %v %v", e.Message, f["txid"], f["repeat"]))
+		}
+		want := []string{
+			"prepared t1 false", "prepared t1 true", "committed t1 false", "committed t1 true",
+			"prepare refused t2 false", "prepare refused t2 true", "aborted t2 true", "aborted t2 true",
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("logged\n%v\nwant\n%v", got, want)
 		}
 	})
 }
