@@ -14,6 +14,7 @@ import (
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -67,6 +68,55 @@ func TestUndecidedLimits(t *testing.T) {
 		}
 		return true, ""
 	})
+}
+
+// Every slot of the undecided limits a begin takes is given back: at the
+// answer when waiting, at once when nothing new was begun (a repeat, a
+// conflict), at the decision when not waiting, and at Close for the
+// transactions still undecided then.
+func TestUndecidedSlotsGivenBack(t *testing.T) {
+	f := newFixture(t, noReplica())
+	f.participant(t, "bank-a", participant.HandlerFuncs{})
+	ctx := context.Background()
+	held := func(id string) httpapi.BeginRequest {
+		return httpapi.BeginRequest{ID: id, Timeout: "1m", Branches: []httpapi.BranchRequest{{Participant: "nobody-runs-this"}}}
+	}
+	undecided := func(want int, when string) {
+		t.Helper()
+		poll.Until(t, 10*time.Second, fmt.Sprintf("%d undecided %s", want, when), func() (bool, string) {
+			n := f.handler.Undecided()
+			return n == want, fmt.Sprint(n)
+		})
+	}
+	for _, id := range []string{"held-1", "held-2"} {
+		if _, err := f.api.Begin(ctx, held(id), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	undecided(2, "after two begins not waiting")
+	if out, err := f.api.Begin(ctx, httpapi.BeginRequest{ID: "waited", Branches: []httpapi.BranchRequest{{Participant: "bank-a"}}}, true); err != nil || out.State != protocol.StateCommitted {
+		t.Fatalf("waited: %+v %v, want committed", out, err)
+	}
+	undecided(2, "after a begin waited for its decision")
+	if _, err := f.api.Begin(ctx, held("held-1"), false); err != nil {
+		t.Fatalf("repeated begin: %v", err)
+	}
+	conflicting := held("held-1")
+	conflicting.Branches[0].Participant = "bank-a"
+	for _, wait := range []bool{false, true} {
+		if _, err := f.api.Begin(ctx, conflicting, wait); !errors.Is(err, httpapi.ErrConflict) {
+			t.Fatalf("conflicting begin (wait %v): %v, want 409", wait, err)
+		}
+	}
+	undecided(2, "after a repeat and conflicts")
+	if _, err := f.api.Abort(ctx, "held-1", "decided"); err != nil {
+		t.Fatal(err)
+	}
+	undecided(1, "once held-1 is decided")
+	f.handler.Close()
+	if n := f.handler.Undecided(); n != 0 {
+		t.Errorf("%d undecided after Close, want 0", n)
+	}
 }
 
 // A begin the coordinator refuses at its storage limits

@@ -61,6 +61,7 @@ var prefixes atomic.Int64
 type fixture struct {
 	cli     *clientv3.Client
 	coord   *coordinator.Client // the coordinator client behind the handler
+	handler *httpapi.Handler
 	prefix  string
 	url     string
 	api     *httpapi.Client
@@ -151,6 +152,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	}
 	h := httpapi.New(cfg)
 	t.Cleanup(h.Close)
+	f.handler = h
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL
