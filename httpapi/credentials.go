@@ -115,8 +115,8 @@ func LoadCredentials(path string) (*Credentials, error) {
 	return ParseCredentials(string(b), path)
 }
 
-// Merge returns the credentials of c and o together; a name in both is an
-// error.
+// Merge returns the credentials of c and o together; a name or a token in
+// both is an error, as within one text.
 func (c *Credentials) Merge(o *Credentials) (*Credentials, error) {
 	out := &Credentials{}
 	for _, from := range []*Credentials{c, o} {
@@ -125,8 +125,11 @@ func (c *Credentials) Merge(o *Credentials) (*Credentials, error) {
 		}
 		for _, cr := range from.list {
 			for _, have := range out.list {
-				if have.name == cr.name {
+				switch {
+				case have.name == cr.name:
 					return nil, fmt.Errorf("credential %q is given twice", cr.name)
+				case have.hash == cr.hash:
+					return nil, fmt.Errorf("credential %q: same token as credential %q", cr.name, have.name)
 				}
 			}
 			out.list = append(out.list, cr)

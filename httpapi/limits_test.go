@@ -4,16 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // Undecided transactions begun through the API are bounded overall and
@@ -64,6 +68,113 @@ func TestUndecidedLimits(t *testing.T) {
 		}
 		return true, ""
 	})
+}
+
+// Every slot of the undecided limits a begin takes is given back: at the
+// answer when waiting, at once when nothing new was begun (a repeat, a
+// conflict), at the decision when not waiting, and at Close for the
+// transactions still undecided then.
+func TestUndecidedSlotsGivenBack(t *testing.T) {
+	f := newFixture(t, noReplica())
+	f.participant(t, "bank-a", participant.HandlerFuncs{})
+	ctx := context.Background()
+	held := func(id string) httpapi.BeginRequest {
+		return httpapi.BeginRequest{ID: id, Timeout: "1m", Branches: []httpapi.BranchRequest{{Participant: "nobody-runs-this"}}}
+	}
+	undecided := func(want int, when string) {
+		t.Helper()
+		poll.Until(t, 10*time.Second, fmt.Sprintf("%d undecided %s", want, when), func() (bool, string) {
+			n := f.handler.Undecided()
+			return n == want, fmt.Sprint(n)
+		})
+	}
+	for _, id := range []string{"held-1", "held-2"} {
+		if _, err := f.api.Begin(ctx, held(id), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	undecided(2, "after two begins not waiting")
+	if out, err := f.api.Begin(ctx, httpapi.BeginRequest{ID: "waited", Branches: []httpapi.BranchRequest{{Participant: "bank-a"}}}, true); err != nil || out.State != protocol.StateCommitted {
+		t.Fatalf("waited: %+v %v, want committed", out, err)
+	}
+	undecided(2, "after a begin waited for its decision")
+	if _, err := f.api.Begin(ctx, held("held-1"), false); err != nil {
+		t.Fatalf("repeated begin: %v", err)
+	}
+	conflicting := held("held-1")
+	conflicting.Branches[0].Participant = "bank-a"
+	for _, wait := range []bool{false, true} {
+		if _, err := f.api.Begin(ctx, conflicting, wait); !errors.Is(err, httpapi.ErrConflict) {
+			t.Fatalf("conflicting begin (wait %v): %v, want 409", wait, err)
+		}
+	}
+	undecided(2, "after a repeat and conflicts")
+	if _, err := f.api.Abort(ctx, "held-1", "decided"); err != nil {
+		t.Fatal(err)
+	}
+	undecided(1, "once held-1 is decided")
+	f.handler.Close()
+	if n := f.handler.Undecided(); n != 0 {
+		t.Errorf("%d undecided after Close, want 0", n)
+	}
+}
+
+// A begin the coordinator refuses at its storage limits
+// (coordinator.WithStorageLimits) gets 429 naming the limit, in both
+// waiting modes, and writes nothing; the refused begins give back their
+// slots of the API's own limits.
+func TestStorageLimitAnswered429(t *testing.T) {
+	f := newFixture(t, noReplica(), withConfig(func(c *httpapi.Config) { c.MaxUndecided = 2 }),
+		withClientOptions(coordinator.WithStorageLimits(coordinator.StorageLimits{MaxUndecided: 1})))
+	ctx := context.Background()
+	held := func(id string) httpapi.BeginRequest {
+		return httpapi.BeginRequest{ID: id, Timeout: "1m", Branches: []httpapi.BranchRequest{{Participant: "nobody-runs-this"}}}
+	}
+	if _, err := f.api.Begin(ctx, held("held"), false); err != nil {
+		t.Fatal(err)
+	}
+	// The client counts from its watch, a moment behind the begin.
+	poll.Until(t, 10*time.Second, "the client counts the held transaction", func() (bool, string) {
+		u := f.coord.Usage("nobody-runs-this")
+		return u.Undecided == 1, fmt.Sprintf("%+v", u)
+	})
+	before := f.keyCount(t)
+	// Three refusals: had any kept its slot of the API's --max-undecided
+	// (2, one taken by held), the later ones would be refused by that
+	// limit instead of the coordinator's.
+	for i, wait := range []bool{false, true, false} {
+		id := fmt.Sprintf("refused-%d", i)
+		_, err := f.api.Begin(ctx, held(id), wait)
+		var e *httpapi.Error
+		if !errors.As(err, &e) || e.Status != http.StatusTooManyRequests || !errors.Is(err, httpapi.ErrLimit) ||
+			e.Limit != coordinator.LimitUndecided || !strings.Contains(e.ErrorBody.Error, "1 transactions undecided, at most 1") {
+			t.Fatalf("begin %s (wait %v) past the storage limit: %v, want 429 with limit %q", id, wait, err, coordinator.LimitUndecided)
+		}
+		if f.written(t, id) {
+			t.Errorf("%s written though refused", id)
+		}
+	}
+	if after := f.keyCount(t); after != before {
+		t.Errorf("%d keys under the prefix after the refused begins, %d before", after, before)
+	}
+	// Once held is decided, a begin is accepted again.
+	if _, err := f.api.Abort(ctx, "held", "make room"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "a begin accepted once held is decided", func() (bool, string) {
+		out, err := f.api.Begin(ctx, held("accepted"), false)
+		return err == nil && out.State == protocol.StatePreparing, fmt.Sprint(out, err)
+	})
+}
+
+// keyCount is how many keys the fixture's coordinator has in etcd.
+func (f *fixture) keyCount(t *testing.T) int64 {
+	t.Helper()
+	resp, err := f.cli.Get(context.Background(), f.prefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.Count
 }
 
 // With etcd's NOSPACE alarm raised, a begin is answered 507 at once with

@@ -60,6 +60,8 @@ var prefixes atomic.Int64
 // under a prefix of its own.
 type fixture struct {
 	cli     *clientv3.Client
+	coord   *coordinator.Client // the coordinator client behind the handler
+	handler *httpapi.Handler
 	prefix  string
 	url     string
 	api     *httpapi.Client
@@ -72,6 +74,7 @@ type fixtureSettings struct {
 	cfg     httpapi.Config
 	replica bool             // run a replica (default true)
 	cli     *clientv3.Client // the etcd the coordinator uses (default the shared one)
+	copts   []coordinator.ClientOption
 }
 
 type fixtureOption func(*fixtureSettings)
@@ -82,6 +85,12 @@ func noReplica() fixtureOption { return func(s *fixtureSettings) { s.replica = f
 
 func withConfig(f func(*httpapi.Config)) fixtureOption {
 	return func(s *fixtureSettings) { f(&s.cfg) }
+}
+
+// withClientOptions gives the coordinator client opts besides the
+// fixture's.
+func withClientOptions(opts ...coordinator.ClientOption) fixtureOption {
+	return func(s *fixtureSettings) { s.copts = append(s.copts, opts...) }
 }
 
 // onEtcd makes the coordinator use cli.
@@ -125,12 +134,13 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 		t.Cleanup(func() { replica.Close() })
 		cfg.Leader = replica.IsLeader
 	}
-	client, err := coordinator.NewClient(ctx, f.cli, coordinator.WithPrefix(f.prefix), coordinator.WithLogger(f.log), coordinator.WithObserver(f.metrics))
+	copts := append([]coordinator.ClientOption{coordinator.WithPrefix(f.prefix), coordinator.WithLogger(f.log), coordinator.WithObserver(f.metrics)}, settings.copts...)
+	client, err := coordinator.NewClient(ctx, f.cli, copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { client.Close() })
-	cfg.Client = client
+	cfg.Client, f.coord = client, client
 	if cfg.Health == nil {
 		cfg.Health = func(ctx context.Context) (int64, error) {
 			resp, err := f.cli.Get(ctx, f.prefix, clientv3.WithCountOnly())
@@ -142,6 +152,7 @@ func newFixture(t *testing.T, opts ...fixtureOption) *fixture {
 	}
 	h := httpapi.New(cfg)
 	t.Cleanup(h.Close)
+	f.handler = h
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL

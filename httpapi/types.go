@@ -90,7 +90,10 @@ type List struct {
 // ErrorBody is the body of every error answer. ID is set when the error is
 // about a transaction that exists or may exist (a 409; a 503 or 504 after
 // a valid begin: it may have been begun), State when it could be read,
-// Limit on a 429: the name of the limit reached (LimitUndecided, ...).
+// Limit on a 429: the name of the limit reached, the API's own
+// (LimitUndecided, LimitUndecidedPerCredential) or the coordinator's
+// storage limits (coordinator.LimitUndecided, LimitPendingMessages,
+// LimitPendingBytes).
 type ErrorBody struct {
 	Error string         `json:"error"`
 	ID    string         `json:"id,omitempty"`

@@ -23,13 +23,16 @@ const (
 )
 
 // undecided counts the transactions begun through this server and not yet
-// decided, in all and by credential. It is the server's own count: with
-// several replicas, each has these limits.
+// decided, by credential; the total is their sum (credentials are few: the
+// operator's file), so the two cannot disagree. It is the server's own
+// count: with several replicas, each has these limits. Every acquire that
+// succeeds is matched by one call of its release: when the wait for the
+// decision ends (decided, timed out, or cut short by Handler.Close), or at
+// once when the begin wrote nothing new.
 type undecided struct {
 	max, perCaller int
 	mu             struct {
 		sync.Mutex
-		total    int
 		byCaller map[string]int
 	}
 }
@@ -42,12 +45,12 @@ func newUndecided(max, perCaller int) *undecided {
 
 // acquire counts one more undecided transaction of caller, or answers 429
 // naming the limit reached. release is called once it is decided (or no
-// longer waited for).
+// longer waited for); calls after the first do nothing.
 func (u *undecided) acquire(caller string) (release func(), aerr *apiError) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch {
-	case u.mu.total >= u.max:
+	case u.totalLocked() >= u.max:
 		return nil, &apiError{status: http.StatusTooManyRequests, body: ErrorBody{
 			Error: fmt.Sprintf("limit reached: %d transactions begun through this server are undecided (--%s); retry once some are decided", u.max, LimitUndecided),
 			Limit: LimitUndecided,
@@ -58,17 +61,23 @@ func (u *undecided) acquire(caller string) (release func(), aerr *apiError) {
 			Limit: LimitUndecidedPerCredential,
 		}}
 	}
-	u.mu.total++
 	u.mu.byCaller[caller]++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			u.mu.Lock()
 			defer u.mu.Unlock()
-			u.mu.total--
 			if u.mu.byCaller[caller]--; u.mu.byCaller[caller] == 0 {
 				delete(u.mu.byCaller, caller)
 			}
 		})
 	}, nil
+}
+
+func (u *undecided) totalLocked() int {
+	total := 0
+	for _, n := range u.mu.byCaller {
+		total += n
+	}
+	return total
 }

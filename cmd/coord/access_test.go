@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,5 +146,22 @@ func TestServeWithCredentialsAndTLS(t *testing.T) {
 	})
 	if h, err := opsAPI.Health(ctx); err != nil || h.Status != "ok" {
 		t.Errorf("after SIGHUP: %+v %v", h, err)
+	}
+
+	// A credentials file that does not load, signalled: the error is
+	// logged (naming the file, not a token) and the credentials in use
+	// stay.
+	if err := os.WriteFile(creds, []byte("viewer:read\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := coord.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, 10*time.Second, "the failed reload logged", func() (bool, string) {
+		l, ok := coord.logs.find("SIGHUP: the credentials do not load; the previous ones stay in use")
+		return ok && strings.Contains(fmt.Sprint(l["error"]), creds+": line 1: an entry is not name:role:token"), fmt.Sprint(l)
+	})
+	if code, _, stderr := tx([]string{"CONCORD_TOKEN=" + rotated}, "list"); code != 0 {
+		t.Errorf("the rotated token after a failed reload: exit %d, stderr %q; want it still let in", code, stderr)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,31 +20,23 @@ import (
 // own client connects with --etcd-cert and --etcd-key.
 func TestEmbeddedTLS(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca, caKey := newCert(t, dir, "ca", nil, nil)
-	newCert(t, dir, "server", ca, caKey)
-	newCert(t, dir, "client", ca, caKey)
-	pemFile := func(name string) string { return filepath.Join(dir, name) }
+	certs := newPKI(t)
 
 	addrs := freeAddrs(t, 2)
 	clientURL := "https://" + addrs[0]
-	coord := startCoord(t, "coord", nil, "--data-dir", filepath.Join(dir, "data"), "--lease-ttl", "2s",
+	coord := startCoord(t, "coord", nil, "--data-dir", t.TempDir(), "--lease-ttl", "2s",
 		"--embedded-client-url", clientURL, "--embedded-peer-url", "http://"+addrs[1],
-		"--embedded-tls-cert", pemFile("server.pem"), "--embedded-tls-key", pemFile("server-key.pem"),
-		"--embedded-client-ca", pemFile("ca.pem"),
-		"--etcd-cert", pemFile("client.pem"), "--etcd-key", pemFile("client-key.pem"))
+		"--embedded-tls-cert", certs.server.CertFile, "--embedded-tls-key", certs.server.KeyFile,
+		"--embedded-client-ca", certs.ca.CertFile,
+		"--etcd-cert", certs.client.CertFile, "--etcd-key", certs.client.KeyFile)
 	ctx := context.Background()
 	poll.Until(t, 10*time.Second, "coord leads", func() (bool, string) { return coord.leader(ctx), "not leading" })
 	if l, ok := coord.logs.find("connected to etcd"); !ok || l["tls"] != true {
 		t.Errorf("connection log does not say TLS: %v", l)
 	}
 
-	pem, err := os.ReadFile(pemFile("ca.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
+	roots.AddCert(certs.ca.Cert)
 	election := protocol.DefaultKeys().Election()
 	count := func(tc *tls.Config) (int64, error) {
 		cli, err := clientv3.New(clientv3.Config{Endpoints: []string{clientURL}, TLS: tc, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
@@ -68,7 +58,7 @@ func TestEmbeddedTLS(t *testing.T) {
 		t.Fatalf("a client without a certificate read %d keys, want refused", n)
 	}
 	// With one signed by the CA: it sees the coordinator's election key.
-	cert, err := tls.LoadX509KeyPair(pemFile("client.pem"), pemFile("client-key.pem"))
+	cert, err := tls.LoadX509KeyPair(certs.client.CertFile, certs.client.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,11 +68,8 @@ func TestEmbeddedTLS(t *testing.T) {
 }
 
 func TestEmbeddedTLSFlags(t *testing.T) {
-	dir := t.TempDir()
-	ca, caKey := newCert(t, dir, "ca", nil, nil)
-	newCert(t, dir, "server", ca, caKey)
-	pemFile := func(name string) string { return filepath.Join(dir, name) }
-	tlsArgs := []string{"--embedded-tls-cert", pemFile("server.pem"), "--embedded-tls-key", pemFile("server-key.pem")}
+	certs := newPKI(t)
+	tlsArgs := []string{"--embedded-tls-cert", certs.server.CertFile, "--embedded-tls-key", certs.server.KeyFile}
 	https := []string{"--embedded-client-url", "https://127.0.0.1:2379"}
 	cases := []struct {
 		args []string
@@ -91,11 +78,11 @@ func TestEmbeddedTLSFlags(t *testing.T) {
 	}{
 		{https, nil, `--embedded-client-url: "https://127.0.0.1:2379" is https but --embedded-tls-cert and --embedded-tls-key are not set (expected both, or an http:// URL)`},
 		{tlsArgs, nil, `--embedded-client-url: "http://127.0.0.1:2379" is plain http but --embedded-tls-cert is set (expected https://127.0.0.1:2379)`},
-		{append(https, "--embedded-tls-cert", pemFile("server.pem")), nil, `--embedded-tls-cert and --embedded-tls-key: set both or neither`},
-		{append(https, "--embedded-tls-cert", pemFile("server.pem"), "--embedded-tls-key", pemFile("ca-key.pem")), nil, `--embedded-tls-cert, --embedded-tls-key: tls: private key does not match public key`},
-		{append(https, tlsArgs...), map[string]string{"CONCORD_EMBEDDED_CLIENT_CA": pemFile("ca.pem")}, `CONCORD_EMBEDDED_CLIENT_CA: set, but --etcd-cert and --etcd-key are not (expected the coordinator's own client certificate, signed by that CA)`},
-		{append(https, append(tlsArgs, "--embedded-client-ca", pemFile("server-key.pem"))...), nil, "--embedded-client-ca: " + pemFile("server-key.pem") + " holds no PEM certificate"},
-		{[]string{"--etcd", "10.0.0.1:2379", "--embedded-client-ca", pemFile("ca.pem")}, nil, "--embedded-client-ca: only without --etcd (it configures the embedded etcd)"},
+		{append(https, "--embedded-tls-cert", certs.server.CertFile), nil, `--embedded-tls-cert and --embedded-tls-key: set both or neither`},
+		{append(https, "--embedded-tls-cert", certs.server.CertFile, "--embedded-tls-key", certs.ca.KeyFile), nil, `--embedded-tls-cert, --embedded-tls-key: tls: private key does not match public key`},
+		{append(https, tlsArgs...), map[string]string{"CONCORD_EMBEDDED_CLIENT_CA": certs.ca.CertFile}, `CONCORD_EMBEDDED_CLIENT_CA: set, but --etcd-cert and --etcd-key are not (expected the coordinator's own client certificate, signed by that CA)`},
+		{append(https, append(tlsArgs, "--embedded-client-ca", certs.server.KeyFile)...), nil, "--embedded-client-ca: " + certs.server.KeyFile + " holds no PEM certificate"},
+		{[]string{"--etcd", "10.0.0.1:2379", "--embedded-client-ca", certs.ca.CertFile}, nil, "--embedded-client-ca: only without --etcd (it configures the embedded etcd)"},
 		{[]string{"--etcd-user", "root"}, nil, "--etcd-user: only with --etcd (the embedded etcd has no auth; it can require client certificates: --embedded-client-ca)"},
 	}
 	for _, c := range cases {
@@ -108,7 +95,7 @@ func TestEmbeddedTLSFlags(t *testing.T) {
 	// Valid: the embedded etcd's TLS, and the coordinator's client trusts
 	// the client CA when --etcd-cacert is not set.
 	fs := serveFlags()
-	args := append(append(https, tlsArgs...), "--embedded-client-ca", pemFile("ca.pem"), "--etcd-cert", pemFile("server.pem"), "--etcd-key", pemFile("server-key.pem"))
+	args := append(append(https, tlsArgs...), "--embedded-client-ca", certs.ca.CertFile, "--etcd-cert", certs.server.CertFile, "--etcd-key", certs.server.KeyFile)
 	if _, err := fs.parse(args, func(string) string { return "" }); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +103,7 @@ func TestEmbeddedTLSFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := cfg.embedded; e == nil || e.TLS == nil || e.TLS.ClientCAFile != pemFile("ca.pem") || e.ClientURL.Scheme != "https" {
+	if e := cfg.embedded; e == nil || e.TLS == nil || e.TLS.ClientCAFile != certs.ca.CertFile || e.ClientURL.Scheme != "https" {
 		t.Fatalf("embedded %+v", e)
 	}
 	if tc := cfg.etcd.tls; tc == nil || tc.RootCAs == nil || len(tc.Certificates) != 1 {

@@ -33,6 +33,10 @@ func TestServeRefusesBadFlags(t *testing.T) {
 	if err := os.WriteFile(shortToken, []byte("ops:admin:secret\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	goodCreds := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(goodCreds, []byte("ops:admin:0123456789abcdef0123\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	const public = " is not a loopback address, and no credentials are configured: anyone who reaches it could begin and abort transactions.\n" +
 		"Configure credentials with --credentials-file FILE (one name:role:token a line, role read, begin or admin) or $CONCORD_CREDENTIALS,\n" +
 		"or accept the risk with --insecure-no-auth-on-public-address"
@@ -72,6 +76,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--credentials-file", shortToken}, nil, "--credentials-file: " + shortToken + `: line 1: credential "ops": token shorter than 16 characters`},
 		{[]string{"--credentials-file", filepath.Join(dir, "missing")}, nil, "--credentials-file: open "},
 		{nil, map[string]string{"CONCORD_CREDENTIALS": "ops:admin"}, "$CONCORD_CREDENTIALS: line 1: an entry is not name:role:token"},
+		{[]string{"--credentials-file", goodCreds}, map[string]string{"CONCORD_CREDENTIALS": "viewer:read:0123456789abcdef0123"}, `--credentials-file and $CONCORD_CREDENTIALS: credential "viewer": same token as credential "ops"`},
 		{[]string{"--tls-cert", notPEM}, nil, "--tls-cert: needs --tls-key too"},
 		{[]string{"--max-undecided", "0"}, nil, `--max-undecided: "0" is not a positive number of transactions (expected e.g. 1000)`},
 		{[]string{"--lisen", ":7070"}, nil, "flag provided but not defined: --lisen"},

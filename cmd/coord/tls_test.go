@@ -2,22 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/url"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/concord-tx/concord/internal/testkit/certtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
@@ -29,15 +20,11 @@ import (
 // client certificate it stops at startup.
 func TestEtcdTLS(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	ca, caKey := newCert(t, dir, "ca", nil, nil)
-	newCert(t, dir, "server", ca, caKey)
-	newCert(t, dir, "client", ca, caKey)
-	pemFile := func(name string) string { return filepath.Join(dir, name) }
+	certs := newPKI(t)
 
 	addrs := freeAddrs(t, 2)
 	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(dir, "etcd")
+	cfg.Dir = t.TempDir()
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	clientURL := url.URL{Scheme: "https", Host: addrs[0]}
 	peerURL := url.URL{Scheme: "http", Host: addrs[1]}
@@ -45,9 +32,9 @@ func TestEtcdTLS(t *testing.T) {
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peerURL}, []url.URL{peerURL}
 	cfg.InitialCluster = cfg.Name + "=" + peerURL.String()
 	cfg.ClientTLSInfo = transport.TLSInfo{
-		CertFile:       pemFile("server.pem"),
-		KeyFile:        pemFile("server-key.pem"),
-		TrustedCAFile:  pemFile("ca.pem"),
+		CertFile:       certs.server.CertFile,
+		KeyFile:        certs.server.KeyFile,
+		TrustedCAFile:  certs.ca.CertFile,
 		ClientCertAuth: true,
 	}
 	e, err := embed.StartEtcd(cfg)
@@ -64,8 +51,8 @@ func TestEtcdTLS(t *testing.T) {
 		t.Fatal("etcd with TLS not ready")
 	}
 
-	args := []string{"--etcd", clientURL.String(), "--etcd-cacert", pemFile("ca.pem"), "--lease-ttl", "2s", "--request-timeout", "2s"}
-	coord := startCoord(t, "coord", nil, append(args, "--etcd-cert", pemFile("client.pem"), "--etcd-key", pemFile("client-key.pem"))...)
+	args := []string{"--etcd", clientURL.String(), "--etcd-cacert", certs.ca.CertFile, "--lease-ttl", "2s", "--request-timeout", "2s"}
+	coord := startCoord(t, "coord", nil, append(args, "--etcd-cert", certs.client.CertFile, "--etcd-key", certs.client.KeyFile)...)
 	ctx := context.Background()
 	poll.Until(t, 10*time.Second, "coord leads", func() (bool, string) { return coord.leader(ctx), "not leading" })
 	if l, ok := coord.logs.find("connected to etcd"); !ok || l["tls"] != true {
@@ -79,48 +66,13 @@ func TestEtcdTLS(t *testing.T) {
 	}
 }
 
-// newCert writes name.pem and name-key.pem in dir: a CA when parent is
-// nil, else a certificate for 127.0.0.1 signed by parent.
-func newCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+// pki is a CA and a server and a client certificate it signed, in PEM
+// files of a directory of the test's.
+type pki struct{ ca, server, client *certtest.Pair }
+
+func newPKI(t *testing.T) pki {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	signer, signerKey := tmpl, key
-	if parent == nil {
-		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
-		tmpl.KeyUsage |= x509.KeyUsageCertSign
-	} else {
-		signer, signerKey = parent, parentKey
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(file, kind string, b []byte) {
-		if err := os.WriteFile(filepath.Join(dir, file), pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: b}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(name+".pem", "CERTIFICATE", der)
-	write(name+"-key.pem", "EC PRIVATE KEY", keyDER)
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
+	dir := t.TempDir()
+	ca := certtest.New(t, dir, "ca", nil)
+	return pki{ca: ca, server: certtest.New(t, dir, "server", ca), client: certtest.New(t, dir, "client", ca)}
 }
