@@ -199,6 +199,14 @@ func (f *fixture) begin(t *testing.T, branches ...protocol.Branch) string {
 	return b.ID
 }
 
+// held starts participant hold, which never votes, and begins a
+// transaction naming it: one that stays undecided.
+func (f *fixture) held(t *testing.T) string {
+	t.Helper()
+	f.participant(t, "hold", silent)
+	return f.begin(t, protocol.Branch{Participant: "hold", Payload: []byte(`{}`)})
+}
+
 // state reads a transaction's state from etcd.
 func (f *fixture) state(t *testing.T, id string) coordinator.Transaction {
 	t.Helper()

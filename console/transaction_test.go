@@ -72,8 +72,7 @@ func TestBrowserTransactionAbort(t *testing.T) {
 func TestBrowserSignInAsReader(t *testing.T) {
 	b := newBrowser(t)
 	f := newFixture(t, withAuth())
-	f.participant(t, "hold", silent)
-	id := f.begin(t, protocol.Branch{Participant: "hold", Payload: []byte(`{}`)})
+	id := f.held(t)
 
 	b.open(f.url, "/transactions/"+id, "#token")
 	if b.count("#branches") != 0 {
