@@ -119,6 +119,11 @@ func (h *hub) demand() <-chan struct{} {
 
 func (h *hub) demandLocked() <-chan struct{} {
 	h.mu.lastDemand = h.now()
+	if h.mu.closed {
+		closed := make(chan struct{})
+		close(closed)
+		return closed // nothing will load: do not wait
+	}
 	if !h.mu.active {
 		h.mu.active = true
 		h.mu.ready = make(chan struct{})
