@@ -378,6 +378,11 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 			h.apply(resp.Events)
 			if n := len(resp.Events); n > 0 {
 				rev = resp.Events[n-1].Kv.ModRevision
+			} else if resp.IsProgressNotify() {
+				// Every change up to the header's revision was sent: a
+				// quiet range resumes from there, not from before a
+				// compaction.
+				rev = max(rev, resp.Header.Revision)
 			}
 		}
 		stop()
