@@ -12,8 +12,7 @@ import (
 
 func TestRequestWithoutCredentialsIsRefused(t *testing.T) {
 	f := newFixture(t, withAuth())
-	f.participant(t, "hold", silent)
-	id := f.begin(t, protocol.Branch{Participant: "hold", Payload: []byte(`{}`)})
+	id := f.held(t)
 	b := f.http(t)
 	for _, path := range []string{"/", "/transactions", "/transactions/" + id, "/transactions/" + id + "/abort", "/events", "/nowhere"} {
 		code, body := b.do("GET", path, nil, nil)
@@ -47,8 +46,7 @@ func TestRequestWithoutCredentialsIsRefused(t *testing.T) {
 
 func TestReadRoleCannotAbort(t *testing.T) {
 	f := newFixture(t, withAuth())
-	f.participant(t, "hold", silent)
-	id := f.begin(t, protocol.Branch{Participant: "hold", Payload: []byte(`{}`)})
+	id := f.held(t)
 	b := f.http(t)
 	b.signIn(readToken)
 	code, body := b.do("GET", "/transactions/"+id, nil, nil)
@@ -74,8 +72,7 @@ func TestReadRoleCannotAbort(t *testing.T) {
 
 func TestAbortNeedsCSRFTokenAndSameOrigin(t *testing.T) {
 	f := newFixture(t, withAuth())
-	f.participant(t, "hold", silent)
-	id := f.begin(t, protocol.Branch{Participant: "hold", Payload: []byte(`{}`)})
+	id := f.held(t)
 	b := f.http(t)
 	b.signIn(adminToken)
 	token := b.csrf("/transactions/" + id + "/abort")

@@ -93,15 +93,21 @@ func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// eval evaluates a JavaScript expression in the page.
+// eval evaluates a JavaScript expression in the page. A page that is
+// reloading has nothing to evaluate in for a moment: eval tries again.
 func eval[T any](b *browser, expr string) T {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
-	if err != nil {
-		b.t.Fatalf("browser: %s: %v", expr, err)
-	}
+	var v T
+	poll.Until(b.t, time.Minute, "browser: evaluate "+expr, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		defer cancel()
+		var err error
+		v, err = chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+		if err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
 	return v
 }
 

@@ -14,8 +14,12 @@
 // through bounded buffers. The watch runs only while pages are open, and a
 // minute after: a console nobody looks at costs etcd and the process
 // nothing. When it starts, it reads the records once, and the chart's five
-// minutes of history are rebuilt from their creation and decision times. A page that cannot keep up is dropped (its
-// browser reconnects and reloads) rather than slowing the watch. A watch
+// minutes of history are rebuilt from their creation and decision times.
+// A page's stream opens once the watch has read the records; the page then
+// reads itself once more, for what changed while it was loading. A page
+// that cannot keep up is dropped (its browser reconnects and reloads)
+// rather than slowing the watch, and so is every page when the watch
+// resumes past a compaction and reads the records again. A watch
 // per page was rejected: its cost on etcd grows with the audience. Polling
 // from the pages was rejected for the same reason. The participants and
 // replicas panel is read from etcd at most once per refresh interval, only

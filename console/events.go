@@ -18,6 +18,14 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, v visitor) {
 		return
 	}
 	defer c.hub.unsubscribe(sub)
+	// Wait for the watch: once the stream opens, the page may rely on
+	// being told of every change from then on (console.js re-reads the
+	// page then, for what changed while it was loading).
+	select {
+	case <-sub.ready:
+	case <-r.Context().Done():
+		return
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")

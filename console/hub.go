@@ -70,9 +70,11 @@ type hub struct {
 }
 
 // subscriber is one page's event stream. ch is closed when the page is
-// dropped or the hub stops.
+// dropped or the hub stops. ready is closed once the watch has loaded the
+// records: from then on, every change reaches ch.
 type subscriber struct {
 	ch       chan []byte
+	ready    <-chan struct{}
 	overview bool
 }
 
@@ -117,6 +119,11 @@ func (h *hub) demand() <-chan struct{} {
 
 func (h *hub) demandLocked() <-chan struct{} {
 	h.mu.lastDemand = h.now()
+	if h.mu.closed {
+		closed := make(chan struct{})
+		close(closed)
+		return closed // nothing will load: do not wait
+	}
 	if !h.mu.active {
 		h.mu.active = true
 		h.mu.ready = make(chan struct{})
@@ -167,10 +174,17 @@ func (h *hub) closeSubscribers() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.mu.closed = true
+	h.dropSubscribersLocked()
+}
+
+// dropSubscribersLocked ends every page's stream.
+func (h *hub) dropSubscribersLocked() {
 	for s := range h.mu.subs {
 		close(s.ch)
 	}
 	clear(h.mu.subs)
+	clear(h.mu.pending)
+	h.mu.overflow = false
 }
 
 // subscribe opens a page's stream; the first frames it gets bring an
@@ -182,7 +196,7 @@ func (h *hub) subscribe(overview bool) (*subscriber, error) {
 	if h.mu.closed {
 		return nil, ErrClosed
 	}
-	h.demandLocked()
+	s.ready = h.demandLocked()
 	if overview {
 		now := h.now()
 		s.ch <- frame("series", h.mu.stats.series(now, window))
@@ -314,12 +328,19 @@ func (h *hub) summary() Summary {
 }
 
 // run loads the records, then follows them with one watch, resuming
-// where it got to; after a compaction it loads them again. ready is
-// closed after the first load, and overview pages get the chart anew.
+// where it got to; after a compaction it loads them again and drops the
+// pages, which missed changes (their browsers reconnect and reload). ready
+// is closed after the first load (or when run ends without one), and
+// overview pages get the chart anew.
 func (h *hub) run(ctx context.Context, ready chan struct{}) {
 	start, end := h.keys.Records()
 	var rev int64
 	seed := true
+	defer func() {
+		if seed {
+			close(ready) // nothing will load: let the pages waiting go
+		}
+	}()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		if rev == 0 {
@@ -333,12 +354,14 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 				backoff = min(2*backoff, 5*time.Second)
 				continue
 			}
+			h.mu.Lock()
 			if seed {
-				h.mu.Lock()
 				h.broadcastLocked(frame("series", h.mu.stats.series(h.now(), window)), true)
-				h.mu.Unlock()
 				close(ready)
+			} else {
+				h.dropSubscribersLocked()
 			}
+			h.mu.Unlock()
 			rev, seed, backoff = r, false, 50*time.Millisecond
 		}
 		h.watches.Add(1)
@@ -355,6 +378,11 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 			h.apply(resp.Events)
 			if n := len(resp.Events); n > 0 {
 				rev = resp.Events[n-1].Kv.ModRevision
+			} else if resp.IsProgressNotify() {
+				// Every change up to the header's revision was sent: a
+				// quiet range resumes from there, not from before a
+				// compaction.
+				rev = max(rev, resp.Header.Revision)
 			}
 		}
 		stop()

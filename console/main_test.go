@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -19,12 +18,10 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
-	"github.com/concord-tx/concord/internal/testkit/leaktest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -33,30 +30,7 @@ import (
 // under its own key prefix.
 var etcd *etcdtest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "console-etcd-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		etcd, err = etcdtest.StartDir(dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		code := m.Run()
-		etcd.Close()
-		if code == 0 {
-			if err := goleak.Find(leaktest.Ignored...); err != nil {
-				fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-				return 1
-			}
-		}
-		return code
-	}())
-}
+func TestMain(m *testing.M) { etcdtest.Main(m, &etcd) }
 
 var prefixes atomic.Int64
 
@@ -223,6 +197,14 @@ func (f *fixture) begin(t *testing.T, branches ...protocol.Branch) string {
 		t.Fatal(err)
 	}
 	return b.ID
+}
+
+// held starts participant hold, which never votes, and begins a
+// transaction naming it: one that stays undecided.
+func (f *fixture) held(t *testing.T) string {
+	t.Helper()
+	f.participant(t, "hold", silent)
+	return f.begin(t, protocol.Branch{Participant: "hold", Payload: []byte(`{}`)})
 }
 
 // state reads a transaction's state from etcd.

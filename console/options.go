@@ -32,8 +32,8 @@ type optionFunc func(*options)
 func (f optionFunc) apply(o *options) { f(o) }
 
 type options struct {
-	keys           protocol.Keys
-	prefixErr      error
+	prefix         string
+	keys           protocol.Keys // from prefix
 	logger         *zap.Logger
 	auth           Authenticator
 	leader         func() bool
@@ -49,12 +49,8 @@ type options struct {
 }
 
 func newOptions(opts []Option) (options, error) {
-	keys, err := protocol.NewKeys(protocol.DefaultPrefix)
-	if err != nil {
-		return options{}, err
-	}
 	o := options{
-		keys:           keys,
+		prefix:         protocol.DefaultPrefix,
 		logger:         zap.NewNop(),
 		leader:         func() bool { return false },
 		traceID:        func(t coordinator.Transaction) string { return t.Record.Trace.TraceID() },
@@ -72,9 +68,11 @@ func newOptions(opts []Option) (options, error) {
 	invalid := func(format string, args ...any) (options, error) {
 		return o, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...)
 	}
+	var err error
+	if o.keys, err = protocol.NewKeys(o.prefix); err != nil {
+		return invalid("%w (WithPrefix)", err)
+	}
 	switch {
-	case o.prefixErr != nil:
-		return invalid("%w (WithPrefix)", o.prefixErr)
 	case o.stuckAfter <= 0:
 		return invalid("stuck after %v, expected a positive duration (WithStuckAfter)", o.stuckAfter)
 	case o.sessionTTL <= 0 || o.maxSessions <= 0:
@@ -104,14 +102,7 @@ func ValidateTraceURL(t string) error {
 // WithPrefix sets the etcd key prefix (default "/tx"), the same as the
 // coordinator's.
 func WithPrefix(prefix string) Option {
-	return optionFunc(func(o *options) {
-		k, err := protocol.NewKeys(prefix)
-		if err != nil {
-			o.prefixErr = err
-			return
-		}
-		o.keys = k
-	})
+	return optionFunc(func(o *options) { o.prefix = prefix })
 }
 
 // WithLogger sets the logger (default: no logging). Aborts are logged at

@@ -72,8 +72,9 @@ func TestOverviewFlagsWhatIsStuck(t *testing.T) {
 	}})
 	// No replica runs, so nothing aborts a transaction naming ghost.
 	undecided := f.begin(t, protocol.Branch{Participant: "bank-a", Payload: []byte(`{}`)}, protocol.Branch{Participant: "ghost", Payload: []byte(`{}`)})
-	if out := f.transfer(t, "bank-a", "jammed"); !out.Committed() {
-		t.Fatalf("transfer to jammed: %v, want committed", out.State)
+	jammed := f.transfer(t, "bank-a", "jammed")
+	if !jammed.Committed() {
+		t.Fatalf("transfer to jammed: %v, want committed", jammed.State)
 	}
 	b := f.http(t)
 	var body string
@@ -85,6 +86,11 @@ func TestOverviewFlagsWhatIsStuck(t *testing.T) {
 	if !strings.Contains(body, "no replica is running") {
 		t.Error("overview without a replica does not say so")
 	}
+	// The transaction's page tells why jammed has not applied it.
+	poll.Until(t, 30*time.Second, "the transaction page shows jammed's failing Commit", func() (bool, string) {
+		_, body = b.do("GET", "/transactions/"+jammed.ID, nil, nil)
+		return regexp.MustCompile(`(?s)<tr data-participant="jammed">.*?not yet</span>: its commit handler has failed [1-9][0-9]* times since [^,]+, last with <span class="failure">disk full</span>`).MatchString(body), body
+	})
 	if got := f.state(t, undecided).State; got != protocol.StatePreparing {
 		t.Errorf("transaction %s is %v, want preparing", undecided, got)
 	}

@@ -37,6 +37,9 @@ type branchView struct {
 	Vote        string // "yes", "no", or "" (not voted)
 	VoteReason  string
 	Applied     bool
+	// Failure: the participant reports that its Commit or Abort handler
+	// keeps failing (nil: no report).
+	Failure     *coordinator.BranchFailure
 	Payload     string // "" once the message is gone
 	PayloadNote string // why no payload, or that it was cut
 }
@@ -81,6 +84,11 @@ func (c *Console) transaction(w http.ResponseWriter, r *http.Request, v visitor)
 			bv.Vote, bv.VoteReason = "no", b.Vote.Reason
 			if b.Vote.Yes {
 				bv.Vote = "yes"
+			}
+		}
+		for i := range tx.Failures {
+			if tx.Failures[i].Participant == b.Participant {
+				bv.Failure = &tx.Failures[i]
 			}
 		}
 		bv.Payload, bv.PayloadNote = payloads[b.Participant].text, payloads[b.Participant].note

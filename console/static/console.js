@@ -9,11 +9,36 @@
   var es = new EventSource(page === "overview" ? "/events?view=overview" : "/events");
   // A stream the server dropped (this page fell behind) reconnects on its
   // own; a list or transaction page reloads then, to show what it missed.
+  // The stream opens once the server is watching: what changed while the
+  // page was loading is found by reading the page again, once.
   var opened = false;
   es.addEventListener("open", function () {
     if (opened && page !== "overview") location.reload();
+    if (!opened && page !== "overview") checkMissed();
     opened = true;
   });
+  function checkMissed() {
+    fetch(location.href, { credentials: "same-origin", cache: "no-store" }).then(function (r) {
+      return r.ok ? r.text() : null;
+    }).then(function (text) {
+      if (text === null) return;
+      var fresh = new DOMParser().parseFromString(text, "text/html");
+      if (page === "transaction") {
+        var now = fresh.querySelector("main"), shown = document.querySelector("main");
+        if (now && shown && now.innerHTML !== shown.innerHTML) location.reload();
+        return;
+      }
+      var top = fresh.querySelector("#txs tbody tr");
+      var table = document.getElementById("txs");
+      if (!top || !table || table.getAttribute("data-live") !== "1") return;
+      var id = top.getAttribute("data-id");
+      var rows = table.tBodies[0].rows;
+      for (var i = 0; i < rows.length; i++) {
+        if (rows[i].getAttribute("data-id") === id) return;
+      }
+      document.getElementById("more").hidden = false;
+    }).catch(function () {});
+  }
 
   function el(tag, text, cls) {
     var e = document.createElement(tag);
