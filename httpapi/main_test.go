@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,11 +15,9 @@ import (
 	"github.com/concord-tx/concord/coordinator/metrics"
 	"github.com/concord-tx/concord/httpapi"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
-	"github.com/concord-tx/concord/internal/testkit/leaktest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 )
@@ -29,30 +26,7 @@ import (
 // under its own key prefix.
 var etcd *etcdtest.Server
 
-func TestMain(m *testing.M) {
-	os.Exit(func() int {
-		dir, err := os.MkdirTemp("", "httpapi-etcd-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		etcd, err = etcdtest.StartDir(dir)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		code := m.Run()
-		etcd.Close()
-		if code == 0 {
-			if err := goleak.Find(leaktest.Ignored...); err != nil {
-				fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-				return 1
-			}
-		}
-		return code
-	}())
-}
+func TestMain(m *testing.M) { etcdtest.Main(m, &etcd) }
 
 var prefixes atomic.Int64
 
