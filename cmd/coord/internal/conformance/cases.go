@@ -105,19 +105,27 @@ func commitLast(ctx context.Context, s *suite) error {
 	return s.decidedBy(ctx, id, s.cfg.Name, st)
 }
 
+// votedFirst holds the peer's Prepare of id, begins id with a yes branch
+// for each, and waits until the participant has voted yes while id is
+// still preparing. The caller releases the peer (s.peer.release(id)).
+func (s *suite) votedFirst(ctx context.Context, id string) error {
+	s.peer.hold(id)
+	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
+		return err
+	}
+	_, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
+		return all(st.inState(protocol.StatePreparing), st.vote(s.cfg.Name, protocol.VoteYes))
+	})
+	return err
+}
+
 // commitFirst: the participant votes while the peer has not (its vote key
 // is missing, so the participant's compare fails and it only votes); the
 // peer's vote then decides.
 func commitFirst(ctx context.Context, s *suite) error {
 	const id = "commit-first"
-	s.peer.hold(id)
 	defer s.peer.release(id)
-	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
-		return err
-	}
-	if _, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
-		return all(st.inState(protocol.StatePreparing), st.vote(s.cfg.Name, protocol.VoteYes))
-	}); err != nil {
+	if err := s.votedFirst(ctx, id); err != nil {
 		return err
 	}
 	s.peer.release(id)
@@ -191,14 +199,8 @@ func (s *suite) sentinel(ctx context.Context, id string) error {
 // vote again (the vote is written once) and must apply the commit.
 func duplicateDelivery(ctx context.Context, s *suite) error {
 	const id = "duplicate"
-	s.peer.hold(id)
 	defer s.peer.release(id)
-	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
-		return err
-	}
-	if _, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
-		return st.vote(s.cfg.Name, protocol.VoteYes)
-	}); err != nil {
+	if err := s.votedFirst(ctx, id); err != nil {
 		return err
 	}
 	if err := s.down(0); err != nil {
@@ -220,14 +222,8 @@ func duplicateDelivery(ctx context.Context, s *suite) error {
 // it and acknowledges.
 func crashAfterYes(ctx context.Context, s *suite) error {
 	const id = "crash-after-yes"
-	s.peer.hold(id)
 	defer s.peer.release(id)
-	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
-		return err
-	}
-	if _, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
-		return st.vote(s.cfg.Name, protocol.VoteYes)
-	}); err != nil {
+	if err := s.votedFirst(ctx, id); err != nil {
 		return err
 	}
 	dead, err := s.crash(ctx, 0)
