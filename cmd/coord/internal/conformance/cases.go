@@ -59,11 +59,7 @@ func (s *suite) committed(ctx context.Context, id string, withPeer bool) (txStat
 }
 
 func commitAlone(ctx context.Context, s *suite) error {
-	if err := s.begin(ctx, "commit-alone", DefaultTimeout, yes, nil); err != nil {
-		return err
-	}
-	_, err := s.committed(ctx, "commit-alone", false)
-	return err
+	return s.commitOne(ctx, "commit-alone")
 }
 
 // decidedBy checks that the Txn that decided id is the one that wrote
@@ -184,9 +180,10 @@ func decisionWhilePreparing(ctx context.Context, s *suite) error {
 	return st.vote(s.cfg.Name, "")
 }
 
-// sentinel begins and waits for a one-branch transaction: once it has
-// committed, the participant has listed its inbox since it last started.
-func (s *suite) sentinel(ctx context.Context, id string) error {
+// commitOne begins a one-branch transaction and waits until it has
+// committed. As a sentinel after a restart: once it has committed, the
+// participant has listed its inbox since it started.
+func (s *suite) commitOne(ctx context.Context, id string) error {
 	if err := s.begin(ctx, id, DefaultTimeout, yes, nil); err != nil {
 		return err
 	}
@@ -209,7 +206,7 @@ func duplicateDelivery(ctx context.Context, s *suite) error {
 	if err := s.up(ctx); err != nil {
 		return err
 	}
-	if err := s.sentinel(ctx, "duplicate-sentinel"); err != nil {
+	if err := s.commitOne(ctx, "duplicate-sentinel"); err != nil {
 		return err
 	}
 	s.peer.release(id)
@@ -347,7 +344,7 @@ func standbyTakeover(ctx context.Context, s *suite) error {
 	if err != nil {
 		return err
 	}
-	if err := s.sentinel(ctx, "standby-first"); err != nil {
+	if err := s.commitOne(ctx, "standby-first"); err != nil {
 		return err
 	}
 	now, _, err := s.registration(ctx)
@@ -405,7 +402,7 @@ func noVoteAfterDeadline(ctx context.Context, s *suite) error {
 	if err := s.up(ctx); err != nil {
 		return err
 	}
-	if err := s.sentinel(ctx, "after-deadline-sentinel"); err != nil {
+	if err := s.commitOne(ctx, "after-deadline-sentinel"); err != nil {
 		return err
 	}
 	if st, err = s.read(ctx, id, s.cfg.Name); err != nil {
