@@ -298,8 +298,8 @@ func TestGatewayConforms(t *testing.T) {
 }
 
 // TestSignatureChecked: the Python bank turns away a call that is not
-// signed, signed with another secret, or signed at a timestamp more than
-// five minutes off, and serves one signed as PROTOCOL.md §12 says (the
+// signed, signed with another secret, signed at a timestamp more than
+// five minutes off, or with a signature that is not even ASCII, and serves one signed as PROTOCOL.md §12 says (the
 // first to reach its store: it prepares, not repeats).
 func TestSignatureChecked(t *testing.T) {
 	dir := t.TempDir()
@@ -336,6 +336,7 @@ func TestSignatureChecked(t *testing.T) {
 		{"no timestamp", "", sign(secret, ""), http.StatusUnauthorized, ""},
 		{"another secret", now, sign([]byte("not-the-secret"), now), http.StatusUnauthorized, ""},
 		{"stale timestamp", stale, sign(secret, stale), http.StatusUnauthorized, ""},
+		{"non-ASCII signature", now, "sha256=\xe9", http.StatusUnauthorized, ""},
 		{"signed", now, sign(secret, now), http.StatusOK, "prepared"},
 	} {
 		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
