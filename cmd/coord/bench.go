@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -140,12 +139,29 @@ from the module's directory), or given with --coord-bin and
 		return err
 	}
 	if *asJSON {
-		e := json.NewEncoder(c.stdout)
-		e.SetIndent("", "  ")
-		return e.Encode(res)
+		return printJSON(c.stdout, res)
 	}
 	printBench(c.stdout, res)
 	return nil
+}
+
+// printLoad writes the rows both benchmarks print of the load:
+// concurrency, committed, throughput, and latency from what to the
+// decision.
+func printLoad(tw io.Writer, l bench.Load, elapsedSeconds float64, from string) {
+	fmt.Fprintf(tw, "concurrency\t%d\t\n", l.Concurrency)
+	fmt.Fprintf(tw, "committed\t%d\tin %.1fs (%d failed)\n", l.Committed, elapsedSeconds, l.Failed)
+	fmt.Fprintf(tw, "throughput\t%.0f tx/s\t\n", l.TxPerSec)
+	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp99 %.2f ms, max %.2f ms (%s to decision)\n", l.P50ms, l.P99ms, l.Maxms, from)
+}
+
+// requestKinds lists etcd's requests per transaction by kind, sorted.
+func requestKinds(perTx map[string]float64) string {
+	var kinds []string
+	for _, k := range slices.Sorted(maps.Keys(perTx)) {
+		kinds = append(kinds, fmt.Sprintf("%s %.3f", k, perTx[k]))
+	}
+	return strings.Join(kinds, ", ")
 }
 
 func printBench(w io.Writer, r bench.Result) {
@@ -155,15 +171,8 @@ func printBench(w io.Writer, r bench.Result) {
 		etcd = "embedded single-node"
 	}
 	fmt.Fprintf(tw, "participants\t%d\tpayload %d bytes, %s etcd\n", r.Participants, r.PayloadBytes, etcd)
-	fmt.Fprintf(tw, "concurrency\t%d\t\n", r.Concurrency)
-	fmt.Fprintf(tw, "committed\t%d\tin %.1fs (%d failed)\n", r.Committed, r.ElapsedSeconds, r.Failed)
-	fmt.Fprintf(tw, "throughput\t%.0f tx/s\t\n", r.TxPerSec)
-	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp99 %.2f ms, max %.2f ms (begin to decision)\n", r.P50ms, r.P99ms, r.Maxms)
-	var kinds []string
-	for _, k := range slices.Sorted(maps.Keys(r.EtcdRequestsPerTx)) {
-		kinds = append(kinds, fmt.Sprintf("%s %.3f", k, r.EtcdRequestsPerTx[k]))
-	}
-	fmt.Fprintf(tw, "etcd requests/tx\t%s\t\n", strings.Join(kinds, ", "))
+	printLoad(tw, r.Load, r.ElapsedSeconds, "begin")
+	fmt.Fprintf(tw, "etcd requests/tx\t%s\t\n", requestKinds(r.EtcdRequestsPerTx))
 	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\tfinalisation and cleanup included (N+2 = %d sent one request each)\n", r.EtcdWritesPerTx, r.Participants+2)
 	when := "after the load"
 	if r.FloorBlock > 0 {
@@ -193,23 +202,14 @@ func benchDeployed(ctx context.Context, w io.Writer, cfg bench.DeployedConfig, a
 		return err
 	}
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		return e.Encode(r)
+		return printJSON(w, r)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "shape\tdeployed\tcoord serve (embedded etcd) and %d participants, each a process; HTTP API, kept-alive connections\n", r.Participants)
 	fmt.Fprintf(tw, "participants\t%d\t%s\n", r.Participants, r.Participant)
 	fmt.Fprintf(tw, "binaries\t%s\t\n", r.Binaries)
-	fmt.Fprintf(tw, "concurrency\t%d\t\n", r.Concurrency)
-	fmt.Fprintf(tw, "committed\t%d\tin %.1fs (%d failed)\n", r.Committed, r.ElapsedSeconds, r.Failed)
-	fmt.Fprintf(tw, "throughput\t%.0f tx/s\t\n", r.TxPerSec)
-	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp99 %.2f ms, max %.2f ms (HTTP request to decision)\n", r.P50ms, r.P99ms, r.Maxms)
-	var kinds []string
-	for _, k := range slices.Sorted(maps.Keys(r.EtcdRequestsPerTx)) {
-		kinds = append(kinds, fmt.Sprintf("%s %.3f", k, r.EtcdRequestsPerTx[k]))
-	}
-	fmt.Fprintf(tw, "etcd requests/tx\t%s\tunary requests etcd served, finalisation and cleanup included\n", strings.Join(kinds, ", "))
+	printLoad(tw, r.Load, r.ElapsedSeconds, "HTTP request")
+	fmt.Fprintf(tw, "etcd requests/tx\t%s\tunary requests etcd served, finalisation and cleanup included\n", requestKinds(r.EtcdRequestsPerTx))
 	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\traft proposals committed\n", r.EtcdWritesPerTx)
 	fmt.Fprintf(tw, "watch responses/tx\t%.2f\t\n", r.WatchResponsesPerTx)
 	fmt.Fprintf(tw, "WAL fsyncs/tx\t%.3f\t\n", r.WALFsyncsPerTx)
@@ -227,9 +227,7 @@ func benchUndecided(ctx context.Context, w io.Writer, endpoints []string, n int,
 		return err
 	}
 	if asJSON {
-		e := json.NewEncoder(w)
-		e.SetIndent("", "  ")
-		return e.Encode(m)
+		return printJSON(w, m)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	where := "coordinator client and replica"

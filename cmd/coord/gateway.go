@@ -96,8 +96,11 @@ func runGateway(ctx context.Context, c console, args []string) error {
 		return usagef("%v", err)
 	}
 	log.Info("gateway running", zap.String("participant", cfg.Name), zap.String("prepare", cfg.PrepareURL), zap.Strings("etcd", ec.endpoints), zap.Bool("signed", len(cfg.Secret) > 0))
-	<-ctx.Done()
-	log.Info("shutting down")
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case <-g.Done():
+	}
 	return g.Close()
 }
 

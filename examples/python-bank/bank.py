@@ -207,7 +207,9 @@ class Handler(BaseHTTPRequestHandler):
             fresh = abs(time.time() - int(ts)) <= MAX_SKEW
         except ValueError:
             fresh = False
-        return fresh and hmac.compare_digest(sig, want)
+        # Bytes: compare_digest refuses str with non-ASCII characters, and
+        # http.server decodes headers as Latin-1.
+        return fresh and hmac.compare_digest(sig.encode("latin-1"), want.encode())
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

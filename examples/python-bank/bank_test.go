@@ -4,14 +4,20 @@
 package pythonbank_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,7 +86,7 @@ func start(t *testing.T, logPath string, name string, args ...string) *proc {
 
 // stop ends the process with SIGTERM, then SIGKILL after 10s.
 func (p *proc) stop() {
-	p.cmd.Process.Signal(os.Interrupt)
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
 	case <-time.After(10 * time.Second):
@@ -288,5 +294,66 @@ func TestGatewayConforms(t *testing.T) {
 	}
 	if strings.Contains(string(out), "FAIL") || !strings.Contains(string(out), "cases passed") {
 		t.Fatal("expected a table where every case passed")
+	}
+}
+
+// TestSignatureChecked: the Python bank turns away a call that is not
+// signed, signed with another secret, signed at a timestamp more than
+// five minutes off, or with a signature that is not even ASCII, and serves one signed as PROTOCOL.md §12 says (the
+// first to reach its store: it prepares, not repeats).
+func TestSignatureChecked(t *testing.T) {
+	dir := t.TempDir()
+	secret := []byte("s3cret-for-the-test")
+	if err := os.WriteFile(filepath.Join(dir, "secret"), secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	portFile := filepath.Join(dir, "port")
+	start(t, filepath.Join(dir, "bank-py.log"), python3(t), filepath.Join(wd, "bank.py"), "--port", "0", "--port-file", portFile,
+		"--db", filepath.Join(dir, "bank-py.sqlite"), "--secret-file", filepath.Join(dir, "secret"))
+	var port []byte
+	poll.Until(t, 30*time.Second, "the bank's port file", func() (bool, string) {
+		var err error
+		port, err = os.ReadFile(portFile)
+		return err == nil && len(port) > 0, fmt.Sprint(err)
+	})
+	url := "http://127.0.0.1:" + string(port) + "/prepare"
+	body := []byte(`{"id": "signed", "revision": 7, "phase": "prepare", "payload": {"vote": "yes"}}`)
+	sign := func(key []byte, ts string) string {
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(ts + "."))
+		mac.Write(body)
+		return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	stale := strconv.FormatInt(time.Now().Add(-6*time.Minute).Unix(), 10)
+	for _, c := range []struct {
+		name, ts, sig string
+		status        int
+		result        string
+	}{
+		{"unsigned", "", "", http.StatusUnauthorized, ""},
+		{"no timestamp", "", sign(secret, ""), http.StatusUnauthorized, ""},
+		{"another secret", now, sign([]byte("not-the-secret"), now), http.StatusUnauthorized, ""},
+		{"stale timestamp", stale, sign(secret, stale), http.StatusUnauthorized, ""},
+		{"non-ASCII signature", now, "sha256=\xe9", http.StatusUnauthorized, ""},
+		{"signed", now, sign(secret, now), http.StatusOK, "prepared"},
+	} {
+		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Concord-Timestamp", c.ts)
+		req.Header.Set("X-Concord-Signature", c.sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var answer struct{ Result string }
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != c.status || answer.Result != c.result {
+			t.Errorf("%s: HTTP %d, result %q (%v); expected HTTP %d, result %q", c.name, resp.StatusCode, answer.Result, err, c.status, c.result)
+		}
 	}
 }

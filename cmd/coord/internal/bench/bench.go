@@ -46,8 +46,9 @@ type Config struct {
 	ClientConfig func(*clientv3.Config)
 }
 
-// Result is one run's figures.
-type Result struct {
+// Load is what both benchmarks (Run and RunDeployed) report of the
+// transactions themselves.
+type Load struct {
 	Participants int `json:"participants"`
 	Concurrency  int `json:"concurrency"`
 	Committed    int `json:"committed"`
@@ -57,6 +58,33 @@ type Result struct {
 	P50ms    float64 `json:"p50_ms"`
 	P99ms    float64 `json:"p99_ms"`
 	Maxms    float64 `json:"max_ms"`
+}
+
+// measured fills in the figures of lat, a load that took elapsed.
+func (l *Load) measured(lat latencies, elapsed time.Duration) {
+	l.Committed, l.Failed = len(lat.ok), lat.failed
+	l.TxPerSec = float64(l.Committed) / elapsed.Seconds()
+	l.P50ms, l.P99ms, l.Maxms = percentile(lat.ok, 50), percentile(lat.ok, 99), percentile(lat.ok, 100)
+}
+
+// checkLoad checks the settings both benchmarks share.
+func checkLoad(participants, concurrency, transactions int, duration, retention time.Duration) error {
+	switch {
+	case participants < 1 || participants > protocol.DefaultMaxBranches:
+		return fmt.Errorf("participants: %d, expected 1 to %d", participants, protocol.DefaultMaxBranches)
+	case concurrency < 1:
+		return fmt.Errorf("concurrency: %d, expected at least 1", concurrency)
+	case transactions < 0 || transactions == 0 && duration <= 0:
+		return errors.New("transactions or duration: expected a positive number of transactions or a positive duration")
+	case retention < 0:
+		return fmt.Errorf("retention: %v, expected a positive duration", retention)
+	}
+	return nil
+}
+
+// Result is one run's figures.
+type Result struct {
+	Load
 
 	EtcdRequestsPerTx map[string]float64 `json:"etcd_requests_per_tx"`
 	EtcdWritesPerTx   float64            `json:"etcd_writes_per_tx"`
@@ -104,17 +132,8 @@ const DefaultRetention = time.Second
 
 // Run runs the benchmark.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	if cfg.Participants < 1 || cfg.Participants > protocol.DefaultMaxBranches {
-		return Result{}, fmt.Errorf("participants: %d, expected 1 to %d", cfg.Participants, protocol.DefaultMaxBranches)
-	}
-	if cfg.Concurrency < 1 {
-		return Result{}, fmt.Errorf("concurrency: %d, expected at least 1", cfg.Concurrency)
-	}
-	if cfg.Transactions < 0 || cfg.Transactions == 0 && cfg.Duration <= 0 {
-		return Result{}, errors.New("transactions or duration: expected a positive number of transactions or a positive duration")
-	}
-	if cfg.Retention < 0 {
-		return Result{}, fmt.Errorf("retention: %v, expected a positive duration", cfg.Retention)
+	if err := checkLoad(cfg.Participants, cfg.Concurrency, cfg.Transactions, cfg.Duration, cfg.Retention); err != nil {
+		return Result{}, err
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
@@ -126,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	res := Result{Participants: cfg.Participants, Concurrency: cfg.Concurrency, PayloadBytes: cfg.Payload}
+	res := Result{Load: Load{Participants: cfg.Participants, Concurrency: cfg.Concurrency}, PayloadBytes: cfg.Payload}
 	endpoints, stopEtcd, err := etcdFor(cfg.Endpoints)
 	if err != nil {
 		return res, err
@@ -262,11 +281,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	counts := Diff(counter.Snapshot(), before)
 
-	lat := m.load
-	res.Committed, res.Failed = len(lat.ok), lat.failed
+	res.measured(m.load, m.elapsed)
 	res.ElapsedSeconds = m.elapsed.Seconds()
-	res.TxPerSec = float64(res.Committed) / m.elapsed.Seconds()
-	res.P50ms, res.P99ms, res.Maxms = percentile(lat.ok, 50), percentile(lat.ok, 99), percentile(lat.ok, 100)
 	n := float64(res.Committed + res.Failed)
 	res.EtcdRequestsPerTx = make(map[string]float64)
 	for k, v := range counts {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -84,8 +83,8 @@ func (c *child) await(ctx context.Context, ready func(context.Context) error) er
 	}
 }
 
-// stop sends SIGTERM, waits for the child to exit, and kills it if it has
-// not within stopGrace. An error says it had to be killed or had exited
+// stop sends SIGTERM to the child (its process group, on Linux), waits
+// for it to exit, and kills the group if it has not within stopGrace. An error says it had to be killed or had exited
 // on its own with an error.
 func (c *child) stop() error {
 	select {
@@ -96,7 +95,7 @@ func (c *child) stop() error {
 		return nil
 	default:
 	}
-	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := c.signal(syscall.SIGTERM); err != nil {
 		return fmt.Errorf("%s (pid %d): SIGTERM: %w", c.name, c.pid(), err)
 	}
 	t := time.NewTimer(stopGrace)
@@ -108,7 +107,9 @@ func (c *child) stop() error {
 		}
 		return nil
 	case <-t.C:
-		c.cmd.Process.Kill()
+		if c.signal(syscall.SIGKILL) != nil {
+			c.cmd.Process.Kill() // the child at least, so that it can be waited for
+		}
 		<-c.done
 		return fmt.Errorf("%s (pid %d) did not stop within %v of SIGTERM: killed\n%s", c.name, c.pid(), stopGrace, c.logTail())
 	}

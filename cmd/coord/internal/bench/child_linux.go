@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +12,16 @@ import (
 
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+}
+
+// signal sends sig to the child's process group (sysProcAttr gave it one),
+// so that a binary given as a wrapper script is stopped with what it
+// started. A group already gone is not an error.
+func (c *child) signal(sig syscall.Signal) error {
+	if err := syscall.Kill(-c.pid(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
 }
 
 // clockTicks is Linux's USER_HZ, the unit of /proc/<pid>/stat's times:

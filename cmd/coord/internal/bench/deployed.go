@@ -52,15 +52,7 @@ type DeployedConfig struct {
 // CPU is each child process's user and system time over the load, from
 // /proc/<pid>/stat.
 type DeployedResult struct {
-	Participants int `json:"participants"`
-	Concurrency  int `json:"concurrency"`
-	Committed    int `json:"committed"`
-	Failed       int `json:"failed"`
-
-	TxPerSec float64 `json:"tx_per_sec"`
-	P50ms    float64 `json:"p50_ms"`
-	P99ms    float64 `json:"p99_ms"`
-	Maxms    float64 `json:"max_ms"`
+	Load
 
 	// Unary requests etcd served, by gRPC method (Txn, Range, ...).
 	EtcdRequestsPerTx map[string]float64 `json:"etcd_requests_per_tx"`
@@ -110,15 +102,10 @@ const deployedBalance = 1 << 50
 // processes are stopped (SIGTERM, then SIGKILL after a grace period) before
 // it returns, whether the run ends, fails or ctx is cancelled.
 func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, err error) {
+	if err := checkLoad(cfg.Participants, cfg.Concurrency, cfg.Transactions, cfg.Duration, cfg.Retention); err != nil {
+		return res, err
+	}
 	switch {
-	case cfg.Participants < 1 || cfg.Participants > protocol.DefaultMaxBranches:
-		return res, fmt.Errorf("participants: %d, expected 1 to %d", cfg.Participants, protocol.DefaultMaxBranches)
-	case cfg.Concurrency < 1:
-		return res, fmt.Errorf("concurrency: %d, expected at least 1", cfg.Concurrency)
-	case cfg.Transactions < 0 || cfg.Transactions == 0 && cfg.Duration <= 0:
-		return res, errors.New("transactions or duration: expected a positive number of transactions or a positive duration")
-	case cfg.Retention < 0:
-		return res, fmt.Errorf("retention: %v, expected a positive duration", cfg.Retention)
 	case cfg.Participant != "" && cfg.Participant != ParticipantBank && cfg.Participant != ParticipantYes:
 		return res, fmt.Errorf("participant: %q, expected %s or %s", cfg.Participant, ParticipantBank, ParticipantYes)
 	case (cfg.CoordBin == "") != (cfg.ParticipantBin == ""):
@@ -134,7 +121,7 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 	if progress == nil {
 		progress = io.Discard
 	}
-	res = DeployedResult{Participants: cfg.Participants, Concurrency: cfg.Concurrency, Participant: "demo-participant serve (bbolt store, balances of 2^50)"}
+	res = DeployedResult{Load: Load{Participants: cfg.Participants, Concurrency: cfg.Concurrency}, Participant: "demo-participant serve (bbolt store, balances of 2^50)"}
 	if cfg.Participant == ParticipantYes {
 		res.Participant = "yesparticipant (handlers that do nothing)"
 	}
@@ -279,10 +266,8 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 	// Our own waiting: Ranges (count only) and nothing else.
 	ownRanges := float64(Diff(counter.Snapshot(), ours)["Range"])
 
-	res.Committed, res.Failed = len(lat.ok), lat.failed
+	res.measured(lat, elapsed)
 	res.ElapsedSeconds = elapsed.Seconds()
-	res.TxPerSec = float64(res.Committed) / elapsed.Seconds()
-	res.P50ms, res.P99ms, res.Maxms = percentile(lat.ok, 50), percentile(lat.ok, 99), percentile(lat.ok, 100)
 	n := float64(res.Committed + res.Failed)
 	res.EtcdRequestsPerTx = make(map[string]float64)
 	for method, v := range after.requests {

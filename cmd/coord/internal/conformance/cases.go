@@ -59,11 +59,7 @@ func (s *suite) committed(ctx context.Context, id string, withPeer bool) (txStat
 }
 
 func commitAlone(ctx context.Context, s *suite) error {
-	if err := s.begin(ctx, "commit-alone", DefaultTimeout, yes, nil); err != nil {
-		return err
-	}
-	_, err := s.committed(ctx, "commit-alone", false)
-	return err
+	return s.commitOne(ctx, "commit-alone")
 }
 
 // decidedBy checks that the Txn that decided id is the one that wrote
@@ -105,19 +101,27 @@ func commitLast(ctx context.Context, s *suite) error {
 	return s.decidedBy(ctx, id, s.cfg.Name, st)
 }
 
+// votedFirst holds the peer's Prepare of id, begins id with a yes branch
+// for each, and waits until the participant has voted yes while id is
+// still preparing. The caller releases the peer (s.peer.release(id)).
+func (s *suite) votedFirst(ctx context.Context, id string) error {
+	s.peer.hold(id)
+	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
+		return err
+	}
+	_, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
+		return all(st.inState(protocol.StatePreparing), st.vote(s.cfg.Name, protocol.VoteYes))
+	})
+	return err
+}
+
 // commitFirst: the participant votes while the peer has not (its vote key
 // is missing, so the participant's compare fails and it only votes); the
 // peer's vote then decides.
 func commitFirst(ctx context.Context, s *suite) error {
 	const id = "commit-first"
-	s.peer.hold(id)
 	defer s.peer.release(id)
-	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
-		return err
-	}
-	if _, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
-		return all(st.inState(protocol.StatePreparing), st.vote(s.cfg.Name, protocol.VoteYes))
-	}); err != nil {
+	if err := s.votedFirst(ctx, id); err != nil {
 		return err
 	}
 	s.peer.release(id)
@@ -176,9 +180,10 @@ func decisionWhilePreparing(ctx context.Context, s *suite) error {
 	return st.vote(s.cfg.Name, "")
 }
 
-// sentinel begins and waits for a one-branch transaction: once it has
-// committed, the participant has listed its inbox since it last started.
-func (s *suite) sentinel(ctx context.Context, id string) error {
+// commitOne begins a one-branch transaction and waits until it has
+// committed. As a sentinel after a restart: once it has committed, the
+// participant has listed its inbox since it started.
+func (s *suite) commitOne(ctx context.Context, id string) error {
 	if err := s.begin(ctx, id, DefaultTimeout, yes, nil); err != nil {
 		return err
 	}
@@ -191,14 +196,8 @@ func (s *suite) sentinel(ctx context.Context, id string) error {
 // vote again (the vote is written once) and must apply the commit.
 func duplicateDelivery(ctx context.Context, s *suite) error {
 	const id = "duplicate"
-	s.peer.hold(id)
 	defer s.peer.release(id)
-	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
-		return err
-	}
-	if _, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
-		return st.vote(s.cfg.Name, protocol.VoteYes)
-	}); err != nil {
+	if err := s.votedFirst(ctx, id); err != nil {
 		return err
 	}
 	if err := s.down(0); err != nil {
@@ -207,7 +206,7 @@ func duplicateDelivery(ctx context.Context, s *suite) error {
 	if err := s.up(ctx); err != nil {
 		return err
 	}
-	if err := s.sentinel(ctx, "duplicate-sentinel"); err != nil {
+	if err := s.commitOne(ctx, "duplicate-sentinel"); err != nil {
 		return err
 	}
 	s.peer.release(id)
@@ -220,14 +219,8 @@ func duplicateDelivery(ctx context.Context, s *suite) error {
 // it and acknowledges.
 func crashAfterYes(ctx context.Context, s *suite) error {
 	const id = "crash-after-yes"
-	s.peer.hold(id)
 	defer s.peer.release(id)
-	if err := s.begin(ctx, id, DefaultTimeout, yes, &yes); err != nil {
-		return err
-	}
-	if _, err := s.waitTx(ctx, id, "the participant's vote", func(st txState) error {
-		return st.vote(s.cfg.Name, protocol.VoteYes)
-	}); err != nil {
+	if err := s.votedFirst(ctx, id); err != nil {
 		return err
 	}
 	dead, err := s.crash(ctx, 0)
@@ -351,7 +344,7 @@ func standbyTakeover(ctx context.Context, s *suite) error {
 	if err != nil {
 		return err
 	}
-	if err := s.sentinel(ctx, "standby-first"); err != nil {
+	if err := s.commitOne(ctx, "standby-first"); err != nil {
 		return err
 	}
 	now, _, err := s.registration(ctx)
@@ -409,7 +402,7 @@ func noVoteAfterDeadline(ctx context.Context, s *suite) error {
 	if err := s.up(ctx); err != nil {
 		return err
 	}
-	if err := s.sentinel(ctx, "after-deadline-sentinel"); err != nil {
+	if err := s.commitOne(ctx, "after-deadline-sentinel"); err != nil {
 		return err
 	}
 	if st, err = s.read(ctx, id, s.cfg.Name); err != nil {

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/concord-tx/concord/cmd/coord/internal/conformance"
 	"github.com/concord-tx/concord/internal/testkit/leaktest"
@@ -53,5 +54,25 @@ func TestCatchesALeaseLeftToExpire(t *testing.T) {
 	if !errors.Is(err, conformance.ErrFailed) || len(results) != 2 || !results[0].Passed || results[1].Passed ||
 		!strings.Contains(results[1].Detail, "not revoked") {
 		t.Fatalf("results %+v, error %v: expected the commit to pass and the shutdown case to fail for a lease not revoked", results, err)
+	}
+}
+
+// TestFailsAParticipantThatDoesNothing: a participant that registers and
+// never votes or acknowledges fails every case it is run through; the
+// cases judge by etcd's keys, not by the process staying up.
+func TestFailsAParticipantThatDoesNothing(t *testing.T) {
+	bin := buildParticipant(t)
+	results, err := conformance.Run(context.Background(), conformance.Config{
+		Command: "GOPARTICIPANT_DO_NOTHING=1 " + bin, Dir: t.TempDir(),
+		LeaseTTL: 2 * time.Second, CaseTimeout: time.Second,
+		Run: regexp.MustCompile("^(commit alone|abort without prepare)$"),
+	})
+	if !errors.Is(err, conformance.ErrFailed) || len(results) != 2 {
+		t.Fatalf("results %+v, error %v: expected both cases to run and fail", results, err)
+	}
+	for _, r := range results {
+		if r.Passed || !strings.Contains(r.Detail, "expected") {
+			t.Errorf("%s: %+v, expected a failure saying what etcd should have held", r.Case, r)
+		}
 	}
 }

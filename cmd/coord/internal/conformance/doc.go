@@ -7,8 +7,8 @@
 // and checks etcd's keys after each case.
 //
 // The cases observe only what the protocol makes visible in etcd: the
-// record's states and their revisions (a watch on each record tells which
-// Txn decided), the vote keys, the inbox keys and the registration. That
+// record's states and their revisions (the record's version before the
+// terminal one names the Txn that decided), the vote keys, the inbox keys and the registration. That
 // is all a conforming participant promises; what it does inside its
 // handlers is its own business.
 //

@@ -90,19 +90,24 @@ func (s *suite) stopAll() {
 }
 
 // poll calls check every 50ms until it returns nil or ctx ends; then it
-// returns what check last said.
+// returns what check last said before ctx ended (a check cut short by the
+// end of ctx says only that).
 func (s *suite) poll(ctx context.Context, what string, check func() error) error {
 	start := time.Now()
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	var last error
 	for {
 		err := check()
 		if err == nil {
 			return nil
 		}
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting %.1fs for %s: %w", time.Since(start).Seconds(), what, err)
+			return fmt.Errorf("waiting %.1fs for %s: %w", time.Since(start).Seconds(), what, last)
 		case <-t.C:
 		}
 	}

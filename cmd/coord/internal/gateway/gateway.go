@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -113,6 +114,7 @@ type Gateway struct {
 	log    *zap.Logger
 	cancel context.CancelFunc
 	done   chan struct{}
+	err    error // why it stopped on its own, once done is closed
 
 	mu struct {
 		sync.Mutex
@@ -133,15 +135,17 @@ func New(cli *clientv3.Client, cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-// Done is closed when the gateway has stopped.
+// Done is closed when the gateway has stopped: after Close, or on its
+// own when its participant options are invalid (Close then says why).
 func (g *Gateway) Done() <-chan struct{} { return g.done }
 
 // Close stops the gateway: its participant closes (handler calls in flight
 // are cancelled) and revokes its lease, so a standby takes over at once.
+// The error is why the gateway had stopped on its own, if it had.
 func (g *Gateway) Close() error {
 	g.cancel()
 	<-g.done
-	return nil
+	return g.err
 }
 
 // IsActive reports whether the gateway holds the registration now.
@@ -152,7 +156,9 @@ func (g *Gateway) IsActive() bool {
 }
 
 // run alternates: wait for the service to be healthy, then serve as a
-// participant until it is not.
+// participant until it is not, then wait a health interval before polling
+// again. It stops when ctx ends, or when the participant cannot be made
+// (its options are invalid: no later try would do better).
 func (g *Gateway) run(ctx context.Context) {
 	defer close(g.done)
 	tick := time.NewTicker(g.cfg.HealthInterval)
@@ -160,24 +166,26 @@ func (g *Gateway) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := g.healthy(ctx); err != nil {
 			g.log.Info("waiting for the service to be healthy", zap.Error(err))
-			select {
-			case <-ctx.Done():
-			case <-tick.C:
-			}
-			continue
+		} else if err := g.serve(ctx, tick.C); err != nil {
+			g.log.Error("participant", zap.Error(err))
+			g.err = fmt.Errorf("gateway: participant: %w", err)
+			return
 		}
-		g.serve(ctx, tick.C)
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		}
 	}
 }
 
-// serve runs a participant until ctx ends or the service fails
-// HealthFailures polls in a row.
-func (g *Gateway) serve(ctx context.Context, tick <-chan time.Time) {
+// serve runs a participant until ctx ends, the participant stops, or the
+// service fails HealthFailures polls in a row. The error is the
+// participant's construction's.
+func (g *Gateway) serve(ctx context.Context, tick <-chan time.Time) error {
 	opts := append(append([]participant.Option{}, g.cfg.Participant...), participant.WithLogger(g.cfg.Logger), participant.WithRetryBackoff(g.cfg.MinBackoff, g.cfg.MaxBackoff))
 	p, err := participant.New(g.cli, g.cfg.Name, g.h, opts...)
 	if err != nil {
-		g.log.Error("participant", zap.Error(err))
-		return
+		return err
 	}
 	g.mu.Lock()
 	g.mu.p = p
@@ -186,16 +194,18 @@ func (g *Gateway) serve(ctx context.Context, tick <-chan time.Time) {
 		g.mu.Lock()
 		g.mu.p = nil
 		g.mu.Unlock()
-		p.Close()
+		if err := p.Close(); err != nil {
+			g.log.Warn("closing the participant", zap.Error(err))
+		}
 	}()
 	g.log.Info("service healthy: taking part")
 	failed := 0
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-p.Done():
-			return
+			return nil
 		case <-tick:
 		}
 		err := g.healthy(ctx)
@@ -209,7 +219,7 @@ func (g *Gateway) serve(ctx context.Context, tick <-chan time.Time) {
 			continue
 		}
 		g.log.Warn("service unhealthy: releasing the registration, a standby may take over", zap.Int("failed", failed), zap.Error(err))
-		return
+		return nil
 	}
 }
 
@@ -225,6 +235,7 @@ func (g *Gateway) healthy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10)) // so that the connection is kept
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
 		return fmt.Errorf("GET %s: HTTP %d", g.cfg.HealthURL, resp.StatusCode)

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -106,13 +107,17 @@ func (s *service) callsOf(id string) []call {
 	return out
 }
 
-func startGateway(t *testing.T, cli *clientv3.Client, base string) *gateway.Gateway {
+// startGateway starts a gateway for participant name in front of the
+// service at base, signing with secret, polling health every 50ms, with a
+// lease TTL of 2s and the participant options opts; it closes at cleanup.
+func startGateway(t *testing.T, cli *clientv3.Client, name, base string, opts ...participant.Option) *gateway.Gateway {
+	t.Helper()
 	prepare, commit, abort, health := gateway.URLs(base)
 	g, err := gateway.New(cli, gateway.Config{
-		Name: "svc", PrepareURL: prepare, CommitURL: commit, AbortURL: abort, HealthURL: health,
+		Name: name, PrepareURL: prepare, CommitURL: commit, AbortURL: abort, HealthURL: health,
 		Secret: secret, HealthInterval: 50 * time.Millisecond, HealthFailures: 2,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Participant: []participant.Option{participant.WithLeaseTTL(2 * time.Second)},
+		Participant: append([]participant.Option{participant.WithLeaseTTL(2 * time.Second)}, opts...),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +153,7 @@ func TestAnswersBecomeVotes(t *testing.T) {
 	etcd := etcdtest.Start(t)
 	cli := etcd.Client(t)
 	svc, srv := newService(t)
-	g := startGateway(t, cli, srv.URL)
+	g := startGateway(t, cli, "svc", srv.URL)
 	poll.Until(t, 10*time.Second, "gateway active", func() (bool, string) { return g.IsActive(), "" })
 	c := newClient(t, cli)
 
@@ -199,9 +204,9 @@ func TestUnhealthyServiceReleasesTheName(t *testing.T) {
 	cli := etcd.Client(t)
 	svc1, srv1 := newService(t)
 	svc2, srv2 := newService(t)
-	g1 := startGateway(t, cli, srv1.URL)
+	g1 := startGateway(t, cli, "svc", srv1.URL)
 	poll.Until(t, 10*time.Second, "first gateway active", func() (bool, string) { return g1.IsActive(), "" })
-	g2 := startGateway(t, cli, srv2.URL)
+	g2 := startGateway(t, cli, "svc", srv2.URL)
 	c := newClient(t, cli)
 	if out := do(t, c, "first", []byte(`{}`)); !out.Committed() || svc1.body("first", "prepare") == nil || svc2.body("first", "prepare") != nil {
 		t.Fatalf("first: %+v, expected committed through the first service only", out)
@@ -210,5 +215,22 @@ func TestUnhealthyServiceReleasesTheName(t *testing.T) {
 	poll.Until(t, 10*time.Second, "standby gateway active", func() (bool, string) { return g2.IsActive() && !g1.IsActive(), "" })
 	if out := do(t, c, "second", []byte(`{}`)); !out.Committed() || svc2.body("second", "prepare") == nil {
 		t.Fatalf("second: %+v, expected committed through the second service", out)
+	}
+}
+
+// TestInvalidParticipantOptionsStop: participant options the SDK refuses
+// stop the gateway (rather than retrying them at every health poll), and
+// Close says why.
+func TestInvalidParticipantOptionsStop(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	_, srv := newService(t)
+	g := startGateway(t, etcd.Client(t), "svc", srv.URL, participant.WithWorkers(0))
+	select {
+	case <-g.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the gateway still runs with a participant option the SDK refuses")
+	}
+	if err := g.Close(); !errors.Is(err, participant.ErrInvalidConfig) {
+		t.Fatalf("Close: %v, expected participant.ErrInvalidConfig", err)
 	}
 }

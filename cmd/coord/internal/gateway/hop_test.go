@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/gateway"
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
@@ -42,12 +41,7 @@ func TestGatewayHop(t *testing.T) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	prepare, commit, abort, health := gateway.URLs(srv.URL)
-	g, err := gateway.New(cli, gateway.Config{Name: "via-gateway", PrepareURL: prepare, CommitURL: commit, AbortURL: abort, HealthURL: health, Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
+	g := startGateway(t, cli, "via-gateway", srv.URL)
 	poll.Until(t, 10*time.Second, "gateway active", func() (bool, string) { return g.IsActive(), "" })
 	c := newClient(t, cli)
 	for _, second := range []string{"b", "via-gateway"} {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/concord-tx/concord/cmd/coord/internal/gateway"
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/otlptest"
@@ -42,16 +41,7 @@ func TestTraceReachesService(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	defer tp.Shutdown(context.Background())
-	prepare, commit, abort, health := gateway.URLs(srv.URL)
-	g, err := gateway.New(cli, gateway.Config{
-		Name: "svc", PrepareURL: prepare, CommitURL: commit, AbortURL: abort, HealthURL: health,
-		HealthInterval: 50 * time.Millisecond, HealthFailures: 2,
-		Participant: []participant.Option{participant.WithLeaseTTL(2 * time.Second), participant.WithTracerProvider(tp)},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
+	g := startGateway(t, cli, "svc", srv.URL, participant.WithTracerProvider(tp))
 	poll.Until(t, 10*time.Second, "gateway active", func() (bool, string) { return g.IsActive(), "" })
 	c, err := coordinator.NewClient(context.Background(), cli, coordinator.WithTracerProvider(tp))
 	if err != nil {

@@ -6,7 +6,9 @@
 // asks ({"vote": "no", "reason": "…"} refuses, "delay_ms" waits first),
 // and on SIGINT or SIGTERM closes the participant, which revokes its lease
 // (unless GOPARTICIPANT_EXIT_WITHOUT_REVOKE=1, a deliberate bug the suite's
-// own tests use to show that it catches one).
+// own tests use to show that it catches one). GOPARTICIPANT_DO_NOTHING=1
+// is another: it registers, and its handlers wait until they are
+// cancelled, so it never votes or acknowledges.
 package main
 
 import (
@@ -61,7 +63,11 @@ func run() error {
 		return fmt.Errorf("etcd client: %w", err)
 	}
 	defer cli.Close()
-	p, err := participant.New(cli, name, participant.HandlerFuncs{PrepareFunc: prepare}, opts...)
+	var h participant.Handler = participant.HandlerFuncs{PrepareFunc: prepare}
+	if os.Getenv("GOPARTICIPANT_DO_NOTHING") == "1" {
+		h = participant.HandlerFuncs{PrepareFunc: wait, CommitFunc: wait, AbortFunc: wait}
+	}
+	p, err := participant.New(cli, name, h, opts...)
 	if err != nil {
 		return err
 	}
@@ -103,4 +109,10 @@ func prepare(ctx context.Context, tx participant.Tx) error {
 		return errors.New(ask.Reason)
 	}
 	return nil
+}
+
+// wait is a handler that does nothing until it is cancelled.
+func wait(ctx context.Context, _ participant.Tx) error {
+	<-ctx.Done()
+	return ctx.Err()
 }
