@@ -22,4 +22,6 @@
 // its errors for a bad value do not name the variable; and setting the
 // global TracerProvider — the binaries pass theirs to the libraries'
 // options, so tests that run several binaries in one process stay apart.
+// The one global Setup does set is OpenTelemetry's error handler, so that
+// an export that fails is logged through the binary's logger.
 package otelsetup

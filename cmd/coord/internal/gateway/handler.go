@@ -122,7 +122,7 @@ func (h *handler) call(ctx context.Context, phase Phase, tx participant.Tx) erro
 	case resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusUnprocessableEntity:
 		return &RefusedError{Reason: reasonOf(answer, resp.StatusCode)}
 	default:
-		return fmt.Errorf("%s %s: HTTP %d: %s", phase, h.url(phase), resp.StatusCode, truncate(strings.TrimSpace(string(answer)), 200))
+		return fmt.Errorf("%s %s: HTTP %d: %s", phase, h.url(phase), resp.StatusCode, protocol.CutText(strings.TrimSpace(string(answer)), 200))
 	}
 }
 
@@ -133,17 +133,10 @@ func reasonOf(body []byte, status int) string {
 		Reason string `json:"reason"`
 	}
 	if json.Unmarshal(body, &v) == nil && v.Reason != "" {
-		return truncate(v.Reason, protocol.MaxReasonLength)
+		return protocol.CutText(v.Reason, protocol.MaxReasonLength)
 	}
 	if s := strings.TrimSpace(string(body)); s != "" && !json.Valid(body) {
-		return truncate(s, protocol.MaxReasonLength)
+		return protocol.CutText(s, protocol.MaxReasonLength)
 	}
 	return fmt.Sprintf("refused by the service (HTTP %d)", status)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
