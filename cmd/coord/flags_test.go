@@ -79,6 +79,8 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--credentials-file", goodCreds}, map[string]string{"CONCORD_CREDENTIALS": "viewer:read:0123456789abcdef0123"}, `--credentials-file and $CONCORD_CREDENTIALS: credential "viewer": same token as credential "ops"`},
 		{[]string{"--tls-cert", notPEM}, nil, "--tls-cert: needs --tls-key too"},
 		{[]string{"--max-undecided", "0"}, nil, `--max-undecided: "0" is not a positive number of transactions (expected e.g. 1000)`},
+		{[]string{"--max-pending-messages", "0"}, nil, `--max-pending-messages: "0" is not a positive number, or -1 for no limit (expected e.g. 10000)`},
+		{nil, map[string]string{"CONCORD_MAX_PENDING_BYTES": "-5"}, `CONCORD_MAX_PENDING_BYTES: "-5" is not a positive number, or -1 for no limit (expected e.g. 67108864)`},
 		{[]string{"--lisen", ":7070"}, nil, "flag provided but not defined: --lisen"},
 		{[]string{"--listen"}, nil, "flag needs an argument: --listen"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
@@ -100,8 +102,10 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		passwordEnv:         "s3cret",
 		"CONCORD_PREFIX":    "/payments",
 		// Credentials make a public address acceptable.
-		credentialsEnv:          "ops:admin:0123456789abcdef0123, viewer:read:abcdef0123456789abcd",
-		"CONCORD_MAX_UNDECIDED": "50",
+		credentialsEnv:                 "ops:admin:0123456789abcdef0123, viewer:read:abcdef0123456789abcd",
+		"CONCORD_MAX_UNDECIDED":        "50",
+		"CONCORD_MAX_PENDING_MESSAGES": "-1",
+		"CONCORD_MAX_UNDECIDED_TOTAL":  "20000",
 	}
 	fs := serveFlags()
 	if _, err := fs.parse([]string{"--lease-ttl", "3s", "--timeout", "7s"}, func(k string) string { return env[k] }); err != nil {
@@ -119,6 +123,9 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 	}
 	if cfg.credentials.Len() != 2 || cfg.maxUndecided != 50 || cfg.maxUndecidedPerCredential != 500 {
 		t.Errorf("access: %d credentials, limits %d and %d; want 2, 50 and 500", cfg.credentials.Len(), cfg.maxUndecided, cfg.maxUndecidedPerCredential)
+	}
+	if want := (coordinator.StorageLimits{MaxPendingMessages: -1, MaxPendingBytes: coordinator.DefaultMaxPendingBytes, MaxUndecided: 20000}); cfg.storage != want {
+		t.Errorf("storage limits %+v, want %+v", cfg.storage, want)
 	}
 	if cfg.etcd.user != "concord" || cfg.etcd.password != "s3cret" {
 		t.Errorf("auth %q/%q", cfg.etcd.user, cfg.etcd.password)

@@ -44,7 +44,8 @@ type serveConfig struct {
 	tlsCert, tlsKey           string               // empty: plain HTTP
 	maxUndecided              int
 	maxUndecidedPerCredential int
-	console                   consoleConfig // the web console (webconsole.go)
+	storage                   coordinator.StorageLimits // what etcd may hold, over every replica
+	console                   consoleConfig             // the web console (webconsole.go)
 }
 
 // credentialsEnv holds credentials in the format of --credentials-file
@@ -92,6 +93,9 @@ once. A --data-dir in use by another coord is an error at once.
 	fs.String("tls-key", "", "`file` with the PEM private key of --tls-cert")
 	fs.Int("max-undecided", httpapi.DefaultMaxUndecided, "most `transactions` begun through this replica's API that may be undecided at once; more get 429")
 	fs.Int("max-undecided-per-credential", httpapi.DefaultMaxUndecidedPerCredential, "most undecided `transactions` one credential may have begun through this replica's API; more get 429")
+	fs.Int("max-pending-messages", coordinator.DefaultMaxPendingMessages, "most unacknowledged inbox `messages` one participant may have in etcd before a begin naming it gets 429 (-1: no limit)")
+	fs.Int("max-pending-bytes", coordinator.DefaultMaxPendingBytes, "most `bytes` of unacknowledged inbox messages one participant may have in etcd before a begin naming it gets 429 (-1: no limit)")
+	fs.Int("max-undecided-total", coordinator.DefaultMaxUndecided, "most undecided `transactions` in etcd, begun by any client, before a begin gets 429 (-1: no limit)")
 	fs.String("etcd", "", "comma-separated `endpoints` of an existing etcd cluster (e.g. https://10.0.0.1:2379,https://10.0.0.2:2379);\nempty: start the embedded etcd")
 	fs.String("etcd-cacert", "", "`file` with the PEM CA certificate that signed the etcd servers' certificates (enables TLS)")
 	fs.String("etcd-cert", "", "`file` with the PEM client certificate for etcd (with --etcd-key)")
@@ -292,6 +296,22 @@ func parseAccess(fs *flagSet, cfg *serveConfig, getenv func(string) string) erro
 			return usagef("%s: %q is not a positive number of transactions (expected e.g. %s)", fs.source(l.name), s, fs.Lookup(l.name).DefValue)
 		}
 		*l.dst = n
+	}
+	// The coordinator's storage limits: counted in etcd, over every client.
+	for _, l := range []struct {
+		name string
+		set  func(int64)
+	}{
+		{"max-pending-messages", func(n int64) { cfg.storage.MaxPendingMessages = int(n) }},
+		{"max-pending-bytes", func(n int64) { cfg.storage.MaxPendingBytes = n }},
+		{"max-undecided-total", func(n int64) { cfg.storage.MaxUndecided = int(n) }},
+	} {
+		s := fs.value(l.name)
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 && n != -1 {
+			return usagef("%s: %q is not a positive number, or -1 for no limit (expected e.g. %s)", fs.source(l.name), s, fs.Lookup(l.name).DefValue)
+		}
+		l.set(n)
 	}
 	return nil
 }

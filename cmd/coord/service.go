@@ -106,7 +106,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		coordinator.WithTracerProvider(cfg.tracerProvider),
 	}
 	ropts := []coordinator.ReplicaOption{coordinator.WithLeaseTTL(cfg.leaseTTL), coordinator.WithRetention(cfg.retention)}
-	copts := []coordinator.ClientOption{coordinator.WithDefaultTimeout(cfg.timeout)}
+	copts := []coordinator.ClientOption{coordinator.WithDefaultTimeout(cfg.timeout), coordinator.WithStorageLimits(cfg.storage)}
 	for _, o := range shared {
 		ropts, copts = append(ropts, o), append(copts, o)
 	}
