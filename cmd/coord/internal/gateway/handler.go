@@ -127,16 +127,17 @@ func (h *handler) call(ctx context.Context, phase Phase, tx participant.Tx) erro
 }
 
 // reasonOf reads a refusal's reason: {"reason": "..."}, else the plain
-// text, else the status.
+// text, else the status. It is not cut here: the vote cuts it as the
+// protocol says (MaxReasonLength bytes, no mark), as for any participant.
 func reasonOf(body []byte, status int) string {
 	var v struct {
 		Reason string `json:"reason"`
 	}
 	if json.Unmarshal(body, &v) == nil && v.Reason != "" {
-		return protocol.CutText(v.Reason, protocol.MaxReasonLength)
+		return v.Reason
 	}
 	if s := strings.TrimSpace(string(body)); s != "" && !json.Valid(body) {
-		return protocol.CutText(s, protocol.MaxReasonLength)
+		return s
 	}
 	return fmt.Sprintf("refused by the service (HTTP %d)", status)
 }
