@@ -89,7 +89,14 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // fail writes an error answer.
-func fail(w http.ResponseWriter, e *apiError) { writeJSON(w, e.status, e.body) }
+// fail writes e. A 429, whichever limit it names, asks the caller to try
+// again a second later.
+func fail(w http.ResponseWriter, e *apiError) {
+	if e.status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, e.status, e.body)
+}
 
 // decodeStrict decodes one JSON value from data into v, refusing unknown
 // fields and trailing data. field prefixes the names in its errors

@@ -154,6 +154,16 @@ func TestStorageLimitAnswered429(t *testing.T) {
 			t.Errorf("%s written though refused", id)
 		}
 	}
+	// Like the API's own limits, the answer asks to retry a second later.
+	resp, err := http.Post(f.url+"/v1/transactions?wait=false", "application/json",
+		strings.NewReader(`{"id":"refused-raw","timeout":"1m","branches":[{"participant":"nobody-runs-this"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("raw begin past the storage limit: %d, Retry-After %q; want 429 and 1", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
 	if after := f.keyCount(t); after != before {
 		t.Errorf("%d keys under the prefix after the refused begins, %d before", after, before)
 	}

@@ -37,7 +37,6 @@ func (a *api) begin(w http.ResponseWriter, r *http.Request) {
 	if aerr != nil {
 		a.Logger.Warn("begin refused: limit reached", zap.String("txid", req.ID), zap.String("limit", aerr.body.Limit),
 			zap.String("credential", caller.Name), zap.String("remote", r.RemoteAddr))
-		w.Header().Set("Retry-After", "1")
 		fail(w, aerr)
 		return
 	}
