@@ -36,14 +36,20 @@ type messageEnvelope struct {
 
 // EncodeMessage returns the stored form of m.
 func EncodeMessage(m Message) ([]byte, error) {
+	if b, ok := appendMessageJSON(make([]byte, 0, 512+len(m.Payload)*4/3), m); ok {
+		return b, nil
+	}
 	return json.Marshal(messageEnvelope{V: EncodingVersion, Message: m})
 }
 
 // DecodeMessage parses a stored inbox message.
 func DecodeMessage(b []byte) (Message, error) {
-	var e messageEnvelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Message{}, fmt.Errorf("%w: message: %v", ErrMalformed, err)
+	e, ok := decodeMessageFast(b)
+	if !ok {
+		e = messageEnvelope{}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Message{}, fmt.Errorf("%w: message: %v", ErrMalformed, err)
+		}
 	}
 	if e.V != EncodingVersion {
 		return Message{}, fmt.Errorf("%w: message version %d, expected %d", ErrUnsupportedVersion, e.V, EncodingVersion)

@@ -45,14 +45,20 @@ func EncodeRecord(r Record) ([]byte, error) {
 	if !r.State.Valid() {
 		return nil, fmt.Errorf("%w: record %s: %v", ErrInvalidState, r.ID, r.State)
 	}
+	if b, ok := appendRecordJSON(make([]byte, 0, 512), r, EncodingVersion); ok {
+		return b, nil
+	}
 	return json.Marshal(recordEnvelope{V: EncodingVersion, Record: r})
 }
 
 // DecodeRecord parses a stored record.
 func DecodeRecord(b []byte) (Record, error) {
-	var e recordEnvelope
-	if err := json.Unmarshal(b, &e); err != nil {
-		return Record{}, fmt.Errorf("%w: record: %v", ErrMalformed, err)
+	e, ok := decodeRecordFast(b)
+	if !ok {
+		e = recordEnvelope{}
+		if err := json.Unmarshal(b, &e); err != nil {
+			return Record{}, fmt.Errorf("%w: record: %v", ErrMalformed, err)
+		}
 	}
 	if e.V != EncodingVersion {
 		return Record{}, fmt.Errorf("%w: record version %d, expected %d", ErrUnsupportedVersion, e.V, EncodingVersion)
