@@ -26,7 +26,10 @@
 //
 // Begins from concurrent callers share one etcd Txn (group commit), each
 // with its own compare, so under load a begin costs a fraction of an etcd
-// request.
+// request. A Client keeps one watch over the prefix for every call
+// waiting on it; a Replica in the same process can follow that watch
+// (WithClient) instead of opening its own, so that etcd sends each change
+// to the process once.
 //
 // Begin is also where storage is bounded: it refuses work past limits on
 // what participants have pending and on undecided transactions

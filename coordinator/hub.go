@@ -14,11 +14,13 @@ import (
 	"go.uber.org/zap"
 )
 
-// hub is a Client's one watch over every record and every inbox: record
+// hub is a Client's one watch over everything under the prefix: record
 // decisions are fanned out to the calls waiting for them, inbox changes
-// feed the storage limits' counts (see pending). One watch for all
-// waiters keeps the cost of Wait at zero etcd requests, where a watch per
-// call would cost a create and a cancel each.
+// feed the storage limits' counts (see pending), and a Replica in the same
+// process (WithClient) follows the same watch rather than one of its own.
+// One watch for all waiters keeps the cost of Wait at zero etcd requests,
+// where a watch per call would cost a create and a cancel each; one watch
+// for the Client and the Replica halves what etcd sends the process.
 type hub struct {
 	cli    *clientv3.Client
 	opts   options
@@ -30,6 +32,8 @@ type hub struct {
 	mu struct {
 		sync.Mutex
 		waiters map[string]map[*waiter]struct{}
+		subs    map[*subscription]struct{}
+		closed  bool // run has ended: no new subscription
 	}
 }
 
@@ -52,6 +56,7 @@ func startHub(ctx context.Context, cli *clientv3.Client, o options) (*hub, error
 	runCtx, cancel := context.WithCancel(context.Background())
 	h := &hub{cli: cli, opts: o, cancel: cancel, done: make(chan struct{}), pending: p}
 	h.mu.waiters = make(map[string]map[*waiter]struct{})
+	h.mu.subs = make(map[*subscription]struct{})
 	go h.run(runCtx, rev)
 	return h, nil
 }
@@ -115,20 +120,21 @@ func (h *hub) notify(rec protocol.Record) {
 
 func (h *hub) run(ctx context.Context, rev int64) {
 	defer close(h.done)
-	// Records, votes, failures, the election and the inboxes: from P/ to
-	// the end of P/~inbox/. With every storage limit off, only records and
-	// votes, and without deletions (cleanup), which etcd then drops before
-	// they are sent.
-	start, end := h.opts.keys.Records()
+	defer h.endSubscriptions()
+	// Everything under the prefix: records, votes, failures, the election,
+	// the inboxes and the registrations, deletions included. The Client
+	// needs records (decisions) and inboxes (the storage limits); a
+	// Replica following this watch needs the rest.
+	start, end := h.opts.keys.All()
 	inboxes := []byte(h.opts.keys.Inboxes())
-	opts := []clientv3.OpOption{clientv3.WithFilterDelete()}
-	if h.opts.storage.enabled() {
-		end = clientv3.GetPrefixRangeEnd(string(inboxes))
-		opts = nil
-	}
 	for ctx.Err() == nil {
-		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithRev(rev + 1)}, opts...)...)
+		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
 		for resp := range wch {
+			if len(resp.Events) > 0 || resp.CompactRevision != 0 {
+				// Not the other errors: the watch goes on after them from
+				// where it was, and the subscribers see no gap.
+				h.publish(resp)
+			}
 			if resp.CompactRevision != 0 {
 				// Decisions and inbox changes between rev and the
 				// compaction are gone from history: read the waiters'
@@ -149,7 +155,9 @@ func (h *hub) run(ctx context.Context, rev int64) {
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
 				if bytes.HasPrefix(ev.Kv.Key, inboxes) {
-					h.pending.apply(ev)
+					if h.opts.storage.enabled() {
+						h.pending.apply(ev)
+					}
 					continue
 				}
 				// Version 1 is the record's creation, by a begin: undecided.
@@ -217,4 +225,46 @@ func (h *hub) resync(ctx context.Context) (int64, error) {
 		}
 	}
 	return rev, nil
+}
+
+// subscribe returns a subscription to every response of the hub's watch
+// from now on, or false if the hub has stopped. Responses before the call
+// are not delivered: the subscriber reads the state they left instead,
+// after subscribing. A response that reports a compaction is delivered
+// too (the subscriber has then missed events, and must read again); the
+// hub itself goes on after it.
+func (h *hub) subscribe() (*subscription, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mu.closed {
+		return nil, false
+	}
+	s := newSubscription(func(s *subscription) {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.mu.subs, s)
+	})
+	h.mu.subs[s] = struct{}{}
+	return s, true
+}
+
+// publish hands resp to every subscription.
+func (h *hub) publish(resp clientv3.WatchResponse) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.mu.subs {
+		s.push(resp)
+	}
+}
+
+// endSubscriptions ends every subscription, whose channels then close once
+// drained, and refuses new ones.
+func (h *hub) endSubscriptions() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mu.closed = true
+	for s := range h.mu.subs {
+		s.end()
+	}
+	clear(h.mu.subs)
 }

@@ -61,6 +61,7 @@ type options struct {
 	storage        StorageLimits
 	now            func() time.Time
 	tracer         trace.Tracer
+	client         *Client // a replica's: the Client whose watch it follows
 }
 
 func defaultOptions() options {
@@ -127,6 +128,9 @@ func newReplicaOptions(opts []ReplicaOption) (options, error) {
 	if o.retention <= 0 {
 		return o, invalidConfig("retention %v, expected a positive duration (WithRetention)", o.retention)
 	}
+	if o.client != nil && o.client.keys != o.keys {
+		return o, invalidConfig("the Client's prefix %q differs from the replica's %q (WithClient, WithPrefix)", o.client.keys.Prefix(), o.keys.Prefix())
+	}
 	return o, nil
 }
 
@@ -169,8 +173,7 @@ func WithDefaultTimeout(d time.Duration) ClientOption {
 // (defaults: 10,000 messages, 64 MiB, 100,000 transactions; a zero field
 // keeps its default, a negative one turns that limit off). A Begin past a
 // limit fails with a *LimitError matching ErrLimit and writes nothing.
-// The counts come from the Client's watch, which then also carries every
-// inbox write; with every limit off, it does not.
+// The counts come from the Client's watch.
 func WithStorageLimits(l StorageLimits) ClientOption {
 	return clientOption(func(o *options) { o.storage = l })
 }
@@ -186,6 +189,16 @@ func WithLeaseTTL(d time.Duration) ReplicaOption {
 // when it saw them finish. Transaction ids are unique within this window.
 func WithRetention(d time.Duration) ReplicaOption {
 	return replicaOption(func(o *options) { o.retention = d })
+}
+
+// WithClient lets a replica follow transactions through c's watch instead
+// of a watch of its own. A Client and a Replica in one process (as coord
+// serve runs them) then cost etcd one watch, and each change is sent to
+// the process once rather than twice. c must use the replica's prefix and
+// the same etcd cluster. Closing c first is allowed: the replica then goes
+// on with a watch of its own.
+func WithClient(c *Client) ReplicaOption {
+	return replicaOption(func(o *options) { o.client = c })
 }
 
 // WithRequestTimeout bounds each attempt of an etcd request (default 2s).

@@ -68,8 +68,7 @@ func (l *leadership) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read revision: %w", err)
 	}
-	start, end := l.r.keys.All()
-	wch, stop := watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+	wch, stop := l.follow(ctx, rev)
 	defer func() { stop() }()
 	if err := l.scan(ctx); err != nil {
 		return err
@@ -97,9 +96,10 @@ func (l *leadership) run(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				// Its member fell behind: go on from here through another.
+				// Its member fell behind, or the Client followed was
+				// closed: go on from here.
 				stop()
-				wch, stop = watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+				wch, stop = l.follow(ctx, rev)
 				continue
 			}
 			if err := resp.Err(); err != nil {
@@ -119,6 +119,23 @@ func (l *leadership) run(ctx context.Context) error {
 			l.reportUnfinished()
 		}
 	}
+}
+
+// follow returns the changes to every key under the prefix after rev: the
+// Client's watch (WithClient) while that Client runs, or else a watch of
+// the view's own from rev+1. The Client's watch may deliver changes from
+// before rev, or begin after it; the scan that follows the subscription
+// reads what came before, and the view keeps the newest revision of each
+// key whatever the order.
+func (l *leadership) follow(ctx context.Context, rev int64) (<-chan clientv3.WatchResponse, func()) {
+	if c := l.r.opts.client; c != nil {
+		if s, ok := c.hub.subscribe(); ok {
+			return s.C, s.stop
+		}
+	}
+	start, end := l.r.keys.All()
+	wch, stop := watch.Open(ctx, l.r.cli, l.r.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+	return wch, stop
 }
 
 // reportUnfinished tells the observer the age of the oldest transaction

@@ -110,18 +110,19 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 	for _, o := range shared {
 		ropts, copts = append(ropts, o), append(copts, o)
 	}
-	if replica, err = coordinator.NewReplica(cli, ropts...); err != nil {
+	client, err := coordinator.NewClient(ctx, cli, copts...)
+	if err != nil {
+		return startFailed("starting the client", fmt.Errorf("client: %w", err))
+	}
+	defer client.Close()
+	// The replica follows the client's watch: one watch for the process.
+	if replica, err = coordinator.NewReplica(cli, append(ropts, coordinator.WithClient(client))...); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
 	defer func() {
 		replica.Close()
 		log.Info("replica stopped; its lease is revoked")
 	}()
-	client, err := coordinator.NewClient(ctx, cli, copts...)
-	if err != nil {
-		return startFailed("starting the client", fmt.Errorf("client: %w", err))
-	}
-	defer client.Close()
 
 	// Requests get their own context, cancelled only if they outlive the
 	// shutdown timeout.

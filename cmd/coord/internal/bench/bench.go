@@ -210,16 +210,17 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	replica, err := coordinator.NewReplica(ccli, coordinator.WithPrefix(prefix), coordinator.WithRetention(cfg.Retention), coordinator.WithTracerProvider(cfg.TracerProvider))
-	if err != nil {
-		return res, err
-	}
-	defer replica.Close()
 	coord, err := coordinator.NewClient(ctx, ccli, coordinator.WithPrefix(prefix), coordinator.WithTracerProvider(cfg.TracerProvider))
 	if err != nil {
 		return res, err
 	}
 	defer coord.Close()
+	// As coord serve runs them: the replica follows the client's watch.
+	replica, err := coordinator.NewReplica(ccli, coordinator.WithPrefix(prefix), coordinator.WithRetention(cfg.Retention), coordinator.WithTracerProvider(cfg.TracerProvider), coordinator.WithClient(coord))
+	if err != nil {
+		return res, err
+	}
+	defer replica.Close()
 	keys, err := protocol.NewKeys(prefix)
 	if err != nil {
 		return res, err
