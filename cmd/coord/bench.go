@@ -25,9 +25,9 @@ Txn's latency, and the commit path's shape with bare etcd calls (the path
 floor) at the same concurrency, beside which it prints Concord's p50, CPU
 and throughput as ratios. At concurrency 1 the floors are measured between blocks of 100 of
 Concord's transactions, so that all three see the machine in the same state.
-It prints throughput, latency, etcd requests per transaction by kind
-(counted exactly, by a client interceptor), and where that stands against
-the floor. Finished transactions are deleted after --retention, within the
+It prints throughput, latency, etcd requests per transaction by kind and
+the bytes its writes carry (counted exactly, by a client interceptor), and
+where that stands against the floor. Finished transactions are deleted after --retention, within the
 run, so that the counts include their cleanup.
 
 The ceiling is the floor's Txn rate divided by N+2, the design's etcd writes
@@ -174,6 +174,7 @@ func printBench(w io.Writer, r bench.Result) {
 	printLoad(tw, r.Load, r.ElapsedSeconds, "begin")
 	fmt.Fprintf(tw, "etcd requests/tx\t%s\t\n", requestKinds(r.EtcdRequestsPerTx))
 	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\tfinalisation and cleanup included (N+2 = %d sent one request each)\n", r.EtcdWritesPerTx, r.Participants+2)
+	fmt.Fprintf(tw, "write bytes/tx\t%.0f\tthe write requests as sent to etcd; the path floor: %.0f\n", r.EtcdWriteBytesPerTx, r.PathFloorWriteBytesPerTx)
 	when := "after the load"
 	if r.FloorBlock > 0 {
 		when = fmt.Sprintf("between blocks of %d transactions", r.FloorBlock)

@@ -88,6 +88,10 @@ type Result struct {
 
 	EtcdRequestsPerTx map[string]float64 `json:"etcd_requests_per_tx"`
 	EtcdWritesPerTx   float64            `json:"etcd_writes_per_tx"`
+	// Bytes of the write requests per transaction, as encoded: what etcd's
+	// raft log, WAL, apply and watchers carry. The path floor's beside.
+	EtcdWriteBytesPerTx      float64 `json:"etcd_write_bytes_per_tx"`
+	PathFloorWriteBytesPerTx float64 `json:"path_floor_write_bytes_per_tx"`
 
 	TxnPerSec       float64 `json:"txn_per_sec"`
 	TxnP50ms        float64 `json:"txn_p50_ms"`
@@ -152,7 +156,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer stopEtcd()
 	res.Embedded = len(cfg.Endpoints) == 0
-	counter := NewCounter()
+	// Concord's requests and the floors' are counted apart.
+	counter, floorCounter := NewCounter(), NewCounter()
 	newClient := func(counted bool) (*clientv3.Client, error) {
 		c := clientv3.Config{
 			Endpoints:   endpoints,
@@ -162,6 +167,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 		if counted {
 			c.DialOptions = append(c.DialOptions, grpc.WithChainUnaryInterceptor(counter.Interceptor()))
+		} else {
+			c.DialOptions = append(c.DialOptions, grpc.WithChainUnaryInterceptor(floorCounter.Interceptor()))
 		}
 		if cfg.ClientConfig != nil {
 			cfg.ClientConfig(&c)
@@ -174,7 +181,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			c.Close()
 		}
 	}()
-	// Concord's clients are counted; the floors' are not, so that their
+	// Concord's clients are counted; the floors' apart, so that their
 	// requests, measured between Concord's, stay out of its counts.
 	client := func(counted bool) (*clientv3.Client, error) {
 		c, err := newClient(counted)
@@ -266,7 +273,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer path.close()
 
 	var m measured
-	before := counter.Snapshot()
+	before, bytesBefore := counter.Snapshot(), counter.Bytes()
+	path.counter = floorCounter
 	if cfg.Concurrency == 1 {
 		m, err = alternate(ctx, coord, branches, floorCli, path, floors, cfg, progress)
 	} else {
@@ -290,6 +298,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.EtcdRequestsPerTx[k] = float64(v) / n
 	}
 	res.EtcdWritesPerTx = float64(Writes(counts)) / n
+	res.EtcdWriteBytesPerTx = float64(counter.Bytes()-bytesBefore) / n
+	if len(m.path) > 0 {
+		res.PathFloorWriteBytesPerTx = float64(path.bytes) / float64(len(m.path))
+	}
 	res.CPUmsPerTx, res.SyscallsPerTx, res.GoroutinesPerTx = m.used.per(res.Committed + res.Failed)
 
 	res.TxnPerSec = m.txnRate

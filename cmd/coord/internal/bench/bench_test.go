@@ -27,6 +27,12 @@ func TestRun(t *testing.T) {
 	if res.EtcdWritesPerTx <= 0 || res.EtcdWritesPerTx > float64(2*3+1) {
 		t.Errorf("etcd writes per transaction %.2f, want (0, 2N+1]", res.EtcdWritesPerTx)
 	}
+	// Each begin writes every branch's payload (base64 in Concord's
+	// messages); the path floor's begin writes N+1 values of 256+payload
+	// bytes.
+	if res.EtcdWriteBytesPerTx < 3*100 || res.PathFloorWriteBytesPerTx < 4*(256+100) {
+		t.Errorf("write bytes per transaction %.0f, path floor %.0f: below the payloads they carry", res.EtcdWriteBytesPerTx, res.PathFloorWriteBytesPerTx)
+	}
 	if res.EtcdRequestsPerTx["Txn"] == 0 || res.TxnPerSec <= 0 || res.TxnP50ms <= 0 || res.P50ms <= 0 {
 		t.Errorf("missing figures: %+v", res)
 	}

@@ -8,6 +8,7 @@ import (
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 )
 
 // Counter counts etcd requests by kind through a gRPC client interceptor.
@@ -16,6 +17,7 @@ import (
 type Counter struct {
 	mu     sync.Mutex
 	counts map[string]int64
+	bytes  int64 // of the requests that write, as encoded on the wire
 }
 
 // NewCounter returns an empty counter.
@@ -30,8 +32,13 @@ func (c *Counter) Interceptor() grpc.UnaryClientInterceptor {
 		if t, ok := req.(*pb.TxnRequest); ok && !writes(t) {
 			kind = "Txn(read)"
 		}
+		var size int64
+		if m, ok := req.(proto.Message); ok && writeKinds[kind] {
+			size = int64(proto.Size(m))
+		}
 		c.mu.Lock()
 		c.counts[kind]++
+		c.bytes += size
 		c.mu.Unlock()
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
@@ -44,10 +51,21 @@ func (c *Counter) Snapshot() map[string]int64 {
 	return maps.Clone(c.counts)
 }
 
+// Bytes returns the bytes of the write requests counted so far, as
+// encoded: what etcd's raft log, WAL and apply carry.
+func (c *Counter) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+// writeKinds are the requests that write to etcd's raft log.
+var writeKinds = map[string]bool{"Txn": true, "Put": true, "DeleteRange": true, "LeaseGrant": true, "LeaseRevoke": true, "Compact": true}
+
 // Writes is how many of the counted requests write to etcd's raft log.
 func Writes(counts map[string]int64) int64 {
 	var n int64
-	for _, k := range []string{"Txn", "Put", "DeleteRange", "LeaseGrant", "LeaseRevoke", "Compact"} {
+	for k := range writeKinds {
 		n += counts[k]
 	}
 	return n

@@ -37,6 +37,11 @@ type barePath struct {
 	wg         sync.WaitGroup
 	voteErr    chan error // the first vote that failed
 
+	// counter, if set, counts the voters' and the initiator's requests;
+	// run adds the bytes they wrote to bytes.
+	counter *Counter
+	bytes   int64
+
 	mu      sync.Mutex
 	waiting map[string]chan struct{}
 	votes   map[string]int
@@ -141,6 +146,11 @@ func (p *barePath) run(ctx context.Context, c, n int, d time.Duration) ([]time.D
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if p.counter != nil {
+		// Every vote of a transaction run counts is written before run
+		// returns: its initiator waits for them.
+		defer func(b int64) { p.bytes += p.counter.Bytes() - b }(p.counter.Bytes())
+	}
 	end := time.Now().Add(d)
 	start := time.Now()
 	worker := func() {
