@@ -175,6 +175,7 @@ func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "etcd requests/tx\t%s\t\n", requestKinds(r.EtcdRequestsPerTx))
 	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\tfinalisation and cleanup included (N+2 = %d sent one request each)\n", r.EtcdWritesPerTx, r.Participants+2)
 	fmt.Fprintf(tw, "write bytes/tx\t%.0f\tthe write requests as sent to etcd; the path floor: %.0f\n", r.EtcdWriteBytesPerTx, r.PathFloorWriteBytesPerTx)
+	fmt.Fprintf(tw, "write shape/tx\t%.1f compares, %.1f ops\tin those writes, nested and both branches; the path floor: %.1f, %.1f\n", r.EtcdComparesPerTx, r.EtcdOpsPerTx, r.PathFloorComparesPerTx, r.PathFloorOpsPerTx)
 	when := "after the load"
 	if r.FloorBlock > 0 {
 		when = fmt.Sprintf("between blocks of %d transactions", r.FloorBlock)

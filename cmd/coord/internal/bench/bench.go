@@ -92,6 +92,12 @@ type Result struct {
 	// raft log, WAL, apply and watchers carry. The path floor's beside.
 	EtcdWriteBytesPerTx      float64 `json:"etcd_write_bytes_per_tx"`
 	PathFloorWriteBytesPerTx float64 `json:"path_floor_write_bytes_per_tx"`
+	// The compares and operations of those writes per transaction, at
+	// every level of nesting and in both branches (see Counter.Shape).
+	EtcdComparesPerTx      float64 `json:"etcd_compares_per_tx"`
+	EtcdOpsPerTx           float64 `json:"etcd_ops_per_tx"`
+	PathFloorComparesPerTx float64 `json:"path_floor_compares_per_tx"`
+	PathFloorOpsPerTx      float64 `json:"path_floor_ops_per_tx"`
 
 	TxnPerSec       float64 `json:"txn_per_sec"`
 	TxnP50ms        float64 `json:"txn_p50_ms"`
@@ -274,6 +280,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	var m measured
 	before, bytesBefore := counter.Snapshot(), counter.Bytes()
+	cmpsBefore, opsBefore := counter.Shape()
 	path.counter = floorCounter
 	if cfg.Concurrency == 1 {
 		m, err = alternate(ctx, coord, branches, floorCli, path, floors, cfg, progress)
@@ -299,8 +306,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	res.EtcdWritesPerTx = float64(Writes(counts)) / n
 	res.EtcdWriteBytesPerTx = float64(counter.Bytes()-bytesBefore) / n
-	if len(m.path) > 0 {
-		res.PathFloorWriteBytesPerTx = float64(path.bytes) / float64(len(m.path))
+	cmps, ops := counter.Shape()
+	res.EtcdComparesPerTx, res.EtcdOpsPerTx = float64(cmps-cmpsBefore)/n, float64(ops-opsBefore)/n
+	if k := float64(len(m.path)); k > 0 {
+		res.PathFloorWriteBytesPerTx = float64(path.bytes) / k
+		res.PathFloorComparesPerTx, res.PathFloorOpsPerTx = float64(path.compares)/k, float64(path.ops)/k
 	}
 	res.CPUmsPerTx, res.SyscallsPerTx, res.GoroutinesPerTx = m.used.per(res.Committed + res.Failed)
 

@@ -33,6 +33,13 @@ func TestRun(t *testing.T) {
 	if res.EtcdWriteBytesPerTx < 3*100 || res.PathFloorWriteBytesPerTx < 4*(256+100) {
 		t.Errorf("write bytes per transaction %.0f, path floor %.0f: below the payloads they carry", res.EtcdWriteBytesPerTx, res.PathFloorWriteBytesPerTx)
 	}
+	// The path floor's begin compares once and writes N+1 keys; each of
+	// its N votes compares once and writes one. Concord's writes hold at
+	// least as much.
+	if res.PathFloorComparesPerTx < 3.9 || res.PathFloorComparesPerTx > 4.1 || res.PathFloorOpsPerTx < 6.9 || res.PathFloorOpsPerTx > 7.1 ||
+		res.EtcdComparesPerTx < res.PathFloorComparesPerTx || res.EtcdOpsPerTx < res.PathFloorOpsPerTx {
+		t.Errorf("compares and ops per transaction %.2f, %.2f; path floor %.2f, %.2f (want 4, 7)", res.EtcdComparesPerTx, res.EtcdOpsPerTx, res.PathFloorComparesPerTx, res.PathFloorOpsPerTx)
+	}
 	if res.EtcdRequestsPerTx["Txn"] == 0 || res.TxnPerSec <= 0 || res.TxnP50ms <= 0 || res.P50ms <= 0 {
 		t.Errorf("missing figures: %+v", res)
 	}

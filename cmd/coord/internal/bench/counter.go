@@ -18,6 +18,9 @@ type Counter struct {
 	mu     sync.Mutex
 	counts map[string]int64
 	bytes  int64 // of the requests that write, as encoded on the wire
+	// In the Txns that write, at every level of nesting and in both
+	// branches: compares, and operations (puts, deletes, reads).
+	compares, ops int64
 }
 
 // NewCounter returns an empty counter.
@@ -32,13 +35,18 @@ func (c *Counter) Interceptor() grpc.UnaryClientInterceptor {
 		if t, ok := req.(*pb.TxnRequest); ok && !writes(t) {
 			kind = "Txn(read)"
 		}
-		var size int64
+		var size, compares, ops int64
 		if m, ok := req.(proto.Message); ok && writeKinds[kind] {
 			size = int64(proto.Size(m))
+		}
+		if t, ok := req.(*pb.TxnRequest); ok && kind == "Txn" {
+			compares, ops = txnShape(t)
 		}
 		c.mu.Lock()
 		c.counts[kind]++
 		c.bytes += size
+		c.compares += compares
+		c.ops += ops
 		c.mu.Unlock()
 		return invoker(ctx, method, req, reply, cc, opts...)
 	}
@@ -57,6 +65,30 @@ func (c *Counter) Bytes() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.bytes
+}
+
+// Shape returns the compares and operations of the Txns that wrote, so
+// far, counted at every level of nesting and in both branches: what etcd
+// checks and carries for them, whichever branch applies.
+func (c *Counter) Shape() (compares, ops int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.compares, c.ops
+}
+
+func txnShape(t *pb.TxnRequest) (compares, ops int64) {
+	compares = int64(len(t.Compare))
+	for _, branch := range [][]*pb.RequestOp{t.Success, t.Failure} {
+		for _, op := range branch {
+			if r, ok := op.Request.(*pb.RequestOp_RequestTxn); ok {
+				c, o := txnShape(r.RequestTxn)
+				compares, ops = compares+c, ops+o
+				continue
+			}
+			ops++
+		}
+	}
+	return compares, ops
 }
 
 // writeKinds are the requests that write to etcd's raft log.

@@ -38,9 +38,9 @@ type barePath struct {
 	voteErr    chan error // the first vote that failed
 
 	// counter, if set, counts the voters' and the initiator's requests;
-	// run adds the bytes they wrote to bytes.
-	counter *Counter
-	bytes   int64
+	// run adds the bytes they wrote, and their compares and operations.
+	counter              *Counter
+	bytes, compares, ops int64
 
 	mu      sync.Mutex
 	waiting map[string]chan struct{}
@@ -149,7 +149,12 @@ func (p *barePath) run(ctx context.Context, c, n int, d time.Duration) ([]time.D
 	if p.counter != nil {
 		// Every vote of a transaction run counts is written before run
 		// returns: its initiator waits for them.
-		defer func(b int64) { p.bytes += p.counter.Bytes() - b }(p.counter.Bytes())
+		b0 := p.counter.Bytes()
+		c0, o0 := p.counter.Shape()
+		defer func() {
+			c1, o1 := p.counter.Shape()
+			p.bytes, p.compares, p.ops = p.bytes+p.counter.Bytes()-b0, p.compares+c1-c0, p.ops+o1-o0
+		}()
 	}
 	end := time.Now().Add(d)
 	start := time.Now()
