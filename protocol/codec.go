@@ -19,9 +19,10 @@ import (
 
 // appendRecordJSON appends r as encoding/json encodes it, with the version
 // field first when v > 0; false: r holds something only encoding/json
-// writes right (a string to escape, a year past 9999).
+// writes right (a string to escape, a year past 9999) or refuses (a state
+// out of range).
 func appendRecordJSON(b []byte, r Record, v int) ([]byte, bool) {
-	ok := true
+	ok := r.State.Valid() // State's MarshalText refuses the others
 	b = append(b, '{')
 	if v > 0 {
 		b = append(b, `"v":`...)

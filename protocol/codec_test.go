@@ -42,6 +42,8 @@ func TestFastEncodingAgrees(t *testing.T) {
 		Record{ID: "nil participants", State: StateAborted},
 		Record{ID: "empty participants", State: StateAborted, Participants: []string{}},
 		Record{ID: "state only", State: StateCommitting, Trace: TraceContext{State: "k=v"}},
+		Record{ID: "no state", Participants: []string{"a"}},
+		Record{ID: "state out of range", State: StateAborted + 1, Participants: []string{"a"}},
 	)
 	for _, r := range records {
 		want, wantErr := json.Marshal(recordEnvelope{V: EncodingVersion, Record: r})
