@@ -121,20 +121,22 @@ func (h *hub) notify(rec protocol.Record) {
 func (h *hub) run(ctx context.Context, rev int64) {
 	defer close(h.done)
 	defer h.endSubscriptions()
-	// Everything under the prefix: records, votes, failures, the election,
-	// the inboxes and the registrations, deletions included. The Client
-	// needs records (decisions) and inboxes (the storage limits); a
-	// Replica following this watch needs the rest.
+	// With the storage limits on (the default): everything under the
+	// prefix, deletions included. The Client needs records (decisions) and
+	// inboxes (the counts); a Replica following this watch needs the rest
+	// (see subscribe). With every limit off: only records and votes, and
+	// without deletions (cleanup), which etcd then drops before they are
+	// sent.
 	start, end := h.opts.keys.All()
 	inboxes := []byte(h.opts.keys.Inboxes())
+	var opts []clientv3.OpOption
+	if !h.wide() {
+		_, end = h.opts.keys.Records()
+		opts = append(opts, clientv3.WithFilterDelete())
+	}
 	for ctx.Err() == nil {
-		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
+		wch, stop := watch.Open(ctx, h.cli, h.opts.logger, start, append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithRev(rev + 1)}, opts...)...)
 		for resp := range wch {
-			if len(resp.Events) > 0 || resp.CompactRevision != 0 {
-				// Not the other errors: the watch goes on after them from
-				// where it was, and the subscribers see no gap.
-				h.publish(resp)
-			}
 			if resp.CompactRevision != 0 {
 				// Decisions and inbox changes between rev and the
 				// compaction are gone from history: read the waiters'
@@ -143,10 +145,20 @@ func (h *hub) run(ctx context.Context, rev int64) {
 				// again, and the reading is repeated.
 				if r, err := h.resync(ctx); err == nil {
 					rev = r
+					// Only now: a subscription made before this point
+					// learns that it missed changes and reads again; one
+					// made after it reads after r, from where the watch
+					// goes on.
+					h.publish(resp)
 				} else if ctx.Err() == nil {
 					h.opts.logger.Warn("reading after a compaction failed; will try again", zap.Error(err))
 				}
 				break
+			}
+			if len(resp.Events) > 0 {
+				// Not the other errors: the watch goes on after them from
+				// where it was, and the subscribers see no gap.
+				h.publish(resp)
 			}
 			if err := resp.Err(); err != nil {
 				h.opts.logger.Debug("record watch ended", zap.Error(err), zap.Int64("rev", rev))
@@ -155,9 +167,7 @@ func (h *hub) run(ctx context.Context, rev int64) {
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
 				if bytes.HasPrefix(ev.Kv.Key, inboxes) {
-					if h.opts.storage.enabled() {
-						h.pending.apply(ev)
-					}
+					h.pending.apply(ev)
 					continue
 				}
 				// Version 1 is the record's creation, by a begin: undecided.
@@ -227,16 +237,22 @@ func (h *hub) resync(ctx context.Context) (int64, error) {
 	return rev, nil
 }
 
+// wide reports whether the hub watches everything under the prefix, as a
+// subscriber needs: with the storage limits on.
+func (h *hub) wide() bool { return h.opts.storage.enabled() }
+
 // subscribe returns a subscription to every response of the hub's watch
-// from now on, or false if the hub has stopped. Responses before the call
-// are not delivered: the subscriber reads the state they left instead,
-// after subscribing. A response that reports a compaction is delivered
-// too (the subscriber has then missed events, and must read again); the
-// hub itself goes on after it.
+// from now on, or false if the hub has stopped or does not watch
+// everything (every storage limit off). Responses before the call are not
+// delivered: the subscriber reads the state they left instead, after
+// subscribing; what changes after that read comes through the
+// subscription. A response that reports a compaction is delivered too,
+// once the hub knows the revision it goes on from (the subscriber has
+// missed changes, and must read again).
 func (h *hub) subscribe() (*subscription, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.mu.closed {
+	if h.mu.closed || !h.wide() {
 		return nil, false
 	}
 	s := newSubscription(func(s *subscription) {

@@ -195,8 +195,10 @@ func WithRetention(d time.Duration) ReplicaOption {
 // of a watch of its own. A Client and a Replica in one process (as coord
 // serve runs them) then cost etcd one watch, and each change is sent to
 // the process once rather than twice. c must use the replica's prefix and
-// the same etcd cluster. Closing c first is allowed: the replica then goes
-// on with a watch of its own.
+// the same etcd cluster. With every storage limit of c off
+// (WithStorageLimits), c's watch leaves out what the replica needs, and
+// the replica keeps a watch of its own. Closing c first is allowed: the
+// replica then goes on with a watch of its own.
 func WithClient(c *Client) ReplicaOption {
 	return replicaOption(func(o *options) { o.client = c })
 }

@@ -32,8 +32,8 @@ type StorageLimits struct {
 	MaxUndecided int
 }
 
-// enabled reports whether any limit is on: with none, the Client does not
-// watch the inboxes at all.
+// enabled reports whether any limit is on: with none, the Client's watch
+// leaves out the inboxes (and a Replica cannot follow it).
 func (l StorageLimits) enabled() bool {
 	return l.MaxPendingMessages > 0 || l.MaxPendingBytes > 0 || l.MaxUndecided > 0
 }

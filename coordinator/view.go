@@ -106,7 +106,9 @@ func (l *leadership) run(ctx context.Context) error {
 				return fmt.Errorf("watch: %w", err)
 			}
 			for _, ev := range resp.Events {
-				rev = ev.Kv.ModRevision
+				// A Client's watch may still deliver changes older than
+				// the revision this view started from.
+				rev = max(rev, ev.Kv.ModRevision)
 				l.apply(ctx, ev.Type == clientv3.EventTypeDelete, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
 			}
 		case res := <-l.results:
