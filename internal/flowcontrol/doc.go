@@ -1,7 +1,8 @@
 // Package flowcontrol holds the gRPC options Concord's binaries, benchmark
 // and tests use on both ends of every etcd connection: fixed HTTP/2
 // flow-control windows instead of gRPC's default, windows sized by
-// bandwidth-delay-product (BDP) estimation.
+// bandwidth-delay-product (BDP) estimation; and message buffers in finer
+// sizes than gRPC's default (see bufferPool).
 //
 // Why: the estimator answers every data frame that arrives on a quiet
 // connection with a window update and a ping, and the peer answers the ping.
