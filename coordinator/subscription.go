@@ -8,11 +8,10 @@ import (
 
 // subscription passes a hub's watch responses to one subscriber, in order
 // and without making the hub wait: responses queue until the subscriber
-// takes them from C. Its goroutine ends when the hub ends the
-// subscription (once the queue is drained, C closes) or the subscriber
+// takes them from out. Its goroutine ends when the hub ends the
+// subscription (once the queue is drained, out closes) or the subscriber
 // stops it.
 type subscription struct {
-	C      <-chan clientv3.WatchResponse
 	out    chan clientv3.WatchResponse
 	wake   chan struct{} // a push or an end happened
 	quit   chan struct{} // closed by stop
@@ -35,7 +34,6 @@ func newSubscription(remove func(*subscription)) *subscription {
 		done:   make(chan struct{}),
 		remove: remove,
 	}
-	s.C = s.out
 	go s.run()
 	return s
 }
@@ -47,7 +45,7 @@ func (s *subscription) push(resp clientv3.WatchResponse) {
 	s.signal()
 }
 
-// end closes C once the subscriber has taken what is queued.
+// end closes out once the subscriber has taken what is queued.
 func (s *subscription) end() {
 	s.mu.Lock()
 	s.mu.ended = true

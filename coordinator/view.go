@@ -132,7 +132,7 @@ func (l *leadership) run(ctx context.Context) error {
 func (l *leadership) follow(ctx context.Context, rev int64) (<-chan clientv3.WatchResponse, func()) {
 	if c := l.r.opts.client; c != nil {
 		if s, ok := c.hub.subscribe(); ok {
-			return s.C, s.stop
+			return s.out, s.stop
 		}
 	}
 	start, end := l.r.keys.All()

@@ -174,12 +174,6 @@ func (s *scanner) byte(c byte) bool {
 	return false
 }
 
-// peek reports whether the next byte, after white space, is c.
-func (s *scanner) peek(c byte) bool {
-	s.space()
-	return s.i < len(s.b) && s.b[s.i] == c
-}
-
 // raw returns a string with no escape, quotes included.
 func (s *scanner) raw() ([]byte, bool) {
 	s.space()
@@ -368,9 +362,6 @@ func decodeMessageFast(b []byte) (messageEnvelope, bool) {
 			e.Op = Op(v)
 			return ok
 		case "record":
-			if s.peek('n') {
-				return false
-			}
 			return s.object(func(key string) bool { return s.recordField(&e.Record, key) })
 		case "payload":
 			r, ok := s.raw()
