@@ -118,6 +118,24 @@ type Result struct {
 	P50OverPathFloor      float64 `json:"p50_over_path_floor"`
 	CPUOverPathFloor      float64 `json:"cpu_over_path_floor"`
 	TxPerSecOverPathFloor float64 `json:"tx_per_sec_over_path_floor"`
+	// The protocol's floor: the same loop writing what the protocol's
+	// commit path writes, Concord's values included (see protocolShape),
+	// at the load's concurrency, measured beside the path floor. What
+	// Concord spends above it is its own; what it spends above the path
+	// floor, the design's.
+	ProtocolFloorTxPerSec        float64 `json:"protocol_floor_tx_per_sec"`
+	ProtocolFloorP50ms           float64 `json:"protocol_floor_p50_ms"`
+	ProtocolFloorP99ms           float64 `json:"protocol_floor_p99_ms"`
+	ProtocolFloorCPUmsPerTx      float64 `json:"protocol_floor_cpu_ms_per_tx"`
+	ProtocolFloorWriteBytesPerTx float64 `json:"protocol_floor_write_bytes_per_tx"`
+	ProtocolFloorComparesPerTx   float64 `json:"protocol_floor_compares_per_tx"`
+	ProtocolFloorOpsPerTx        float64 `json:"protocol_floor_ops_per_tx"`
+	// Its p50 and CPU per transaction over the path floor's, and
+	// Concord's over it.
+	ProtocolFloorP50OverPathFloor float64 `json:"protocol_floor_p50_over_path_floor"`
+	ProtocolFloorCPUOverPathFloor float64 `json:"protocol_floor_cpu_over_path_floor"`
+	P50OverProtocolFloor          float64 `json:"p50_over_protocol_floor"`
+	CPUOverProtocolFloor          float64 `json:"cpu_over_protocol_floor"`
 	// CPU time, read and write system calls and goroutines started by
 	// this process per transaction (the embedded etcd's included when it
 	// runs here), for the load and for the path floor. System calls are -1
@@ -277,15 +295,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, fmt.Errorf("commit path floor: %w", err)
 	}
 	defer path.close()
+	proto, err := startProtocolPath(ctx, floorCli, voters, floors, names, payload, cfg.Concurrency > 1)
+	if err != nil {
+		return res, fmt.Errorf("protocol floor: %w", err)
+	}
+	defer proto.close()
 
 	var m measured
 	before, bytesBefore := counter.Snapshot(), counter.Bytes()
 	cmpsBefore, opsBefore := counter.Shape()
-	path.counter = floorCounter
+	path.counter, proto.counter = floorCounter, floorCounter
 	if cfg.Concurrency == 1 {
-		m, err = alternate(ctx, coord, branches, floorCli, path, floors, cfg, progress)
+		m, err = alternate(ctx, coord, branches, floorCli, path, proto, floors, cfg, progress)
 	} else {
-		m, err = oneAfterAnother(ctx, coord, branches, floorCli, path, floors, cfg, progress)
+		m, err = oneAfterAnother(ctx, coord, branches, floorCli, path, proto, floors, cfg, progress)
 	}
 	if err != nil {
 		return res, err
@@ -340,10 +363,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.PathFloorTxPerSec > 0 {
 		res.TxPerSecOverPathFloor = res.TxPerSec / res.PathFloorTxPerSec
 	}
+	res.protocolFloor(m, proto)
 	if cfg.Concurrency == 1 {
 		res.FloorBlock = block
 	}
-	path.close() // before its keys go
+	path.close() // before their keys go
+	proto.close()
 	_, _ = ccli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
 	_, _ = ccli.Delete(ctx, floors+"/", clientv3.WithPrefix())
 	return res, nil
@@ -360,6 +385,50 @@ type measured struct {
 	path        []time.Duration // the bare commit path
 	pathElapsed time.Duration   // its wall time
 	pathUsed    usage
+	protocol    floorRun // the protocol's floor
+}
+
+// floorRun is what a run of a bare path measured.
+type floorRun struct {
+	lats    []time.Duration
+	elapsed time.Duration
+	used    usage
+}
+
+// runFloor runs p, c at a time, for n transactions or for d, and adds
+// what it measured to f.
+func (f *floorRun) runFloor(ctx context.Context, p *barePath, c, n int, d time.Duration) error {
+	used := processUsage()
+	lats, took, err := p.run(ctx, c, n, d)
+	if err != nil {
+		return err
+	}
+	f.used.add(used)
+	f.elapsed += took
+	f.lats = append(f.lats, lats...)
+	return nil
+}
+
+// protocolFloor fills in the protocol floor's figures.
+func (r *Result) protocolFloor(m measured, p *barePath) {
+	f := m.protocol
+	if len(f.lats) == 0 {
+		return
+	}
+	k := float64(len(f.lats))
+	r.ProtocolFloorTxPerSec = k / f.elapsed.Seconds()
+	r.ProtocolFloorP50ms, r.ProtocolFloorP99ms = percentile(f.lats, 50), percentile(f.lats, 99)
+	r.ProtocolFloorCPUmsPerTx, _, _ = f.used.per(len(f.lats))
+	r.ProtocolFloorWriteBytesPerTx = float64(p.bytes) / k
+	r.ProtocolFloorComparesPerTx, r.ProtocolFloorOpsPerTx = float64(p.compares)/k, float64(p.ops)/k
+	if r.PathFloorP50ms > 0 && r.PathFloorCPUmsPerTx > 0 {
+		r.ProtocolFloorP50OverPathFloor = r.ProtocolFloorP50ms / r.PathFloorP50ms
+		r.ProtocolFloorCPUOverPathFloor = r.ProtocolFloorCPUmsPerTx / r.PathFloorCPUmsPerTx
+	}
+	if r.ProtocolFloorP50ms > 0 && r.ProtocolFloorCPUmsPerTx > 0 {
+		r.P50OverProtocolFloor = r.P50ms / r.ProtocolFloorP50ms
+		r.CPUOverProtocolFloor = r.CPUmsPerTx / r.ProtocolFloorCPUmsPerTx
+	}
 }
 
 // block is how many transactions each part of an alternating run takes
@@ -372,7 +441,7 @@ const block = 100
 // shared machine's speed drifts by tens of percent over seconds; measured
 // in blocks a fraction of a second long, the three see the same machine,
 // and their ratios mean what they say.
-func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
+func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path, proto *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
 	single := &cas{cli: cli, key: floors + "/cas/single"}
 	var singleTime time.Duration
@@ -410,6 +479,9 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		m.pathUsed.add(used)
 		m.pathElapsed += took
 		m.path = append(m.path, lats...)
+		if err := m.protocol.runFloor(ctx, proto, 1, n, 0); err != nil {
+			return m, fmt.Errorf("protocol floor: %w", err)
+		}
 
 		if time.Since(shown) >= time.Second {
 			shown = time.Now()
@@ -425,7 +497,7 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 // Txn rate at the same concurrency, then one Txn at a time, then the bare
 // commit path at the same concurrency, each for about half the load's
 // time (2s to 10s; one Txn at a time up to 3s).
-func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
+func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path, proto *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
 	used, start := processUsage(), time.Now()
 	lat, err := runLoad(ctx, concordDo(coord, branches), cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
@@ -448,6 +520,10 @@ func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []
 		return m, fmt.Errorf("commit path floor: %w", err)
 	}
 	m.pathUsed.add(used)
+	fmt.Fprintf(progress, "measuring the protocol's floor: its begin and %d vote Txns with bare etcd calls, at concurrency %d\n", len(branches), cfg.Concurrency)
+	if err := m.protocol.runFloor(ctx, proto, cfg.Concurrency, 0, floorFor); err != nil {
+		return m, fmt.Errorf("protocol floor: %w", err)
+	}
 	return m, nil
 }
 

@@ -40,6 +40,17 @@ func TestRun(t *testing.T) {
 		res.EtcdComparesPerTx < res.PathFloorComparesPerTx || res.EtcdOpsPerTx < res.PathFloorOpsPerTx {
 		t.Errorf("compares and ops per transaction %.2f, %.2f; path floor %.2f, %.2f (want 4, 7)", res.EtcdComparesPerTx, res.EtcdOpsPerTx, res.PathFloorComparesPerTx, res.PathFloorOpsPerTx)
 	}
+	// The protocol's floor: a begin of one compare and N+1 puts; N votes
+	// of three compares (fence, record, vote) and N-1 nested ones (the
+	// other votes), writing the vote, or the vote, the decided record and
+	// N commit messages, else reading the vote.
+	if n := 3.0; res.ProtocolFloorComparesPerTx < 1+n*(n+2)-0.1 || res.ProtocolFloorComparesPerTx > 1+n*(n+2)+0.1 ||
+		res.ProtocolFloorOpsPerTx < n+1+n*(n+4)-0.1 || res.ProtocolFloorOpsPerTx > n+1+n*(n+4)+0.1 || res.ProtocolFloorWriteBytesPerTx <= res.PathFloorWriteBytesPerTx {
+		t.Errorf("protocol floor: %.2f compares, %.2f ops, %.0f bytes per transaction (want 16, 25, above the path floor's %.0f)", res.ProtocolFloorComparesPerTx, res.ProtocolFloorOpsPerTx, res.ProtocolFloorWriteBytesPerTx, res.PathFloorWriteBytesPerTx)
+	}
+	if res.ProtocolFloorTxPerSec <= 0 || res.ProtocolFloorP99ms < res.ProtocolFloorP50ms || res.ProtocolFloorP50ms < res.TxnP50ms/2 || res.ProtocolFloorCPUmsPerTx <= 0 {
+		t.Errorf("protocol floor: %.0f tx/s, p50 %.2f ms, p99 %.2f ms, CPU %.2f ms/tx", res.ProtocolFloorTxPerSec, res.ProtocolFloorP50ms, res.ProtocolFloorP99ms, res.ProtocolFloorCPUmsPerTx)
+	}
 	if res.EtcdRequestsPerTx["Txn"] == 0 || res.TxnPerSec <= 0 || res.TxnP50ms <= 0 || res.P50ms <= 0 {
 		t.Errorf("missing figures: %+v", res)
 	}
@@ -59,6 +70,10 @@ func TestRun(t *testing.T) {
 		{"p50 over the path floor's", res.P50OverPathFloor, res.P50ms / res.PathFloorP50ms},
 		{"CPU over the path floor's", res.CPUOverPathFloor, res.CPUmsPerTx / res.PathFloorCPUmsPerTx},
 		{"throughput over the path floor's", res.TxPerSecOverPathFloor, res.TxPerSec / res.PathFloorTxPerSec},
+		{"the protocol floor's p50 over the path floor's", res.ProtocolFloorP50OverPathFloor, res.ProtocolFloorP50ms / res.PathFloorP50ms},
+		{"the protocol floor's CPU over the path floor's", res.ProtocolFloorCPUOverPathFloor, res.ProtocolFloorCPUmsPerTx / res.PathFloorCPUmsPerTx},
+		{"p50 over the protocol floor's", res.P50OverProtocolFloor, res.P50ms / res.ProtocolFloorP50ms},
+		{"CPU over the protocol floor's", res.CPUOverProtocolFloor, res.CPUmsPerTx / res.ProtocolFloorCPUmsPerTx},
 	} {
 		if r.got != r.want || r.got <= 0 {
 			t.Errorf("%s: %v, want %v", r.name, r.got, r.want)
@@ -75,7 +90,7 @@ func TestRun(t *testing.T) {
 	if one.Committed != 150 || one.Failed != 0 || one.FloorBlock != block || one.PathFloorConcurrency != 1 {
 		t.Fatalf("concurrency 1: committed %d, failed %d, floor block %d", one.Committed, one.Failed, one.FloorBlock)
 	}
-	if one.TxnP50ms <= 0 || one.TxnPerSec <= 0 || one.PathFloorP50ms < one.TxnP50ms/2 || one.P50OverTxn <= 0 {
+	if one.TxnP50ms <= 0 || one.TxnPerSec <= 0 || one.PathFloorP50ms < one.TxnP50ms/2 || one.P50OverTxn <= 0 || one.ProtocolFloorP50ms < one.TxnP50ms/2 || one.P50OverProtocolFloor <= 0 {
 		t.Errorf("concurrency 1: missing figures: %+v", one)
 	}
 	// Each transaction's requests and watch events are read and written by
@@ -117,6 +132,8 @@ func BenchmarkCommit(b *testing.B) {
 			b.ReportMetric(res.PathFloorOverTxn, "pathfloor/txn")
 			b.ReportMetric(res.P50OverPathFloor, "p50/pathfloor")
 			b.ReportMetric(res.CPUOverPathFloor, "cpu/pathfloor")
+			b.ReportMetric(res.P50OverProtocolFloor, "p50/protocolfloor")
+			b.ReportMetric(res.CPUOverProtocolFloor, "cpu/protocolfloor")
 			b.ReportMetric(res.CeilingFraction*100, "%ceiling")
 		})
 	}

@@ -21,12 +21,16 @@ import (
 //
 // The keys live under prefix/bare/ and are built here by hand on purpose:
 // this is not the protocol.
+//
+// With a protocolShape (startProtocolPath) the same loop writes what the
+// protocol's commit path writes instead; see protocolShape.
 type barePath struct {
 	initiator *clientv3.Client
 	voters    int
 	base      string
 	value     string
-	next      atomic.Int64 // the next transaction's number
+	shape     *protocolShape // nil: the path floor's own writes
+	next      atomic.Int64   // the next transaction's number
 	// concurrent: each vote goes out on a goroutine of its own, so that a
 	// voter's votes do not wait for each other (as Concord's participants'
 	// do not); false, at concurrency 1, votes go out from the watch's
@@ -50,7 +54,10 @@ type barePath struct {
 // startBarePath opens the watches; close ends them. concurrent: see
 // barePath.
 func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, prefix string, value []byte, concurrent bool) (*barePath, error) {
-	base := prefix + "/bare/"
+	return startPath(ctx, initiator, voters, prefix+"/bare/", string(value), nil, concurrent)
+}
+
+func startPath(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, base, value string, shape *protocolShape, concurrent bool) (*barePath, error) {
 	head, err := initiator.Get(ctx, base, clientv3.WithCountOnly())
 	if err != nil {
 		return nil, err
@@ -58,7 +65,7 @@ func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*cl
 	from := clientv3.WithRev(head.Header.Revision + 1)
 	ctx, cancel := context.WithCancel(ctx)
 	p := &barePath{
-		initiator: initiator, voters: len(voters), base: base, value: string(value), concurrent: concurrent, cancel: cancel,
+		initiator: initiator, voters: len(voters), base: base, value: value, shape: shape, concurrent: concurrent, cancel: cancel,
 		voteErr: make(chan error, 1), waiting: map[string]chan struct{}{}, votes: map[string]int{},
 	}
 	for i, cli := range voters {
@@ -69,38 +76,46 @@ func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*cl
 			defer p.wg.Done()
 			for resp := range wch {
 				for _, ev := range resp.Events {
-					if ev.Type != clientv3.EventTypePut {
+					// With the protocol's shape the decision rewrites
+					// the inbox key: only its creation is a prepare.
+					if ev.Type != clientv3.EventTypePut || shape != nil && !ev.IsCreate() {
 						continue
 					}
 					id := strings.TrimPrefix(string(ev.Kv.Key), inbox)
-					vote := fmt.Sprintf("%svote/%s/%d", base, id, i)
+					begun := ev.Kv.ModRevision
 					if !concurrent {
-						p.vote(ctx, cli, vote)
+						p.vote(ctx, cli, i, id, begun)
 						continue
 					}
 					p.wg.Add(1)
 					go func() {
 						defer p.wg.Done()
-						p.vote(ctx, cli, vote)
+						p.vote(ctx, cli, i, id, begun)
 					}()
 				}
 			}
 		}()
 	}
-	wch := initiator.Watch(ctx, base+"vote/", clientv3.WithPrefix(), from)
+	// The path floor's initiator counts the votes; the protocol's waits
+	// for the record's decision, the record's first change.
+	watched, need := base+"vote/", len(voters)
+	if shape != nil {
+		watched, need = base+"record/", 1
+	}
+	wch := initiator.Watch(ctx, watched, clientv3.WithPrefix(), from)
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
 		for resp := range wch {
 			for _, ev := range resp.Events {
-				id, _, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), base+"vote/"), "/")
+				id, _, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), watched), "/")
 				p.mu.Lock()
-				if ev.Type != clientv3.EventTypePut || p.waiting[id] == nil {
-					p.mu.Unlock() // the run's keys deleted at its end
+				if ev.Type != clientv3.EventTypePut || shape != nil && ev.IsCreate() || p.waiting[id] == nil {
+					p.mu.Unlock() // the run's keys deleted at its end, or a begin
 					continue
 				}
 				p.votes[id]++
-				if p.votes[id] == len(voters) {
+				if p.votes[id] == need {
 					close(p.waiting[id])
 					delete(p.waiting, id)
 					delete(p.votes, id)
@@ -112,9 +127,17 @@ func startBarePath(ctx context.Context, initiator *clientv3.Client, voters []*cl
 	return p, nil
 }
 
-// vote writes a yes vote unless it is there.
-func (p *barePath) vote(ctx context.Context, cli *clientv3.Client, key string) {
-	_, err := cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, "yes")).Commit()
+// vote writes voter i's yes vote on transaction id unless it is there;
+// with the protocol's shape, as a participant's vote Txn (see
+// protocolShape.vote). begun is the revision of the prepare.
+func (p *barePath) vote(ctx context.Context, cli *clientv3.Client, i int, id string, begun int64) {
+	key := fmt.Sprintf("%svote/%s/%d", p.base, id, i)
+	var err error
+	if p.shape != nil {
+		err = p.shape.vote(ctx, cli, p, i, id, begun)
+	} else {
+		_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, "yes")).Commit()
+	}
 	if err != nil && ctx.Err() == nil {
 		select {
 		case p.voteErr <- err:
@@ -129,6 +152,9 @@ func (p *barePath) close() {
 	p.closing.Do(func() {
 		p.cancel()
 		p.wg.Wait()
+		if p.shape != nil {
+			p.shape.release()
+		}
 	})
 }
 
@@ -203,9 +229,13 @@ func (p *barePath) once(ctx context.Context) (time.Duration, bool, error) {
 	p.mu.Lock()
 	p.waiting[id] = done
 	p.mu.Unlock()
-	ops := []clientv3.Op{clientv3.OpPut(p.base+"record/"+id, p.value)}
+	record, message := p.value, p.value
+	if p.shape != nil {
+		record, message = p.shape.record, p.shape.prepare
+	}
+	ops := []clientv3.Op{clientv3.OpPut(p.base+"record/"+id, record)}
 	for v := range p.voters {
-		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sinbox/%d/%s", p.base, v, id), p.value))
+		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sinbox/%d/%s", p.base, v, id), message))
 	}
 	t0 := time.Now()
 	if _, err := p.initiator.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.base+"record/"+id), "=", 0)).Then(ops...).Commit(); err != nil {

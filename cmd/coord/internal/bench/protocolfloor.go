@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/concord-tx/concord/protocol"
+	"github.com/google/uuid"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// protocolShape makes a bare path write what the protocol's commit path
+// writes, with the values Concord writes: the begin Txn puts the record
+// and a prepare message in each inbox; each vote is a participant's vote
+// Txn — fenced by its registration, guarded by the record's revision and
+// the vote's absence, and carrying the commit decision (the decided
+// record and a commit message in every inbox) for the last yes voter to
+// apply; the initiator watches the record for its decision. It is the
+// protocol's floor: the least any implementation of the design spends
+// from the begin to the decision, on the same etcd and machine. What
+// comes after the decision (acknowledgements, the terminal record,
+// cleanup) is left out, as the path floor leaves it out, so the floor is
+// lower than what a whole transaction costs.
+//
+// Every transaction writes the same values: etcd's work depends on their
+// size, not on what they say. Keys are built by hand, as the path floor's.
+type protocolShape struct {
+	record, prepare   string // the begin's values
+	decided, decision string // the decision's: the committing record, a commit message
+	voters            []*clientv3.Client
+	leases            []clientv3.LeaseID // each voter's registration lease
+}
+
+// startProtocolPath registers each voter under a lease of its own and
+// opens the watches of a bare path with the protocol's shape; its close
+// revokes the leases.
+func startProtocolPath(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, prefix string, names []string, payload []byte, concurrent bool) (*barePath, error) {
+	shape, err := newProtocolShape(names, payload)
+	if err != nil {
+		return nil, err
+	}
+	base := prefix + "/protocol/"
+	shape.voters = voters
+	for i, cli := range voters {
+		lease, err := cli.Grant(ctx, 60)
+		if err != nil {
+			shape.release()
+			return nil, err
+		}
+		shape.leases = append(shape.leases, lease.ID)
+		if _, err := cli.Put(ctx, registration(base, i), "instance", clientv3.WithLease(lease.ID)); err != nil {
+			shape.release()
+			return nil, err
+		}
+	}
+	p, err := startPath(ctx, initiator, voters, base, "", shape, concurrent)
+	if err != nil {
+		shape.release()
+	}
+	return p, err
+}
+
+// newProtocolShape encodes a transaction of these branches as Concord's
+// client and participants would.
+func newProtocolShape(names []string, payload []byte) (*protocolShape, error) {
+	branches := make([]protocol.Branch, len(names))
+	for i, n := range names {
+		branches[i] = protocol.Branch{Participant: n, Payload: payload}
+	}
+	now := time.Now().UTC()
+	rec := protocol.Record{ID: uuid.NewString(), State: protocol.StatePreparing, Participants: names, Created: now, Deadline: now.Add(30 * time.Second), Digest: protocol.Digest(branches)}
+	keys := protocol.DefaultKeys()
+	begin, err := keys.BeginWrites(rec, branches)
+	if err != nil {
+		return nil, err
+	}
+	_, decision, err := keys.DecisionWrites(rec, 1<<30, protocol.StateCommitting, now, protocol.CauseNone, "")
+	if err != nil {
+		return nil, err
+	}
+	return &protocolShape{record: begin[0].Value, prepare: begin[1].Value, decided: decision[0].Value, decision: decision[1].Value}, nil
+}
+
+func registration(base string, i int) string { return fmt.Sprintf("%sregistration/%d", base, i) }
+
+// vote is the participant's vote Txn, yes, with the decision for the last
+// voter.
+func (s *protocolShape) vote(ctx context.Context, cli *clientv3.Client, p *barePath, i int, id string, begun int64) error {
+	record, vote := p.base+"record/"+id, fmt.Sprintf("%svote/%s/%d", p.base, id, i)
+	var allYes []clientv3.Cmp
+	decide := []clientv3.Op{clientv3.OpPut(vote, protocol.VoteYes), clientv3.OpPut(record, s.decided)}
+	for v := range p.voters {
+		if v != i {
+			allYes = append(allYes, clientv3.Compare(clientv3.Value(fmt.Sprintf("%svote/%s/%d", p.base, id, v)), "=", protocol.VoteYes))
+		}
+		decide = append(decide, clientv3.OpPut(fmt.Sprintf("%sinbox/%d/%s", p.base, v, id), s.decision))
+	}
+	_, err := cli.Txn(ctx).If(
+		clientv3.Compare(clientv3.LeaseValue(registration(p.base, i)), "=", s.leases[i]),
+		clientv3.Compare(clientv3.ModRevision(record), "=", begun),
+		clientv3.Compare(clientv3.CreateRevision(vote), "=", 0),
+	).Then(
+		clientv3.OpTxn(allYes, decide, []clientv3.Op{clientv3.OpPut(vote, protocol.VoteYes)}),
+	).Else(clientv3.OpGet(vote)).Commit()
+	return err
+}
+
+// release revokes the voters' leases, which deletes their registrations.
+func (s *protocolShape) release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i, lease := range s.leases {
+		_, _ = s.voters[i].Revoke(ctx, lease)
+	}
+}
