@@ -11,6 +11,7 @@ import (
 	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/protocol"
 	"github.com/google/uuid"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
@@ -156,9 +157,9 @@ func (c *Client) Begin(ctx context.Context, req Request) (b Begun, err error) {
 	}
 	key := c.keys.Record(id)
 	resp, rev, err := c.begins.Do(ctx, batch.Op{
-		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
+		Cmps: []*pb.Compare{batch.CreateRevisionIs(key, 0)},
 		Then: batch.Puts(writes),
-		Else: []clientv3.Op{clientv3.OpGet(key)},
+		Else: []*pb.RequestOp{batch.Get(key)},
 		Key:  id,
 	})
 	if errors.Is(err, batch.ErrClosed) {

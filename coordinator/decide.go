@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -22,8 +21,12 @@ func decideAbort(ctx context.Context, cli *clientv3.Client, o options, rec proto
 		return Transaction{}, false, err
 	}
 	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(o.keys.Record(rec.ID)), "=", rev)}, extra...)
+	puts := make([]clientv3.Op, len(writes))
+	for i, w := range writes {
+		puts[i] = clientv3.OpPut(w.Key, w.Value)
+	}
 	resp, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return cli.Txn(ctx).If(cmps...).Then(batch.Puts(writes)...).Commit()
+		return cli.Txn(ctx).If(cmps...).Then(puts...).Commit()
 	})
 	if err != nil {
 		return Transaction{}, false, fmt.Errorf("coordinator: abort %s: %w", rec.ID, err)

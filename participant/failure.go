@@ -7,7 +7,6 @@ import (
 	"github.com/concord-tx/concord/internal/batch"
 	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
@@ -52,13 +51,13 @@ func (in *inbox) reportFailure(ctx context.Context, m message, f *failureReport,
 	}
 	keys := in.p.keys
 	op := batch.Op{
-		Cmps: []clientv3.Cmp{
-			clientv3.Compare(clientv3.ModRevision(keys.Record(m.id)), "=", m.mod),
+		Cmps: []*pb.Compare{
+			batch.ModRevisionIs(keys.Record(m.id), m.mod),
 			// Not acknowledged yet: a report sent after the acknowledgement
 			// (which deletes any report) must not land.
-			clientv3.Compare(clientv3.ModRevision(keys.Inbox(in.p.name, m.id)), "=", m.mod),
+			batch.ModRevisionIs(keys.Inbox(in.p.name, m.id), m.mod),
 		},
-		Then: []clientv3.Op{clientv3.OpPut(keys.Failure(m.id, in.p.name), string(v))},
+		Then: []*pb.RequestOp{batch.Put(keys.Failure(m.id, in.p.name), string(v))},
 		Lazy: true,
 		Key:  m.id,
 	}

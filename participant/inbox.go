@@ -13,6 +13,7 @@ import (
 	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/otel/attribute"
@@ -31,7 +32,7 @@ import (
 type inbox struct {
 	p      *Participant
 	lease  clientv3.LeaseID
-	fence  clientv3.Cmp   // LeaseValue(registration) == lease
+	fence  *pb.Compare    // LeaseValue(registration) == lease
 	writer *batch.Writer  // votes and acknowledgements, group-committed under the fence
 	slots  chan struct{}  // one per handler call in flight
 	wg     sync.WaitGroup // runners
@@ -66,7 +67,7 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 	in := &inbox{
 		p:     p,
 		lease: lease,
-		fence: clientv3.Compare(clientv3.LeaseValue(p.keys.Participant(p.name)), "=", lease),
+		fence: batch.LeaseIs(p.keys.Participant(p.name), lease),
 		slots: make(chan struct{}, p.opts.workers),
 	}
 	in.mu.latest = make(map[string]int64)
@@ -77,7 +78,7 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 
 func (in *inbox) serve(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	in.writer = batch.New(in.p.cli, batch.Config{Guard: []clientv3.Cmp{in.fence}, Retry: in.p.policy(), LazyDelay: in.p.opts.ackDelay})
+	in.writer = batch.New(in.p.cli, batch.Config{Guard: []*pb.Compare{in.fence}, Retry: in.p.policy(), LazyDelay: in.p.opts.ackDelay})
 	in.spare = spare.New(in.p.opts.workers)
 	defer func() {
 		cancel()

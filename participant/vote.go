@@ -9,7 +9,6 @@ import (
 	"github.com/concord-tx/concord/internal/tracing"
 	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
 
@@ -29,36 +28,36 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 	keys, me, rec := in.p.keys, in.p.name, m.Record
 	span := in.startWrite(ctx, tracing.SpanVote, m)
 	rk, vk := keys.Record(m.id), keys.Vote(m.id, me)
-	voteOp := clientv3.OpPut(vk, v.Encode())
-	var then clientv3.Op
+	voteOp := batch.Put(vk, v.Encode())
+	var then *pb.RequestOp
 	if v.Yes {
 		_, writes, err := keys.DecisionWrites(rec, m.mod, protocol.StateCommitting, time.Now(), protocol.CauseNone, "")
 		if err != nil {
 			tracing.End(span, err)
 			return err
 		}
-		var allYes []clientv3.Cmp
+		var allYes []*pb.Compare
 		for _, q := range rec.Participants {
 			if q != me {
-				allYes = append(allYes, clientv3.Compare(clientv3.Value(keys.Vote(m.id, q)), "=", protocol.VoteYes))
+				allYes = append(allYes, batch.ValueIs(keys.Vote(m.id, q), protocol.VoteYes))
 			}
 		}
-		then = clientv3.OpTxn(allYes, append([]clientv3.Op{voteOp}, batch.Puts(writes)...), []clientv3.Op{voteOp})
+		then = batch.Txn(allYes, append([]*pb.RequestOp{voteOp}, batch.Puts(writes)...), []*pb.RequestOp{voteOp})
 	} else {
 		_, writes, err := keys.DecisionWrites(rec, m.mod, protocol.StateAborting, time.Now(), protocol.CauseVoteNo, me+": "+v.Reason)
 		if err != nil {
 			tracing.End(span, err)
 			return err
 		}
-		then = clientv3.OpTxn(nil, append([]clientv3.Op{voteOp}, batch.Puts(writes)...), nil)
+		then = batch.Txn(nil, append([]*pb.RequestOp{voteOp}, batch.Puts(writes)...), nil)
 	}
 	op := batch.Op{
-		Cmps: []clientv3.Cmp{
-			clientv3.Compare(clientv3.ModRevision(rk), "=", m.mod), // R: this is a prepare message
-			clientv3.Compare(clientv3.CreateRevision(vk), "=", 0),
+		Cmps: []*pb.Compare{
+			batch.ModRevisionIs(rk, m.mod), // R: this is a prepare message
+			batch.CreateRevisionIs(vk, 0),
 		},
-		Then: []clientv3.Op{then},
-		Else: []clientv3.Op{clientv3.OpGet(vk)},
+		Then: []*pb.RequestOp{then},
+		Else: []*pb.RequestOp{batch.Get(vk)},
 		Key:  m.id,
 	}
 	in.writer.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) {
@@ -100,18 +99,18 @@ func (in *inbox) ack(ctx context.Context, m message, clearFailure bool, log *zap
 		tracing.End(span, err)
 		return err
 	}
-	last := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(keys.Record(m.id)), "=", m.mod)}
+	last := []*pb.Compare{batch.ModRevisionIs(keys.Record(m.id), m.mod)}
 	for _, q := range m.Record.Participants {
 		if q != me {
-			last = append(last, clientv3.Compare(clientv3.CreateRevision(keys.Inbox(q, m.id)), "=", 0))
+			last = append(last, batch.CreateRevisionIs(keys.Inbox(q, m.id), 0))
 		}
 	}
-	then := []clientv3.Op{clientv3.OpDelete(ik), clientv3.OpTxn(last, []clientv3.Op{clientv3.OpPut(fin.Key, fin.Value)}, nil)}
+	then := []*pb.RequestOp{batch.Delete(ik), batch.Txn(last, []*pb.RequestOp{batch.Put(fin.Key, fin.Value)}, nil)}
 	if clearFailure {
-		then = append(then, clientv3.OpDelete(keys.Failure(m.id, me)))
+		then = append(then, batch.Delete(keys.Failure(m.id, me)))
 	}
 	op := batch.Op{
-		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ik), "=", m.mod)},
+		Cmps: []*pb.Compare{batch.ModRevisionIs(ik, m.mod)},
 		Then: then,
 		Lazy: true,
 		Key:  m.id,

@@ -10,9 +10,9 @@ import (
 
 	"github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/internal/spare"
-	"github.com/concord-tx/concord/protocol"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 // Errors returned by Do.
@@ -26,7 +26,7 @@ type Config struct {
 	// Guard is compared before any operation of a batch runs (for example
 	// a participant's fencing compare). If it fails, every operation of the
 	// batch fails with ErrGuardFailed.
-	Guard []clientv3.Cmp
+	Guard []*pb.Compare
 	// MaxOps is etcd's --max-txn-ops (default 128).
 	MaxOps int
 	// MaxBytes bounds a batch's keys and values, below etcd's
@@ -40,10 +40,11 @@ type Config struct {
 	Retry retry.Policy
 }
 
-// Op is one guarded operation: If(Cmps).Then(Then).Else(Else).
+// Op is one guarded operation: If(Cmps).Then(Then).Else(Else), built
+// with this package's ModRevisionIs, Put, Txn and the rest.
 type Op struct {
-	Cmps       []clientv3.Cmp
-	Then, Else []clientv3.Op
+	Cmps       []*pb.Compare
+	Then, Else []*pb.RequestOp
 	Lazy       bool // may wait up to LazyDelay for company
 	// Key names what the operation writes (a transaction id). Operations
 	// with the same Key never share a batch, since etcd refuses a Txn that
@@ -54,7 +55,7 @@ type Op struct {
 type item struct {
 	ctx   context.Context // the submitter's: an operation still queued when it ends is not sent
 	key   string
-	op    clientv3.Op
+	op    *pb.TxnRequest
 	need  int // operations etcd counts for it, nested levels included
 	bytes int
 	lazy  bool
@@ -73,7 +74,7 @@ type Done func(resp *pb.TxnResponse, rev int64, err error)
 // every slot taken wait, and the batch that frees a slot takes them along.
 // Close stops every batch in flight.
 type Writer struct {
-	cli    *clientv3.Client
+	kv     pb.KVClient // the client's, with its interceptors and retries
 	cfg    Config
 	ctx    context.Context // ends at Close: batches in flight stop retrying
 	cancel context.CancelFunc
@@ -108,7 +109,7 @@ func New(cli *clientv3.Client, cfg Config) *Writer {
 		cfg.LazyDelay = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Writer{cli: cli, cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight)}
+	return &Writer{kv: clientv3.RetryKVClient(cli), cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight)}
 }
 
 // Close fails the operations not yet sent with ErrClosed, stops the
@@ -156,7 +157,7 @@ func (w *Writer) Do(ctx context.Context, op Op) (*pb.TxnResponse, int64, error) 
 // ends (the outcome is then unknown), and returns once done has been
 // called; otherwise it returns at once.
 func (w *Writer) Submit(ctx context.Context, op Op, done Done) {
-	it := &item{ctx: ctx, key: op.Key, op: clientv3.OpTxn(op.Cmps, op.Then, op.Else), lazy: op.Lazy, done: done}
+	it := &item{ctx: ctx, key: op.Key, op: &pb.TxnRequest{Compare: op.Cmps, Success: op.Then, Failure: op.Else}, lazy: op.Lazy, done: done}
 	it.need = need(it.op)
 	it.bytes = size(it.op)
 	if 1+it.need > w.cfg.MaxOps || it.bytes > w.cfg.MaxBytes {
@@ -366,23 +367,23 @@ func (w *Writer) send(ctx context.Context, batch []*item) {
 	}
 }
 
-func (w *Writer) commit(ctx context.Context, batch []*item) (*clientv3.TxnResponse, error) {
-	ops := make([]clientv3.Op, len(batch))
-	for i, it := range batch {
-		ops[i] = it.op
-	}
-	return retry.Do(ctx, w.cfg.Retry, func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return w.cli.Txn(ctx).If(w.cfg.Guard...).Then(ops...).Commit()
-	})
-}
+// waitForReady is what clientv3 asks of gRPC for every request: wait
+// for a connection rather than fail at once while the client reconnects.
+var waitForReady = grpc.WaitForReady(true)
 
-// Puts turns protocol writes into etcd operations.
-func Puts(kvs []protocol.KeyValue) []clientv3.Op {
-	ops := make([]clientv3.Op, len(kvs))
-	for i, kv := range kvs {
-		ops[i] = clientv3.OpPut(kv.Key, kv.Value)
+func (w *Writer) commit(ctx context.Context, batch []*item) (*pb.TxnResponse, error) {
+	ops := make([]*pb.RequestOp, len(batch))
+	for i, it := range batch {
+		ops[i] = &pb.RequestOp{Request: &pb.RequestOp_RequestTxn{RequestTxn: it.op}}
 	}
-	return ops
+	req := &pb.TxnRequest{Compare: w.cfg.Guard, Success: ops}
+	return retry.Do(ctx, w.cfg.Retry, func(ctx context.Context) (*pb.TxnResponse, error) {
+		resp, err := w.kv.Txn(ctx, req, waitForReady)
+		if err != nil {
+			return nil, clientv3.ContextError(ctx, err)
+		}
+		return resp, nil
+	})
 }
 
 func anyUrgent(pending []*item) bool {
@@ -394,36 +395,39 @@ func anyUrgent(pending []*item) bool {
 	return false
 }
 
-// need is how many operations etcd's limit counts for op: its own widest
-// list plus the most any nested Txn needs.
-func need(op clientv3.Op) int {
-	if !op.IsTxn() {
-		return 0
-	}
-	cmps, thenOps, elseOps := op.Txn()
-	n := max(len(cmps), len(thenOps), len(elseOps))
+// need is how many operations etcd's limit counts for txn: its own
+// widest list plus the most any nested Txn needs.
+func need(txn *pb.TxnRequest) int {
+	n := max(len(txn.Compare), len(txn.Success), len(txn.Failure))
 	deepest := 0
-	for _, ops := range [][]clientv3.Op{thenOps, elseOps} {
+	for _, ops := range [][]*pb.RequestOp{txn.Success, txn.Failure} {
 		for _, o := range ops {
-			deepest = max(deepest, need(o))
+			if t := o.GetRequestTxn(); t != nil {
+				deepest = max(deepest, need(t))
+			}
 		}
 	}
 	return n + deepest
 }
 
-// size approximates the bytes op adds to a request.
-func size(op clientv3.Op) int {
-	if !op.IsTxn() {
-		return len(op.KeyBytes()) + len(op.ValueBytes()) + len(op.RangeBytes()) + 16
-	}
-	cmps, thenOps, elseOps := op.Txn()
+// size approximates the bytes txn adds to a request.
+func size(txn *pb.TxnRequest) int {
 	n := 0
-	for i := range cmps {
-		n += len(cmps[i].KeyBytes()) + len(cmps[i].ValueBytes()) + 16
+	for _, c := range txn.Compare {
+		n += len(c.Key) + len(c.GetValue()) + 16
 	}
-	for _, ops := range [][]clientv3.Op{thenOps, elseOps} {
+	for _, ops := range [][]*pb.RequestOp{txn.Success, txn.Failure} {
 		for _, o := range ops {
-			n += size(o)
+			switch r := o.Request.(type) {
+			case *pb.RequestOp_RequestTxn:
+				n += size(r.RequestTxn)
+			case *pb.RequestOp_RequestPut:
+				n += len(r.RequestPut.Key) + len(r.RequestPut.Value) + 16
+			case *pb.RequestOp_RequestDeleteRange:
+				n += len(r.RequestDeleteRange.Key) + len(r.RequestDeleteRange.RangeEnd) + 16
+			case *pb.RequestOp_RequestRange:
+				n += len(r.RequestRange.Key) + len(r.RequestRange.RangeEnd) + 16
+			}
 		}
 	}
 	return n

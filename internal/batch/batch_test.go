@@ -23,9 +23,9 @@ var policy = retry.Policy{Timeout: 5 * time.Second, MinBackoff: 10 * time.Millis
 
 func create(key string) Op {
 	return Op{
-		Cmps: []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-		Then: []clientv3.Op{clientv3.OpPut(key, "v")},
-		Else: []clientv3.Op{clientv3.OpGet(key)},
+		Cmps: []*pb.Compare{CreateRevisionIs(key, 0)},
+		Then: []*pb.RequestOp{Put(key, "v")},
+		Else: []*pb.RequestOp{Get(key)},
 		Key:  key,
 	}
 }
@@ -92,8 +92,8 @@ func TestConflictsAndFailures(t *testing.T) {
 	submit := func(op Op) {
 		w.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) { answers <- answer{resp, rev, err} })
 	}
-	same := Op{Then: []clientv3.Op{clientv3.OpPut("shared", "1")}, Key: "t1", Lazy: true}
-	other := Op{Then: []clientv3.Op{clientv3.OpPut("shared", "2")}, Key: "t1", Lazy: true}
+	same := Op{Then: []*pb.RequestOp{Put("shared", "1")}, Key: "t1", Lazy: true}
+	other := Op{Then: []*pb.RequestOp{Put("shared", "2")}, Key: "t1", Lazy: true}
 	submit(same)
 	submit(other)
 	submit(create("urgent")) // flushes the lazy ones with it
@@ -114,7 +114,7 @@ func TestConflictsAndFailures(t *testing.T) {
 	}
 
 	// A bad operation (two puts of one key) next to a good one.
-	bad := Op{Then: []clientv3.Op{clientv3.OpPut("dup", "1"), clientv3.OpPut("dup", "2")}, Lazy: true}
+	bad := Op{Then: []*pb.RequestOp{Put("dup", "1"), Put("dup", "2")}, Lazy: true}
 	submit(bad)
 	submit(create("good"))
 	for range 2 {
@@ -127,7 +127,7 @@ func TestConflictsAndFailures(t *testing.T) {
 		t.Errorf("the good operation was sunk by the bad one: %v %v", resp, err)
 	}
 
-	guarded := New(cli, Config{Retry: policy, Guard: []clientv3.Cmp{clientv3.Compare(clientv3.Value("fence"), "=", "mine")}})
+	guarded := New(cli, Config{Retry: policy, Guard: []*pb.Compare{ValueIs("fence", "mine")}})
 	defer guarded.Close()
 	if _, _, err := guarded.Do(ctx, create("fenced")); !errors.Is(err, ErrGuardFailed) {
 		t.Fatalf("guard: %v", err)
@@ -135,9 +135,9 @@ func TestConflictsAndFailures(t *testing.T) {
 	if resp, _ := cli.Get(ctx, "fenced"); len(resp.Kvs) != 0 {
 		t.Error("write went through a failed guard")
 	}
-	big := Op{Then: make([]clientv3.Op, 200)}
+	big := Op{Then: make([]*pb.RequestOp, 200)}
 	for i := range big.Then {
-		big.Then[i] = clientv3.OpPut(fmt.Sprint("big", i), "v")
+		big.Then[i] = Put(fmt.Sprint("big", i), "v")
 	}
 	if _, _, err := w.Do(ctx, big); err == nil {
 		t.Error("operation over etcd's limit accepted")
@@ -167,7 +167,7 @@ func TestSubmitterSends(t *testing.T) {
 	}
 	sent := make(chan time.Duration, 1)
 	start := time.Now()
-	w.Submit(ctx, Op{Then: []clientv3.Op{clientv3.OpPut("later", "v")}, Lazy: true}, func(_ *pb.TxnResponse, _ int64, err error) {
+	w.Submit(ctx, Op{Then: []*pb.RequestOp{Put("later", "v")}, Lazy: true}, func(_ *pb.TxnResponse, _ int64, err error) {
 		if err != nil {
 			t.Error(err)
 		}
