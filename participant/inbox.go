@@ -51,6 +51,11 @@ type inbox struct {
 		// runners holds, per transaction with a runner, the message it is
 		// to handle next (nil once taken).
 		runners map[string]*message
+		// acknowledged is set while list reads and hands out the inbox:
+		// the messages acknowledged meanwhile (their ModRevision, by
+		// transaction), which a listing read before the acknowledgement
+		// landed still shows and must not hand out again.
+		acknowledged map[string]int64
 	}
 }
 
@@ -97,7 +102,10 @@ func (in *inbox) serve(ctx context.Context) error {
 	defer resync.Stop()
 	prefix := in.p.keys.InboxPrefix(in.p.name)
 	for ctx.Err() == nil {
-		wch, stop := watch.Open(ctx, in.p.cli, in.p.log, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+		// Without deletions: they are this instance's acknowledgements,
+		// forgotten when their answer comes (see acknowledged), and etcd
+		// sends no response whose events are all filtered out.
+		wch, stop := watch.Open(ctx, in.p.cli, in.p.log, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
 		rev, err = in.follow(ctx, wch, resync.C, rev)
 		stop()
 		if err != nil {
@@ -137,13 +145,6 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 			}
 			for _, ev := range resp.Events {
 				rev = ev.Kv.ModRevision
-				if ev.Type == mvccpb.DELETE {
-					// Forgotten here, in order with listings, and not when
-					// the acknowledgement's answer comes: a listing read
-					// before the deletion would hand the message out again.
-					in.forget(in.p.keys.Parse(string(ev.Kv.Key)).ID, ev.Kv.ModRevision)
-					continue
-				}
 				in.dispatch(ctx, ev.Kv, false)
 			}
 		}
@@ -153,6 +154,14 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 // list reads the whole inbox and dispatches what is new; it returns the
 // revision it read at.
 func (in *inbox) list(ctx context.Context) (int64, error) {
+	in.mu.Lock()
+	in.mu.acknowledged = make(map[string]int64)
+	in.mu.Unlock()
+	defer func() {
+		in.mu.Lock()
+		in.mu.acknowledged = nil
+		in.mu.Unlock()
+	}()
 	resp, err := retry.Do(ctx, in.p.policy(), func(ctx context.Context) (*clientv3.GetResponse, error) {
 		return in.p.cli.Get(ctx, in.p.keys.InboxPrefix(in.p.name), clientv3.WithPrefix())
 	})
@@ -175,11 +184,15 @@ func (in *inbox) list(ctx context.Context) (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-func (in *inbox) forget(id string, rev int64) {
+// forget forgets message m, acknowledged: its key is gone.
+func (in *inbox) forget(m message) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if in.mu.latest[id] < rev {
-		delete(in.mu.latest, id)
+	if in.mu.latest[m.id] <= m.mod {
+		delete(in.mu.latest, m.id)
+	}
+	if in.mu.acknowledged != nil {
+		in.mu.acknowledged[m.id] = max(in.mu.acknowledged[m.id], m.mod)
 	}
 }
 
@@ -195,7 +208,7 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 		return
 	}
 	in.mu.Lock()
-	if in.mu.latest[k.ID] >= kv.ModRevision {
+	if in.mu.latest[k.ID] >= kv.ModRevision || catchUp && in.mu.acknowledged[k.ID] >= kv.ModRevision {
 		in.mu.Unlock()
 		return
 	}

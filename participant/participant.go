@@ -38,6 +38,7 @@ type Participant struct {
 		sync.Mutex
 		active   bool
 		activeCh chan struct{} // closed while active, replaced when not
+		inbox    *inbox        // the inbox served, while one is
 	}
 }
 
@@ -165,7 +166,30 @@ func (p *Participant) serve(ctx context.Context, lease clientv3.LeaseID) error {
 		return err
 	}
 	defer p.setActive(false)
-	return newInbox(p, lease).serve(ctx)
+	in := newInbox(p, lease)
+	p.mu.Lock()
+	p.mu.inbox = in
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.mu.inbox = nil
+		p.mu.Unlock()
+	}()
+	return in.serve(ctx)
+}
+
+// remembered is how many transactions the inbox served keeps a message
+// of; -1 when none is served.
+func (p *Participant) remembered() int {
+	p.mu.Lock()
+	in := p.mu.inbox
+	p.mu.Unlock()
+	if in == nil {
+		return -1
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.mu.latest)
 }
 
 // policy is how the participant bounds and repeats its etcd requests.

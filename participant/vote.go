@@ -122,7 +122,8 @@ func (in *inbox) ack(ctx context.Context, m message, clearFailure bool, log *zap
 			return
 		}
 		// Not succeeded: acknowledged before, by an attempt whose answer
-		// was lost.
+		// was lost. Either way the key is gone.
+		in.forget(m)
 		finalised := resp.Succeeded && resp.Responses[1].GetResponseTxn().Succeeded
 		log.Debug("acknowledged", zap.Bool("finalised", finalised), zap.Int64("rev", rev))
 		in.acked(span, m, resp.Succeeded, finalised)
