@@ -12,7 +12,6 @@ import (
 	"github.com/concord-tx/concord/internal/spare"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc"
 )
 
 // Errors returned by Do.
@@ -74,7 +73,8 @@ type Done func(resp *pb.TxnResponse, rev int64, err error)
 // every slot taken wait, and the batch that frees a slot takes them along.
 // Close stops every batch in flight.
 type Writer struct {
-	kv     pb.KVClient // the client's, with its interceptors and retries
+	cli    *clientv3.Client
+	kv     pb.KVClient // the client's connection's; nil: through cli.KV (see sendTxn)
 	cfg    Config
 	ctx    context.Context // ends at Close: batches in flight stop retrying
 	cancel context.CancelFunc
@@ -109,7 +109,7 @@ func New(cli *clientv3.Client, cfg Config) *Writer {
 		cfg.LazyDelay = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Writer{kv: clientv3.RetryKVClient(cli), cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight)}
+	return &Writer{cli: cli, kv: directKV(cli), cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight)}
 }
 
 // Close fails the operations not yet sent with ErrClosed, stops the
@@ -367,10 +367,6 @@ func (w *Writer) send(ctx context.Context, batch []*item) {
 	}
 }
 
-// waitForReady is what clientv3 asks of gRPC for every request: wait
-// for a connection rather than fail at once while the client reconnects.
-var waitForReady = grpc.WaitForReady(true)
-
 func (w *Writer) commit(ctx context.Context, batch []*item) (*pb.TxnResponse, error) {
 	ops := make([]*pb.RequestOp, len(batch))
 	for i, it := range batch {
@@ -378,11 +374,7 @@ func (w *Writer) commit(ctx context.Context, batch []*item) (*pb.TxnResponse, er
 	}
 	req := &pb.TxnRequest{Compare: w.cfg.Guard, Success: ops}
 	return retry.Do(ctx, w.cfg.Retry, func(ctx context.Context) (*pb.TxnResponse, error) {
-		resp, err := w.kv.Txn(ctx, req, waitForReady)
-		if err != nil {
-			return nil, clientv3.ContextError(ctx, err)
-		}
-		return resp, nil
+		return w.sendTxn(ctx, req)
 	})
 }
 
