@@ -51,11 +51,16 @@ type inbox struct {
 		// runners holds, per transaction with a runner, the message it is
 		// to handle next (nil once taken).
 		runners map[string]*message
-		// acknowledged is set while list reads and hands out the inbox:
-		// the messages acknowledged meanwhile (their ModRevision, by
-		// transaction), which a listing read before the acknowledgement
-		// landed still shows and must not hand out again.
+		// acknowledged holds the messages acknowledged (their
+		// ModRevision, by transaction) that a listing or the watch may
+		// still show: those acknowledged while a listing ran, which it
+		// may have read before the acknowledgement landed, and those
+		// newer than what the watch has delivered, whose event may still
+		// be on its way (after a listing handed them out first). An entry
+		// goes once no listing runs and the watch has passed it.
 		acknowledged map[string]int64
+		listing      bool
+		watched      int64 // the revision of the last event the watch delivered
 	}
 }
 
@@ -76,6 +81,7 @@ func newInbox(p *Participant, lease clientv3.LeaseID) *inbox {
 		slots: make(chan struct{}, p.opts.workers),
 	}
 	in.mu.latest = make(map[string]int64)
+	in.mu.acknowledged = make(map[string]int64)
 	in.mu.preparing = make(map[string]context.CancelFunc)
 	in.mu.runners = make(map[string]*message)
 	return in
@@ -105,6 +111,7 @@ func (in *inbox) serve(ctx context.Context) error {
 		// Without deletions: they are this instance's acknowledgements,
 		// forgotten when their answer comes (see acknowledged), and etcd
 		// sends no response whose events are all filtered out.
+		in.watchedTo(rev) // nothing older comes from a watch that starts after rev
 		wch, stop := watch.Open(ctx, in.p.cli, in.p.log, prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1), clientv3.WithFilterDelete())
 		rev, err = in.follow(ctx, wch, resync.C, rev)
 		stop()
@@ -147,6 +154,7 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 				rev = ev.Kv.ModRevision
 				in.dispatch(ctx, ev.Kv, false)
 			}
+			in.watchedTo(rev)
 		}
 	}
 }
@@ -155,12 +163,13 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 // revision it read at.
 func (in *inbox) list(ctx context.Context) (int64, error) {
 	in.mu.Lock()
-	in.mu.acknowledged = make(map[string]int64)
+	in.mu.listing = true
 	in.mu.Unlock()
 	defer func() {
 		in.mu.Lock()
-		in.mu.acknowledged = nil
+		in.mu.listing = false
 		in.mu.Unlock()
+		in.watchedTo(0)
 	}()
 	resp, err := retry.Do(ctx, in.p.policy(), func(ctx context.Context) (*clientv3.GetResponse, error) {
 		return in.p.cli.Get(ctx, in.p.keys.InboxPrefix(in.p.name), clientv3.WithPrefix())
@@ -191,8 +200,24 @@ func (in *inbox) forget(m message) {
 	if in.mu.latest[m.id] <= m.mod {
 		delete(in.mu.latest, m.id)
 	}
-	if in.mu.acknowledged != nil {
+	if in.mu.listing || m.mod > in.mu.watched {
 		in.mu.acknowledged[m.id] = max(in.mu.acknowledged[m.id], m.mod)
+	}
+}
+
+// watchedTo records that the watch has delivered every event up to rev
+// (0: no news), and drops what acknowledged need not hold any longer.
+func (in *inbox) watchedTo(rev int64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.mu.watched = max(in.mu.watched, rev)
+	if in.mu.listing {
+		return
+	}
+	for id, mod := range in.mu.acknowledged {
+		if mod <= in.mu.watched {
+			delete(in.mu.acknowledged, id)
+		}
 	}
 }
 
@@ -208,7 +233,7 @@ func (in *inbox) dispatch(ctx context.Context, kv *mvccpb.KeyValue, catchUp bool
 		return
 	}
 	in.mu.Lock()
-	if in.mu.latest[k.ID] >= kv.ModRevision || catchUp && in.mu.acknowledged[k.ID] >= kv.ModRevision {
+	if in.mu.latest[k.ID] >= kv.ModRevision || in.mu.acknowledged[k.ID] >= kv.ModRevision {
 		in.mu.Unlock()
 		return
 	}

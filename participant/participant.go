@@ -178,8 +178,8 @@ func (p *Participant) serve(ctx context.Context, lease clientv3.LeaseID) error {
 	return in.serve(ctx)
 }
 
-// remembered is how many transactions the inbox served keeps a message
-// of; -1 when none is served.
+// remembered is how many messages the inbox served keeps, handed out or
+// acknowledged; -1 when none is served.
 func (p *Participant) remembered() int {
 	p.mu.Lock()
 	in := p.mu.inbox
@@ -189,7 +189,7 @@ func (p *Participant) remembered() int {
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	return len(in.mu.latest)
+	return len(in.mu.latest) + len(in.mu.acknowledged)
 }
 
 // policy is how the participant bounds and repeats its etcd requests.
