@@ -33,6 +33,11 @@ type Config struct {
 	MaxBytes int
 	// MaxInFlight bounds the batches outstanding at once (default 2).
 	MaxInFlight int
+	// ExtraBatchAt lets one batch more than MaxInFlight go once this many
+	// operations wait (default 16; negative: never). Under load the
+	// pipeline gets deeper while each batch stays large; a light load,
+	// whose batches would only split, never reaches it.
+	ExtraBatchAt int
 	// LazyDelay is how long a lazy operation may wait (default 10ms).
 	LazyDelay time.Duration
 	// Retry is how a batch is retried after a transient error.
@@ -105,11 +110,14 @@ func New(cli *clientv3.Client, cfg Config) *Writer {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 2
 	}
+	if cfg.ExtraBatchAt == 0 {
+		cfg.ExtraBatchAt = 16
+	}
 	if cfg.LazyDelay <= 0 {
 		cfg.LazyDelay = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Writer{cli: cli, kv: directKV(cli), cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight)}
+	return &Writer{cli: cli, kv: directKV(cli), cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight + 1)}
 }
 
 // Close fails the operations not yet sent with ErrClosed, stops the
@@ -237,7 +245,10 @@ func (w *Writer) takeDueLocked() []*item {
 // takeLocked takes the next batch if a slot is free and an operation is
 // due; nil otherwise.
 func (w *Writer) takeLocked() []*item {
-	if w.mu.closed || w.mu.inflight >= w.cfg.MaxInFlight || len(w.mu.pending) == 0 || !w.mu.lazyDue && !anyUrgent(w.mu.pending) {
+	if w.mu.closed || len(w.mu.pending) == 0 || !w.mu.lazyDue && !anyUrgent(w.mu.pending) {
+		return nil
+	}
+	if w.mu.inflight >= w.cfg.MaxInFlight && (w.mu.inflight > w.cfg.MaxInFlight || w.cfg.ExtraBatchAt < 0 || len(w.mu.pending) < w.cfg.ExtraBatchAt) {
 		return nil
 	}
 	var batch []*item

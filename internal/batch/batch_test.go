@@ -330,3 +330,106 @@ func within[T any](t *testing.T, ch <-chan T, what string) T {
 		panic("unreachable")
 	}
 }
+
+// With every slot taken, one more batch goes once ExtraBatchAt operations
+// wait, and no more than one; below that, or with it off, they wait.
+func TestExtraBatchUnderLoad(t *testing.T) {
+	srv := etcdtest.Start(t)
+	for _, tt := range []struct {
+		name       string
+		extraAt    int
+		concurrent int // Txns held at once when the last operation is queued
+	}{
+		{"extra batch", 4, 2},
+		{"off", -1, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu      sync.Mutex
+				held    int
+				release = make(chan struct{})
+				arrived = make(chan int, 16)
+			)
+			cli := clientSeeingTxns(t, srv, func() {
+				mu.Lock()
+				held++
+				n := held
+				mu.Unlock()
+				arrived <- n
+				<-release
+				mu.Lock()
+				held--
+				mu.Unlock()
+			})
+			w := New(cli, Config{Retry: policy, MaxInFlight: 1, ExtraBatchAt: tt.extraAt})
+			defer w.Close()
+			var releasing sync.Once
+			free := func() { releasing.Do(func() { close(release) }) }
+			defer free() // before Close, which waits for the held batches
+			ctx := context.Background()
+			results := make(chan error, 8)
+			do := func(key string) {
+				go func() {
+					resp, _, err := w.Do(ctx, create(tt.name+key))
+					if err == nil && !resp.Succeeded {
+						err = fmt.Errorf("%s: compare failed", key)
+					}
+					results <- err
+				}()
+			}
+			do("/first")
+			if n := within(t, arrived, "the first batch sent"); n != 1 {
+				t.Fatalf("%d Txns held, want 1", n)
+			}
+			// Three wait: below ExtraBatchAt, nothing more goes.
+			for i := range 3 {
+				do(fmt.Sprintf("/wait-%d", i))
+			}
+			waitPending(t, w, 3)
+			select {
+			case n := <-arrived:
+				t.Fatalf("a batch went with 3 operations waiting (%d held)", n)
+			default:
+			}
+			// The fourth makes four waiting: one more batch, if allowed.
+			do("/fourth")
+			if tt.concurrent == 2 {
+				if n := within(t, arrived, "the extra batch sent"); n != 2 {
+					t.Fatalf("%d Txns held, want 2", n)
+				}
+				// Four more wait again, but two batches are out: no third.
+				for i := range 4 {
+					do(fmt.Sprintf("/more-%d", i))
+				}
+				waitPending(t, w, 4)
+			} else {
+				waitPending(t, w, 4)
+			}
+			select {
+			case n := <-arrived:
+				t.Fatalf("a batch beyond the allowed went (%d held)", n)
+			default:
+			}
+			free()
+			want := 5
+			if tt.concurrent == 2 {
+				want = 9
+			}
+			for range want {
+				if err := within(t, results, "an answer"); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
+
+// waitPending waits until n operations are queued in w.
+func waitPending(t *testing.T, w *Writer, n int) {
+	t.Helper()
+	poll.Until(t, 10*time.Second, fmt.Sprintf("%d operations queued", n), func() (bool, string) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.mu.pending) == n, fmt.Sprintf("%d queued", len(w.mu.pending))
+	})
+}

@@ -10,7 +10,9 @@
 // Batching is natural: an urgent operation is sent at once, by the
 // goroutine that submits it, if fewer than MaxInFlight batches are
 // outstanding, and otherwise waits for one to come back, taking along
-// everything queued meanwhile. Lazy operations (such as
+// everything queued meanwhile; once ExtraBatchAt operations wait, one more
+// batch goes without waiting, so a heavy load is not held to MaxInFlight
+// rounds at a time. Lazy operations (such as
 // acknowledgements, which nobody waits for) wait up to LazyDelay for an
 // urgent one to ride with.
 package batch
