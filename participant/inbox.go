@@ -162,15 +162,8 @@ func (in *inbox) follow(ctx context.Context, wch clientv3.WatchChan, resync <-ch
 // list reads the whole inbox and dispatches what is new; it returns the
 // revision it read at.
 func (in *inbox) list(ctx context.Context) (int64, error) {
-	in.mu.Lock()
-	in.mu.listing = true
-	in.mu.Unlock()
-	defer func() {
-		in.mu.Lock()
-		in.mu.listing = false
-		in.mu.Unlock()
-		in.watchedTo(0)
-	}()
+	in.setListing(true)
+	defer in.setListing(false)
 	resp, err := retry.Do(ctx, in.p.policy(), func(ctx context.Context) (*clientv3.GetResponse, error) {
 		return in.p.cli.Get(ctx, in.p.keys.InboxPrefix(in.p.name), clientv3.WithPrefix())
 	})
@@ -205,12 +198,25 @@ func (in *inbox) forget(m message) {
 	}
 }
 
-// watchedTo records that the watch has delivered every event up to rev
-// (0: no news), and drops what acknowledged need not hold any longer.
+// watchedTo records that the watch has delivered every event up to rev.
 func (in *inbox) watchedTo(rev int64) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.mu.watched = max(in.mu.watched, rev)
+	in.pruneLocked()
+}
+
+// setListing records whether a listing runs.
+func (in *inbox) setListing(on bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.mu.listing = on
+	in.pruneLocked()
+}
+
+// pruneLocked drops what acknowledged need not hold any longer: with no
+// listing running, the messages the watch has passed.
+func (in *inbox) pruneLocked() {
 	if in.mu.listing {
 		return
 	}

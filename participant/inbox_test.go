@@ -81,3 +81,17 @@ func TestInboxForgetsAcknowledged(t *testing.T) {
 		t.Errorf("%d prepares and %d commits, want %d each: a message handed out again", p, c, 2*n)
 	}
 }
+
+// remembered is how many messages the inbox served keeps, handed out or
+// acknowledged; -1 when none is served.
+func (p *Participant) remembered() int {
+	p.mu.Lock()
+	in := p.mu.inbox
+	p.mu.Unlock()
+	if in == nil {
+		return -1
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.mu.latest) + len(in.mu.acknowledged)
+}

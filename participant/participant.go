@@ -38,7 +38,7 @@ type Participant struct {
 		sync.Mutex
 		active   bool
 		activeCh chan struct{} // closed while active, replaced when not
-		inbox    *inbox        // the inbox served, while one is
+		inbox    *inbox        // the inbox served, while one is (tests read its bookkeeping)
 	}
 }
 
@@ -176,20 +176,6 @@ func (p *Participant) serve(ctx context.Context, lease clientv3.LeaseID) error {
 		p.mu.Unlock()
 	}()
 	return in.serve(ctx)
-}
-
-// remembered is how many messages the inbox served keeps, handed out or
-// acknowledged; -1 when none is served.
-func (p *Participant) remembered() int {
-	p.mu.Lock()
-	in := p.mu.inbox
-	p.mu.Unlock()
-	if in == nil {
-		return -1
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return len(in.mu.latest) + len(in.mu.acknowledged)
 }
 
 // policy is how the participant bounds and repeats its etcd requests.

@@ -50,7 +50,6 @@ func (w *Writer) sendTxn(ctx context.Context, req *pb.TxnRequest) (*pb.TxnRespon
 func clientCmps(cmps []*pb.Compare) []clientv3.Cmp {
 	out := make([]clientv3.Cmp, len(cmps))
 	for i, c := range cmps {
-		out[i] = clientv3.Cmp{}
 		out[i].WithKeyBytes(c.Key)
 		pc := out[i].GetCompare()
 		pc.Target, pc.Result, pc.TargetUnion, pc.RangeEnd = c.Target, c.Result, c.TargetUnion, c.RangeEnd

@@ -331,7 +331,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.EtcdWriteBytesPerTx = float64(counter.Bytes()-bytesBefore) / n
 	cmps, ops := counter.Shape()
 	res.EtcdComparesPerTx, res.EtcdOpsPerTx = float64(cmps-cmpsBefore)/n, float64(ops-opsBefore)/n
-	if k := float64(len(m.path)); k > 0 {
+	if k := float64(len(m.path.lats)); k > 0 {
 		res.PathFloorWriteBytesPerTx = float64(path.bytes) / k
 		res.PathFloorComparesPerTx, res.PathFloorOpsPerTx = float64(path.compares)/k, float64(path.ops)/k
 	}
@@ -347,10 +347,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.TxnP50ms > 0 {
 		res.P50OverTxn = res.P50ms / res.TxnP50ms
 	}
-	res.PathFloorCPUmsPerTx, res.PathFloorSyscallsPerTx, res.PathFloorGoroutinesPerTx = m.pathUsed.per(len(m.path))
+	res.PathFloorCPUmsPerTx, res.PathFloorSyscallsPerTx, res.PathFloorGoroutinesPerTx = m.path.used.per(len(m.path.lats))
 	res.PathFloorConcurrency = cfg.Concurrency
-	res.PathFloorP50ms, res.PathFloorP99ms = percentile(m.path, 50), percentile(m.path, 99)
-	res.PathFloorTxPerSec = float64(len(m.path)) / m.pathElapsed.Seconds()
+	res.PathFloorP50ms, res.PathFloorP99ms = percentile(m.path.lats, 50), percentile(m.path.lats, 99)
+	res.PathFloorTxPerSec = float64(len(m.path.lats)) / m.path.elapsed.Seconds()
 	if res.TxnP50ms > 0 {
 		res.PathFloorOverTxn = res.PathFloorP50ms / res.TxnP50ms
 	}
@@ -380,15 +380,14 @@ type measured struct {
 	elapsed time.Duration // the load's wall time
 	used    usage         // what this process used during the load
 
-	txnRate     float64         // compare-and-swap Txns a second at the load's concurrency
-	single      []time.Duration // one compare-and-swap Txn at a time
-	path        []time.Duration // the bare commit path
-	pathElapsed time.Duration   // its wall time
-	pathUsed    usage
-	protocol    floorRun // the protocol's floor
+	txnRate  float64         // compare-and-swap Txns a second at the load's concurrency
+	single   []time.Duration // one compare-and-swap Txn at a time
+	path     floorRun        // the bare commit path
+	protocol floorRun        // the protocol's floor
 }
 
-// floorRun is what a run of a bare path measured.
+// floorRun is what the runs of a bare path measured: each transaction's
+// latency, their wall time and what this process used meanwhile.
 type floorRun struct {
 	lats    []time.Duration
 	elapsed time.Duration
@@ -471,14 +470,9 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		}
 		singleTime += time.Since(t0)
 
-		used = processUsage()
-		lats, took, err := path.run(ctx, 1, n, 0)
-		if err != nil {
+		if err := m.path.runFloor(ctx, path, 1, n, 0); err != nil {
 			return m, fmt.Errorf("commit path floor: %w", err)
 		}
-		m.pathUsed.add(used)
-		m.pathElapsed += took
-		m.path = append(m.path, lats...)
 		if err := m.protocol.runFloor(ctx, proto, 1, n, 0); err != nil {
 			return m, fmt.Errorf("protocol floor: %w", err)
 		}
@@ -486,7 +480,7 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		if time.Since(shown) >= time.Second {
 			shown = time.Now()
 			fmt.Fprintf(progress, "%6.1fs  %8d committed  %8.0f tx/s   p50 %.2f ms; between blocks: one Txn p50 %.2f ms, bare path p50 %.2f ms\n",
-				time.Since(start).Seconds(), len(m.load.ok), float64(len(m.load.ok))/m.elapsed.Seconds(), percentile(m.load.ok, 50), percentile(m.single, 50), percentile(m.path, 50))
+				time.Since(start).Seconds(), len(m.load.ok), float64(len(m.load.ok))/m.elapsed.Seconds(), percentile(m.load.ok, 50), percentile(m.single, 50), percentile(m.path.lats, 50))
 		}
 	}
 	m.txnRate = float64(len(m.single)) / singleTime.Seconds()
@@ -515,11 +509,9 @@ func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []
 		return m, fmt.Errorf("floor: %w", err)
 	}
 	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency %d\n", len(branches), cfg.Concurrency)
-	used = processUsage()
-	if m.path, m.pathElapsed, err = path.run(ctx, cfg.Concurrency, 0, floorFor); err != nil {
+	if err := m.path.runFloor(ctx, path, cfg.Concurrency, 0, floorFor); err != nil {
 		return m, fmt.Errorf("commit path floor: %w", err)
 	}
-	m.pathUsed.add(used)
 	fmt.Fprintf(progress, "measuring the protocol's floor: its begin and %d vote Txns with bare etcd calls, at concurrency %d\n", len(branches), cfg.Concurrency)
 	if err := m.protocol.runFloor(ctx, proto, cfg.Concurrency, 0, floorFor); err != nil {
 		return m, fmt.Errorf("protocol floor: %w", err)

@@ -69,7 +69,7 @@ func startPath(ctx context.Context, initiator *clientv3.Client, voters []*client
 		voteErr: make(chan error, 1), waiting: map[string]chan struct{}{}, votes: map[string]int{},
 	}
 	for i, cli := range voters {
-		inbox := fmt.Sprintf("%sinbox/%d/", base, i)
+		inbox := p.inboxKey(i, "") // the voter's prefix
 		wch := cli.Watch(ctx, inbox, clientv3.WithPrefix(), from)
 		p.wg.Add(1)
 		go func() {
@@ -131,11 +131,11 @@ func startPath(ctx context.Context, initiator *clientv3.Client, voters []*client
 // with the protocol's shape, as a participant's vote Txn (see
 // protocolShape.vote). begun is the revision of the prepare.
 func (p *barePath) vote(ctx context.Context, cli *clientv3.Client, i int, id string, begun int64) {
-	key := fmt.Sprintf("%svote/%s/%d", p.base, id, i)
 	var err error
 	if p.shape != nil {
 		err = p.shape.vote(ctx, cli, p, i, id, begun)
 	} else {
+		key := p.voteKey(id, i)
 		_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, "yes")).Commit()
 	}
 	if err != nil && ctx.Err() == nil {
@@ -144,6 +144,15 @@ func (p *barePath) vote(ctx context.Context, cli *clientv3.Client, i int, id str
 		default:
 		}
 	}
+}
+
+// The floors' keys, built by hand (see barePath).
+func (p *barePath) recordKey(id string) string { return p.base + "record/" + id }
+func (p *barePath) voteKey(id string, i int) string {
+	return fmt.Sprintf("%svote/%s/%d", p.base, id, i)
+}
+func (p *barePath) inboxKey(i int, id string) string {
+	return fmt.Sprintf("%sinbox/%d/%s", p.base, i, id)
 }
 
 // close ends the watches and waits for their goroutines. It may be
@@ -233,12 +242,12 @@ func (p *barePath) once(ctx context.Context) (time.Duration, bool, error) {
 	if p.shape != nil {
 		record, message = p.shape.record, p.shape.prepare
 	}
-	ops := []clientv3.Op{clientv3.OpPut(p.base+"record/"+id, record)}
+	ops := []clientv3.Op{clientv3.OpPut(p.recordKey(id), record)}
 	for v := range p.voters {
-		ops = append(ops, clientv3.OpPut(fmt.Sprintf("%sinbox/%d/%s", p.base, v, id), message))
+		ops = append(ops, clientv3.OpPut(p.inboxKey(v, id), message))
 	}
 	t0 := time.Now()
-	if _, err := p.initiator.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.base+"record/"+id), "=", 0)).Then(ops...).Commit(); err != nil {
+	if _, err := p.initiator.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(p.recordKey(id)), "=", 0)).Then(ops...).Commit(); err != nil {
 		return 0, false, err
 	}
 	timeout := time.NewTimer(10 * time.Second)

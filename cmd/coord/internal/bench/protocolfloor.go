@@ -43,7 +43,9 @@ func startProtocolPath(ctx context.Context, initiator *clientv3.Client, voters [
 	base := prefix + "/protocol/"
 	shape.voters = voters
 	for i, cli := range voters {
-		lease, err := cli.Grant(ctx, 60)
+		// Long enough for any run, as nothing keeps it alive: a lapsed
+		// registration would fail every vote's fence. close revokes it.
+		lease, err := cli.Grant(ctx, int64((24 * time.Hour).Seconds()))
 		if err != nil {
 			shape.release()
 			return nil, err
@@ -87,14 +89,14 @@ func registration(base string, i int) string { return fmt.Sprintf("%sregistratio
 // vote is the participant's vote Txn, yes, with the decision for the last
 // voter.
 func (s *protocolShape) vote(ctx context.Context, cli *clientv3.Client, p *barePath, i int, id string, begun int64) error {
-	record, vote := p.base+"record/"+id, fmt.Sprintf("%svote/%s/%d", p.base, id, i)
+	record, vote := p.recordKey(id), p.voteKey(id, i)
 	var allYes []clientv3.Cmp
 	decide := []clientv3.Op{clientv3.OpPut(vote, protocol.VoteYes), clientv3.OpPut(record, s.decided)}
 	for v := range p.voters {
 		if v != i {
-			allYes = append(allYes, clientv3.Compare(clientv3.Value(fmt.Sprintf("%svote/%s/%d", p.base, id, v)), "=", protocol.VoteYes))
+			allYes = append(allYes, clientv3.Compare(clientv3.Value(p.voteKey(id, v)), "=", protocol.VoteYes))
 		}
-		decide = append(decide, clientv3.OpPut(fmt.Sprintf("%sinbox/%d/%s", p.base, v, id), s.decision))
+		decide = append(decide, clientv3.OpPut(p.inboxKey(v, id), s.decision))
 	}
 	_, err := cli.Txn(ctx).If(
 		clientv3.Compare(clientv3.LeaseValue(registration(p.base, i)), "=", s.leases[i]),
