@@ -10,11 +10,11 @@ import (
 )
 
 type gcEntry struct {
-	id           string
-	rev          int64
-	finished     time.Time              // on the leader's clock
-	participants []string               // whose inbox keys may be left (abandoned ones)
-	trace        *protocol.TraceContext // nil: none stored
+	id          string
+	rev         int64
+	finished    time.Time              // on the leader's clock
+	inboxesLeft []string               // participants whose inbox keys may be left (see inboxesLeft)
+	trace       *protocol.TraceContext // nil: none stored
 }
 
 func (l *leadership) gcInterval() time.Duration {
@@ -52,7 +52,22 @@ func (l *leadership) collect(ctx context.Context) {
 	}
 }
 
-func gcOps(e gcEntry) int { return 2 + len(e.participants) }
+func gcOps(e gcEntry) int { return 2 + len(e.inboxesLeft) }
+
+// inboxesLeft names the participants whose inbox keys a terminal record
+// may have left behind. Only an abort can leave any: a replica finishes an
+// abandoned one with the inbox keys of the participants that went away in
+// place (see finishAbandoned). A commit is finished only by the last
+// acknowledgement, whose Txn requires every other inbox key of the
+// transaction gone and deletes its own; and after the decision inbox keys
+// are only deleted. Deleting them again would cost etcd a lookup each for
+// nothing.
+func inboxesLeft(rec protocol.Record) []string {
+	if rec.State == protocol.StateCommitted {
+		return nil
+	}
+	return rec.Participants
+}
 
 // delete removes a chunk of terminal records in one Txn, with their votes
 // and the inbox keys that participants which never acknowledged left
@@ -68,7 +83,7 @@ func (l *leadership) delete(ctx context.Context, chunk []gcEntry) int {
 		for _, e := range entries {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(keys.Record(e.id)), "=", e.rev))
 			ops = append(ops, clientv3.OpDelete(keys.Record(e.id)), clientv3.OpDelete(keys.TxPrefix(e.id), clientv3.WithPrefix()))
-			for _, p := range e.participants {
+			for _, p := range e.inboxesLeft {
 				ops = append(ops, clientv3.OpDelete(keys.Inbox(p, e.id)))
 			}
 		}

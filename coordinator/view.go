@@ -254,7 +254,7 @@ func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64)
 		if !l.ready && rec.Finished.Before(finished) {
 			finished = rec.Finished
 		}
-		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: finished, participants: rec.Participants, trace: storedTrace(rec)})
+		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: finished, inboxesLeft: inboxesLeft(rec), trace: storedTrace(rec)})
 		return
 	}
 	if t == nil {
