@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -32,20 +33,30 @@ func (l *leadership) collect(ctx context.Context) {
 	if n == 0 {
 		return
 	}
-	batch := l.gcQueue[:n]
-	l.gcQueue = l.gcQueue[n:]
+	due := l.gcQueue[:n]
 	deleted := 0
-	for len(batch) > 0 {
+	for len(due) > 0 {
 		// Within etcd's default 128 operations a Txn: each record costs
 		// its own delete, its votes' and one per participant's inbox key.
-		n, ops := 0, 0
-		for n < len(batch) && (n == 0 || ops+gcOps(batch[n]) <= 128) {
-			ops += gcOps(batch[n])
-			n++
+		k, ops := 0, 0
+		for k < len(due) && (k == 0 || ops+gcOps(due[k]) <= 128) {
+			ops += gcOps(due[k])
+			k++
 		}
-		deleted += l.delete(ctx, batch[:n])
-		batch = batch[n:]
+		d, err := l.delete(ctx, due[:k])
+		deleted += d
+		if err != nil {
+			// etcd did not answer: these records and the rest stay
+			// first in the queue, for the next round.
+			if ctx.Err() != nil {
+				break
+			}
+			l.r.log.Warn("deleting terminal records failed; will retry", zap.Int("records", len(due)), zap.Error(err))
+			break
+		}
+		due = due[k:]
 	}
+	l.gcQueue = l.gcQueue[n-len(due):]
 	if deleted > 0 {
 		l.r.opts.observer.Recovery(ActionGC, deleted)
 		l.r.log.Debug("deleted terminal records", zap.Int("n", deleted))
@@ -71,9 +82,13 @@ func inboxesLeft(rec protocol.Record) []string {
 
 // delete removes a chunk of terminal records in one Txn, with their votes
 // and the inbox keys that participants which never acknowledged left
-// behind; if any of them changed meanwhile, it falls back to one Txn each
-// so the rest still go.
-func (l *leadership) delete(ctx context.Context, chunk []gcEntry) int {
+// behind, and returns how many it removed. If any of them changed
+// meanwhile, or etcd refuses a Txn that large (run with --max-txn-ops
+// below its default), it falls back to one Txn each so the rest still go;
+// a record etcd refuses even alone is left, and said so. An error means
+// etcd did not answer (or ctx ended): whatever was not removed is worth
+// trying again.
+func (l *leadership) delete(ctx context.Context, chunk []gcEntry) (int, error) {
 	keys := l.r.keys
 	txn := func(entries []gcEntry) (ok bool, err error) {
 		spans := l.r.opts.startGC(ctx, entries)
@@ -95,19 +110,25 @@ func (l *leadership) delete(ctx context.Context, chunk []gcEntry) int {
 		}
 		return resp.Succeeded, nil
 	}
+	unanswered := func(err error) bool { return ctx.Err() != nil || retrypkg.Transient(err) }
 	ok, err := txn(chunk)
-	if err != nil {
-		l.r.log.Warn("gc failed; will retry at the next view", zap.Error(err))
-		return 0
-	}
-	if ok {
-		return len(chunk)
+	switch {
+	case err == nil && ok:
+		return len(chunk), nil
+	case err != nil && unanswered(err):
+		return 0, err
 	}
 	n := 0
 	for _, e := range chunk {
-		if ok, err := txn([]gcEntry{e}); err == nil && ok {
+		ok, err := txn([]gcEntry{e})
+		switch {
+		case err != nil && unanswered(err):
+			return n, err
+		case err != nil:
+			l.r.log.Warn("etcd refuses to delete a terminal record; it is left in place", zap.String("txid", e.id), zap.Error(err))
+		case ok:
 			n++
 		}
 	}
-	return n
+	return n, nil
 }

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zaptest"
 )
 
@@ -64,6 +66,40 @@ func TestRetention(t *testing.T) {
 	if _, err := e.c.Get(e.ctx, out.ID); !errors.Is(err, coordinator.ErrNotFound) {
 		t.Errorf("get after retention: %v", err)
 	}
+}
+
+// Collection does not depend on etcd taking a Txn of many records: run
+// with --max-txn-ops below the 128 the replica plans for, etcd refuses
+// the chunk, and the records go one Txn each.
+func TestRetentionUnderLowerTxnLimit(t *testing.T) {
+	e := newEnvOn(t, etcdtest.Start(t, func(c *embed.Config) { c.MaxTxnOps = 16 }), "")
+	e.replica("replica", coordinator.WithRetention(time.Second))
+	e.participant("a", newRecorder("a"), false)
+	e.participant("b", newRecorder("b"), false)
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := e.c.Do(e.ctx, coordinator.Request{ID: fmt.Sprintf("order-%d", i), Branches: branches("a", "b")})
+			if err != nil || !out.Committed() {
+				t.Errorf("order-%d: %+v %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	// Finished within a second of each other, and collected a second
+	// later: more records fall due in one round than 16 operations hold.
+	poll.Until(t, 20*time.Second, "every record deleted", func() (bool, string) {
+		var left []string
+		for k := range e.keys() {
+			if kind := protocol.DefaultKeys().Parse(k).Kind; kind != protocol.KindParticipant && kind != protocol.KindElection {
+				left = append(left, k)
+			}
+		}
+		return len(left) == 0, fmt.Sprintf("%d keys left: %v", len(left), left)
+	})
 }
 
 // Deciders race on the same transactions: the last yes vote against two
