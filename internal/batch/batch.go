@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,10 @@ type Config struct {
 	// MaxBytes bounds a batch's keys and values, below etcd's
 	// --max-request-bytes (default 1 MiB).
 	MaxBytes int
+	// (An etcd run with lower limits than these refuses a batch as too
+	// large; the writer then sends its operations one a Txn and holds
+	// later batches to half that size, so that it finds etcd's limits
+	// within a few refusals.)
 	// MaxInFlight bounds the batches outstanding at once (default 2).
 	MaxInFlight int
 	// ExtraBatchAt lets one batch more than MaxInFlight go once this many
@@ -90,6 +95,8 @@ type Writer struct {
 
 	mu struct {
 		sync.Mutex
+		maxOps   int // what a batch may hold: the Config's, or less once
+		maxBytes int // etcd refused a batch as too large (see refused)
 		pending  []*item
 		inflight int
 		closed   bool
@@ -117,7 +124,9 @@ func New(cli *clientv3.Client, cfg Config) *Writer {
 		cfg.LazyDelay = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Writer{cli: cli, kv: directKV(cli), cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight + 1)}
+	w := &Writer{cli: cli, kv: directKV(cli), cfg: cfg, ctx: ctx, cancel: cancel, senders: spare.New(cfg.MaxInFlight + 1)}
+	w.mu.maxOps, w.mu.maxBytes = cfg.MaxOps, cfg.MaxBytes
+	return w
 }
 
 // Close fails the operations not yet sent with ErrClosed, stops the
@@ -311,6 +320,29 @@ func (w *Writer) whileWaitedFor(batch []*item) (ctx context.Context, release fun
 	}
 }
 
+// ops is what etcd's --max-txn-ops counts for a batch of n operations
+// whose most demanding one needs need: the outer Txn counts its
+// operations and the guard's compares; each nested level gets what is
+// left.
+func (w *Writer) ops(n, need int) int { return max(n, len(w.cfg.Guard)) + need }
+
+// refused lowers the writer's limits after etcd refused batch as too
+// large for its own: later batches hold at most half as much.
+func (w *Writer) refused(batch []*item, err error) {
+	need, bytes := 0, 0
+	for _, it := range batch {
+		need, bytes = max(need, it.need), bytes+it.bytes
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch s := err.Error(); {
+	case strings.Contains(s, "too many operations"):
+		w.mu.maxOps = min(w.mu.maxOps, max(w.ops(len(batch), need)/2, 1))
+	case strings.Contains(s, "request is too large"):
+		w.mu.maxBytes = min(w.mu.maxBytes, max(bytes/2, 1))
+	}
+}
+
 // take picks, in order, the pending operations that fit in one Txn,
 // leaving behind any whose key is already taken (and everything after a
 // full batch).
@@ -325,9 +357,7 @@ func (w *Writer) take(pending []*item) (batch, rest []*item) {
 			continue
 		}
 		nn := max(maxNeed, it.need)
-		// The outer Txn counts its operations and the guard's compares;
-		// each nested level gets what is left.
-		if len(batch) > 0 && (max(len(batch)+1, len(w.cfg.Guard))+nn > w.cfg.MaxOps || bytes+it.bytes > w.cfg.MaxBytes) {
+		if len(batch) > 0 && (w.ops(len(batch)+1, nn) > w.mu.maxOps || bytes+it.bytes > w.mu.maxBytes) {
 			return batch, append(rest, pending[i:]...)
 		}
 		maxNeed, bytes = nn, bytes+it.bytes
@@ -357,6 +387,7 @@ func (w *Writer) send(ctx context.Context, batch []*item) {
 	if err != nil && len(batch) > 1 && !retry.Transient(err) && ctx.Err() == nil {
 		// One operation the server refuses must not sink the others. (A
 		// full quota is transient, and refuses every one of them alike.)
+		w.refused(batch, err)
 		for _, it := range batch {
 			w.send(ctx, []*item{it})
 		}

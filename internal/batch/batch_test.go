@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
 )
 
@@ -432,4 +434,86 @@ func waitPending(t *testing.T, w *Writer, n int) {
 		defer w.mu.Unlock()
 		return len(w.mu.pending) == n, fmt.Sprintf("%d queued", len(w.mu.pending))
 	})
+}
+
+// Against an etcd whose limits are below the writer's, a batch etcd
+// refuses as too large goes one operation a Txn, and later batches are
+// held to half its size: the writer finds etcd's limit within a few
+// refusals and then batches under it, instead of being refused every time.
+func TestLimitsLearnedFromRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		configure func(*embed.Config)
+		value     string
+	}{
+		{"operations", func(c *embed.Config) { c.MaxTxnOps = 16 }, "v"},
+		{"bytes", func(c *embed.Config) { c.MaxRequestBytes = 16 << 10 }, strings.Repeat("v", 1000)},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := etcdtest.Start(t, tt.configure)
+			var mu sync.Mutex
+			refusals := 0
+			cli, err := clientv3.New(clientv3.Config{
+				Endpoints:   srv.Endpoints,
+				DialTimeout: 5 * time.Second,
+				DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+					err := invoker(ctx, method, req, reply, cc, opts...)
+					if err != nil && (strings.Contains(err.Error(), "too many operations") || strings.Contains(err.Error(), "request is too large")) {
+						mu.Lock()
+						refusals++
+						mu.Unlock()
+					}
+					return err
+				})},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			w := New(cli, Config{Retry: policy, MaxInFlight: 1})
+			defer w.Close()
+			ctx := context.Background()
+			wave := func(name string) (refused, txns int) {
+				mu.Lock()
+				before := refusals
+				mu.Unlock()
+				start, err := cli.Get(ctx, "x")
+				if err != nil {
+					t.Fatal(err)
+				}
+				const n = 200
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						key := fmt.Sprintf("%s/%03d", name, i)
+						op := create(key)
+						op.Then = []*pb.RequestOp{Put(key, tt.value)}
+						if resp, _, err := w.Do(ctx, op); err != nil || !resp.Succeeded {
+							t.Errorf("%s: %v %v", key, resp, err)
+						}
+					}()
+				}
+				wg.Wait()
+				end, err := cli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+				if err != nil || end.Count != n {
+					t.Fatalf("%s: %d keys, %v", name, end.Count, err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				refused, txns = refusals-before, int(end.Header.Revision-start.Header.Revision)
+				t.Logf("%s: %d operations in %d Txns, %d refused", name, n, txns, refused)
+				return refused, txns
+			}
+			// 126 operations (or 1 MiB) a batch at first; halved at each
+			// refusal, the limit is found in a few.
+			if refused, txns := wave("first"); refused == 0 || refused > 4 {
+				t.Errorf("first 200 operations: %d refusals in %d Txns, want 1 to 4", refused, txns)
+			}
+			if refused, txns := wave("second"); refused != 0 || txns >= 100 {
+				t.Errorf("next 200 operations: %d refusals, %d Txns; want none refused, and batches", refused, txns)
+			}
+		})
+	}
 }
