@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	retrypkg "github.com/concord-tx/concord/internal/retry"
@@ -36,10 +37,11 @@ func (l *leadership) collect(ctx context.Context) {
 	due := l.gcQueue[:n]
 	deleted := 0
 	for len(due) > 0 {
-		// Within etcd's default 128 operations a Txn: each record costs
-		// its own delete, its votes' and one per participant's inbox key.
+		// Within etcd's default 128 operations a Txn (or what etcd
+		// took): each record costs its own delete, its votes' and one per
+		// participant's inbox key.
 		k, ops := 0, 0
-		for k < len(due) && (k == 0 || ops+gcOps(due[k]) <= 128) {
+		for k < len(due) && (k == 0 || ops+gcOps(due[k]) <= l.gcMaxOps) {
 			ops += gcOps(due[k])
 			k++
 		}
@@ -84,8 +86,9 @@ func inboxesLeft(rec protocol.Record) []string {
 // and the inbox keys that participants which never acknowledged left
 // behind, and returns how many it removed. If any of them changed
 // meanwhile, or etcd refuses a Txn that large (run with --max-txn-ops
-// below its default), it falls back to one Txn each so the rest still go;
-// a record etcd refuses even alone is left, and said so. An error means
+// below its default; later chunks are then held to half the size), it
+// falls back to one Txn each so the rest still go; a record etcd refuses
+// even alone is left, and said so. An error means
 // etcd did not answer (or ctx ended): whatever was not removed is worth
 // trying again.
 func (l *leadership) delete(ctx context.Context, chunk []gcEntry) (int, error) {
@@ -117,6 +120,13 @@ func (l *leadership) delete(ctx context.Context, chunk []gcEntry) (int, error) {
 		return len(chunk), nil
 	case err != nil && unanswered(err):
 		return 0, err
+	case err != nil && strings.Contains(err.Error(), "too many operations"):
+		// Later chunks hold at most half as many.
+		ops := 0
+		for _, e := range chunk {
+			ops += gcOps(e)
+		}
+		l.gcMaxOps = min(l.gcMaxOps, max(ops/2, 1))
 	}
 	n := 0
 	for _, e := range chunk {

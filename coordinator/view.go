@@ -27,6 +27,7 @@ type leadership struct {
 	regRev     map[string]int64 // participant → revision of the last change seen
 	timers     deadlineHeap
 	gcQueue    []gcEntry
+	gcMaxOps   int // operations a cleanup Txn may hold: etcd's default, or less once refused
 	results    chan actionResult
 	actions    chan func(context.Context) actionResult
 }
@@ -47,6 +48,7 @@ func newLeadership(r *Replica, fence clientv3.Cmp) *leadership {
 		terminal:   make(map[string]int64),
 		registered: make(map[string]bool),
 		regRev:     make(map[string]int64),
+		gcMaxOps:   128,
 		results:    make(chan actionResult, actionWorkers),
 		actions:    make(chan func(context.Context) actionResult),
 	}
