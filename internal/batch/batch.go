@@ -338,7 +338,7 @@ func (w *Writer) refused(batch []*item, err error) {
 	switch s := err.Error(); {
 	case strings.Contains(s, "too many operations"):
 		w.mu.maxOps = min(w.mu.maxOps, max(w.ops(len(batch), need)/2, 1))
-	case strings.Contains(s, "request is too large"):
+	case strings.Contains(s, "request is too large"), strings.Contains(s, "message larger than max"):
 		w.mu.maxBytes = min(w.mu.maxBytes, max(bytes/2, 1))
 	}
 }

@@ -445,9 +445,10 @@ func TestLimitsLearnedFromRefusals(t *testing.T) {
 		name      string
 		configure func(*embed.Config)
 		value     string
+		most      int // refusals allowed in the first 200 operations
 	}{
-		{"operations", func(c *embed.Config) { c.MaxTxnOps = 16 }, "v"},
-		{"bytes", func(c *embed.Config) { c.MaxRequestBytes = 16 << 10 }, strings.Repeat("v", 1000)},
+		{"operations", func(c *embed.Config) { c.MaxTxnOps = 16 }, "v", 4},
+		{"bytes", func(c *embed.Config) { c.MaxRequestBytes = 16 << 10 }, strings.Repeat("v", 1000), 4},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := etcdtest.Start(t, tt.configure)
@@ -458,7 +459,7 @@ func TestLimitsLearnedFromRefusals(t *testing.T) {
 				DialTimeout: 5 * time.Second,
 				DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 					err := invoker(ctx, method, req, reply, cc, opts...)
-					if err != nil && (strings.Contains(err.Error(), "too many operations") || strings.Contains(err.Error(), "request is too large")) {
+					if err != nil && (strings.Contains(err.Error(), "too many operations") || strings.Contains(err.Error(), "request is too large") || strings.Contains(err.Error(), "larger than max")) {
 						mu.Lock()
 						refusals++
 						mu.Unlock()
@@ -508,12 +509,93 @@ func TestLimitsLearnedFromRefusals(t *testing.T) {
 			}
 			// 126 operations (or 1 MiB) a batch at first; halved at each
 			// refusal, the limit is found in a few.
-			if refused, txns := wave("first"); refused == 0 || refused > 4 {
-				t.Errorf("first 200 operations: %d refusals in %d Txns, want 1 to 4", refused, txns)
+			if refused, txns := wave("first"); refused == 0 || refused > tt.most {
+				t.Errorf("first 200 operations: %d refusals in %d Txns, want 1 to %d", refused, txns, tt.most)
 			}
 			if refused, txns := wave("second"); refused != 0 || txns >= 100 {
 				t.Errorf("next 200 operations: %d refusals, %d Txns; want none refused, and batches", refused, txns)
 			}
 		})
+	}
+}
+
+// A batch above etcd's gRPC bound (--max-request-bytes plus 512 KiB) is
+// refused by gRPC before etcd sees it, in other words: that is final too,
+// and teaches the writer its limit like etcd's own refusal.
+func TestLimitLearnedFromGRPCRefusal(t *testing.T) {
+	srv := etcdtest.Start(t, func(c *embed.Config) { c.MaxRequestBytes = 64 << 10 })
+	var (
+		mu       sync.Mutex
+		txns     int
+		grpcSaid int
+		release  = make(chan struct{})
+		held     = make(chan struct{})
+	)
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   srv.Endpoints,
+		DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+			if method != "/etcdserverpb.KV/Txn" {
+				return invoker(ctx, method, req, reply, cc, opts...)
+			}
+			mu.Lock()
+			txns++
+			first := txns == 1
+			mu.Unlock()
+			if first {
+				close(held)
+				<-release
+			}
+			err := invoker(ctx, method, req, reply, cc, opts...)
+			if err != nil && strings.Contains(err.Error(), "larger than max") {
+				mu.Lock()
+				grpcSaid++
+				mu.Unlock()
+			}
+			return err
+		})},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	w := New(cli, Config{Retry: policy, MaxInFlight: 1, ExtraBatchAt: -1})
+	defer w.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	value := strings.Repeat("v", 5000)
+	results := make(chan error, 200)
+	do := func(key string) {
+		go func() {
+			op := create(key)
+			op.Then = []*pb.RequestOp{Put(key, value)}
+			resp, _, err := w.Do(ctx, op)
+			if err == nil && !resp.Succeeded {
+				err = fmt.Errorf("%s: compare failed", key)
+			}
+			results <- err
+		}()
+	}
+	do("k/first")
+	within(t, held, "the first batch sent")
+	// 126 operations of 5 kB wait: one batch of them is about 630 kB,
+	// above gRPC's 576 KiB.
+	const n = 126
+	for i := range n {
+		do(fmt.Sprintf("k/%03d", i))
+	}
+	waitPending(t, w, n)
+	close(release)
+	for range n + 1 {
+		if err := within(t, results, "an answer"); err != nil {
+			t.Error(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if grpcSaid != 1 || w.mu.maxBytes >= 576<<10 {
+		t.Errorf("gRPC refused %d batches; batches now of at most %d bytes: want one refusal, and a limit below 576 KiB", grpcSaid, w.mu.maxBytes)
 	}
 }

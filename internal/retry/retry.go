@@ -131,6 +131,9 @@ func Transient(err error) bool {
 		// A read at a revision etcd no longer has, or does not have yet,
 		// will not find it by asking again.
 		"required revision has been compacted", "required revision is a future revision",
+		// gRPC's own bound on a message, on either side: etcd's server
+		// takes --max-request-bytes plus 512 KiB.
+		"message larger than max",
 	} {
 		if strings.Contains(s, permanent) {
 			return false

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func TestTransient(t *testing.T) {
@@ -27,6 +29,10 @@ func TestTransient(t *testing.T) {
 		{rpctypes.ErrTooManyOps, false},
 		{rpctypes.ErrPermissionDenied, false},
 		{rpctypes.ErrLeaseNotFound, false},
+		{rpctypes.ErrRequestTooLarge, false},
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (700000 vs. 589824)"), false},
+		{status.Error(codes.ResourceExhausted, "grpc: trying to send message larger than max (3000000 vs. 2097152)"), false},
+		{rpctypes.ErrTooManyRequests, true}, // etcd's own back-pressure
 	} {
 		if got := Transient(c.err); got != c.want {
 			t.Errorf("Transient(%v) = %v, want %v", c.err, got, c.want)
