@@ -7,13 +7,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/grpc"
 )
@@ -46,22 +44,13 @@ func TestInboxesLeft(t *testing.T) {
 func TestCollectUnderLowerTxnLimit(t *testing.T) {
 	srv := etcdtest.Start(t, func(c *embed.Config) { c.MaxTxnOps = 16 })
 	var refusals atomic.Int64
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   srv.Endpoints,
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			err := invoker(ctx, method, req, reply, cc, opts...)
-			if err != nil && strings.Contains(err.Error(), "too many operations") {
-				refusals.Add(1)
-			}
-			return err
-		})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	cli := srv.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err != nil && strings.Contains(err.Error(), "too many operations") {
+			refusals.Add(1)
+		}
+		return err
+	}))
 	o, err := newReplicaOptions(nil)
 	if err != nil {
 		t.Fatal(err)

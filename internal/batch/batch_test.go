@@ -303,21 +303,12 @@ func TestSharedBatchEndsWhenNobodyWaits(t *testing.T) {
 // attempt leaves, before it is sent; it is closed at cleanup.
 func clientSeeingTxns(t *testing.T, srv *etcdtest.Server, onTxn func()) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   srv.Endpoints,
-		DialTimeout: 5 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			if method == "/etcdserverpb.KV/Txn" {
-				onTxn()
-			}
-			return invoker(ctx, method, req, reply, cc, opts...)
-		})},
-	})
-	if err != nil {
-		t.Fatalf("client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
+	return srv.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method == "/etcdserverpb.KV/Txn" {
+			onTxn()
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}))
 }
 
 // within returns the next value from ch, and fails the test if none comes
@@ -454,23 +445,15 @@ func TestLimitsLearnedFromRefusals(t *testing.T) {
 			srv := etcdtest.Start(t, tt.configure)
 			var mu sync.Mutex
 			refusals := 0
-			cli, err := clientv3.New(clientv3.Config{
-				Endpoints:   srv.Endpoints,
-				DialTimeout: 5 * time.Second,
-				DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-					err := invoker(ctx, method, req, reply, cc, opts...)
-					if err != nil && (strings.Contains(err.Error(), "too many operations") || strings.Contains(err.Error(), "request is too large") || strings.Contains(err.Error(), "larger than max")) {
-						mu.Lock()
-						refusals++
-						mu.Unlock()
-					}
-					return err
-				})},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
+			cli := srv.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+				err := invoker(ctx, method, req, reply, cc, opts...)
+				if err != nil && (strings.Contains(err.Error(), "too many operations") || strings.Contains(err.Error(), "request is too large")) {
+					mu.Lock()
+					refusals++
+					mu.Unlock()
+				}
+				return err
+			}))
 			w := New(cli, Config{Retry: policy, MaxInFlight: 1})
 			defer w.Close()
 			ctx := context.Background()
@@ -531,34 +514,26 @@ func TestLimitLearnedFromGRPCRefusal(t *testing.T) {
 		release  = make(chan struct{})
 		held     = make(chan struct{})
 	)
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   srv.Endpoints,
-		DialTimeout: 5 * time.Second,
-		DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			if method != "/etcdserverpb.KV/Txn" {
-				return invoker(ctx, method, req, reply, cc, opts...)
-			}
+	cli := srv.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if method != "/etcdserverpb.KV/Txn" {
+			return invoker(ctx, method, req, reply, cc, opts...)
+		}
+		mu.Lock()
+		txns++
+		first := txns == 1
+		mu.Unlock()
+		if first {
+			close(held)
+			<-release
+		}
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err != nil && strings.Contains(err.Error(), "larger than max") {
 			mu.Lock()
-			txns++
-			first := txns == 1
+			grpcSaid++
 			mu.Unlock()
-			if first {
-				close(held)
-				<-release
-			}
-			err := invoker(ctx, method, req, reply, cc, opts...)
-			if err != nil && strings.Contains(err.Error(), "larger than max") {
-				mu.Lock()
-				grpcSaid++
-				mu.Unlock()
-			}
-			return err
-		})},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+		}
+		return err
+	}))
 	w := New(cli, Config{Retry: policy, MaxInFlight: 1, ExtraBatchAt: -1})
 	defer w.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/concord-tx/concord/internal/flowcontrol"
 	"github.com/concord-tx/concord/internal/testkit/freeport"
@@ -80,13 +81,14 @@ func StartDir(dir string, configure ...func(*embed.Config)) (*Server, error) {
 	return &Server{Etcd: e, Endpoints: []string{clientURL.String()}, dir: dir}, nil
 }
 
-// Client returns a new client of the server, closed at cleanup.
-func (s *Server) Client(t testing.TB) *clientv3.Client {
+// Client returns a new client of the server, closed at cleanup; opts
+// (an interceptor, say) add to its gRPC dial options.
+func (s *Server) Client(t testing.TB, opts ...grpc.DialOption) *clientv3.Client {
 	t.Helper()
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   s.Endpoints,
 		DialTimeout: 5 * time.Second,
-		DialOptions: flowcontrol.DialOptions(),
+		DialOptions: append(flowcontrol.DialOptions(), opts...),
 		Logger:      zap.NewNop(),
 	})
 	if err != nil {
