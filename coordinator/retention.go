@@ -88,9 +88,8 @@ func inboxesLeft(rec protocol.Record) []string {
 // meanwhile, or etcd refuses a Txn that large (run with --max-txn-ops
 // below its default; later chunks are then held to half the size), it
 // falls back to one Txn each so the rest still go; a record etcd refuses
-// even alone is left, and said so. An error means
-// etcd did not answer (or ctx ended): whatever was not removed is worth
-// trying again.
+// even alone is left, and said so. An error means etcd did not answer (or
+// ctx ended): whatever was not removed is worth trying again.
 func (l *leadership) delete(ctx context.Context, chunk []gcEntry) (int, error) {
 	keys := l.r.keys
 	txn := func(entries []gcEntry) (ok bool, err error) {
