@@ -2,7 +2,6 @@ package coordinator
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	retrypkg "github.com/concord-tx/concord/internal/retry"
@@ -48,12 +47,12 @@ func (l *leadership) collect(ctx context.Context) {
 		d, err := l.delete(ctx, due[:k])
 		deleted += d
 		if err != nil {
-			// etcd did not answer: these records and the rest stay
-			// first in the queue, for the next round.
-			if ctx.Err() != nil {
-				break
+			// Not answered: these records and the rest stay first in the
+			// queue. (Requests are retried until the leadership ends, so
+			// this is mostly that end.)
+			if ctx.Err() == nil {
+				l.r.log.Warn("deleting terminal records failed; will retry", zap.Int("records", len(due)), zap.Error(err))
 			}
-			l.r.log.Warn("deleting terminal records failed; will retry", zap.Int("records", len(due)), zap.Error(err))
 			break
 		}
 		due = due[k:]
@@ -119,7 +118,7 @@ func (l *leadership) delete(ctx context.Context, chunk []gcEntry) (int, error) {
 		return len(chunk), nil
 	case err != nil && unanswered(err):
 		return 0, err
-	case err != nil && strings.Contains(err.Error(), "too many operations"):
+	case retrypkg.TooManyOps(err):
 		// Later chunks hold at most half as many.
 		ops := 0
 		for _, e := range chunk {

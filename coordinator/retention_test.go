@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 
+	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -46,7 +46,7 @@ func TestCollectUnderLowerTxnLimit(t *testing.T) {
 	var refusals atomic.Int64
 	cli := srv.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		err := invoker(ctx, method, req, reply, cc, opts...)
-		if err != nil && strings.Contains(err.Error(), "too many operations") {
+		if retrypkg.TooManyOps(err) {
 			refusals.Add(1)
 		}
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,15 +26,13 @@ type Config struct {
 	// a participant's fencing compare). If it fails, every operation of the
 	// batch fails with ErrGuardFailed.
 	Guard []*pb.Compare
-	// MaxOps is etcd's --max-txn-ops (default 128).
-	MaxOps int
-	// MaxBytes bounds a batch's keys and values, below etcd's
-	// --max-request-bytes (default 1 MiB).
+	// MaxOps is etcd's --max-txn-ops (default 128), and MaxBytes bounds a
+	// batch's keys and values, below etcd's --max-request-bytes (default
+	// 1 MiB). Against an etcd with lower limits, a batch refused as too
+	// large goes one operation a Txn, and later batches hold half as
+	// much: the writer finds etcd's limits within a few refusals.
+	MaxOps   int
 	MaxBytes int
-	// (An etcd run with lower limits than these refuses a batch as too
-	// large; the writer then sends its operations one a Txn and holds
-	// later batches to half that size, so that it finds etcd's limits
-	// within a few refusals.)
 	// MaxInFlight bounds the batches outstanding at once (default 2).
 	MaxInFlight int
 	// ExtraBatchAt lets one batch more than MaxInFlight go once this many
@@ -335,10 +332,10 @@ func (w *Writer) refused(batch []*item, err error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	switch s := err.Error(); {
-	case strings.Contains(s, "too many operations"):
+	switch {
+	case retry.TooManyOps(err):
 		w.mu.maxOps = min(w.mu.maxOps, max(w.ops(len(batch), need)/2, 1))
-	case strings.Contains(s, "request is too large"), strings.Contains(s, "message larger than max"):
+	case retry.TooLarge(err):
 		w.mu.maxBytes = min(w.mu.maxBytes, max(bytes/2, 1))
 	}
 }

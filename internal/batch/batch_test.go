@@ -447,7 +447,7 @@ func TestLimitsLearnedFromRefusals(t *testing.T) {
 			refusals := 0
 			cli := srv.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 				err := invoker(ctx, method, req, reply, cc, opts...)
-				if err != nil && (strings.Contains(err.Error(), "too many operations") || strings.Contains(err.Error(), "request is too large")) {
+				if retry.TooManyOps(err) || retry.TooLarge(err) {
 					mu.Lock()
 					refusals++
 					mu.Unlock()
@@ -468,16 +468,14 @@ func TestLimitsLearnedFromRefusals(t *testing.T) {
 				const n = 200
 				var wg sync.WaitGroup
 				for i := range n {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
+					wg.Go(func() {
 						key := fmt.Sprintf("%s/%03d", name, i)
 						op := create(key)
 						op.Then = []*pb.RequestOp{Put(key, tt.value)}
 						if resp, _, err := w.Do(ctx, op); err != nil || !resp.Succeeded {
 							t.Errorf("%s: %v %v", key, resp, err)
 						}
-					}()
+					})
 				}
 				wg.Wait()
 				end, err := cli.Get(ctx, name+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
@@ -527,7 +525,7 @@ func TestLimitLearnedFromGRPCRefusal(t *testing.T) {
 			<-release
 		}
 		err := invoker(ctx, method, req, reply, cc, opts...)
-		if err != nil && strings.Contains(err.Error(), "larger than max") {
+		if retry.TooLarge(err) {
 			mu.Lock()
 			grpcSaid++
 			mu.Unlock()

@@ -116,24 +116,34 @@ func NoSpace(err error) bool {
 		err != nil && strings.Contains(err.Error(), rpctypes.ErrNoSpace.Error())
 }
 
+// TooManyOps reports whether err is etcd refusing a Txn for holding more
+// operations than its --max-txn-ops.
+func TooManyOps(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "too many operations")
+}
+
+// TooLarge reports whether err is a request refused for its size: by etcd
+// (over --max-request-bytes), or by gRPC on either side before etcd sees
+// it (etcd's server takes --max-request-bytes plus 512 KiB).
+func TooLarge(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "request is too large") || strings.Contains(err.Error(), "message larger than max"))
+}
+
 // Transient reports whether a failed etcd request may succeed if repeated:
 // timeouts, lost connections and leader changes may; malformed requests and
 // refused permissions may not.
 func Transient(err error) bool {
-	if errors.Is(err, context.Canceled) {
+	if errors.Is(err, context.Canceled) || TooManyOps(err) || TooLarge(err) {
 		return false
 	}
 	s := err.Error()
 	for _, permanent := range []string{
-		"too many operations", "request is too large", "duplicate key",
+		"duplicate key",
 		"permission denied", "authentication failed", "user name is empty",
 		"invalid auth token", "key is not provided", "requested lease not found",
 		// A read at a revision etcd no longer has, or does not have yet,
 		// will not find it by asking again.
 		"required revision has been compacted", "required revision is a future revision",
-		// gRPC's own bound on a message, on either side: etcd's server
-		// takes --max-request-bytes plus 512 KiB.
-		"message larger than max",
 	} {
 		if strings.Contains(s, permanent) {
 			return false

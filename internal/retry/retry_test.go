@@ -14,6 +14,26 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// Refusals for size are told apart by kind, whichever side refused.
+func TestRefusedForSize(t *testing.T) {
+	for _, c := range []struct {
+		err             error
+		tooMany, tooBig bool
+	}{
+		{rpctypes.ErrTooManyOps, true, false},
+		{rpctypes.ErrGRPCTooManyOps, true, false},
+		{rpctypes.ErrRequestTooLarge, false, true},
+		{status.Error(codes.ResourceExhausted, "grpc: received message larger than max (700000 vs. 589824)"), false, true},
+		{rpctypes.ErrTooManyRequests, false, false},
+		{rpctypes.ErrNoSpace, false, false},
+		{nil, false, false},
+	} {
+		if TooManyOps(c.err) != c.tooMany || TooLarge(c.err) != c.tooBig {
+			t.Errorf("%v: TooManyOps %v, TooLarge %v; want %v, %v", c.err, TooManyOps(c.err), TooLarge(c.err), c.tooMany, c.tooBig)
+		}
+	}
+}
+
 func TestTransient(t *testing.T) {
 	for _, c := range []struct {
 		err  error

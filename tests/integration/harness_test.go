@@ -281,6 +281,19 @@ func (e *env) keys() map[string]string {
 	return out
 }
 
+// onlyRegistrations is a poll.Until condition: nothing is left under the
+// prefix but participants' registrations and the election.
+func (e *env) onlyRegistrations() (bool, string) {
+	e.t.Helper()
+	var left []string
+	for k := range e.keys() {
+		if kind := protocol.DefaultKeys().Parse(k).Kind; kind != protocol.KindParticipant && kind != protocol.KindElection {
+			left = append(left, k)
+		}
+	}
+	return len(left) == 0, fmt.Sprintf("%d keys left: %v", len(left), left)
+}
+
 // inboxCount counts the inbox keys left, for any participant.
 func (e *env) inboxCount() int {
 	resp, err := e.cli.Get(e.ctx, protocol.DefaultKeys().Inboxes(), clientv3.WithPrefix(), clientv3.WithCountOnly())

@@ -54,15 +54,7 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("%+v %v", out, err)
 	}
 	e.terminal(out.ID, 5*time.Second)
-	poll.Until(t, 10*time.Second, "record deleted", func() (bool, string) {
-		keys := e.keys()
-		for k := range keys {
-			if protocol.DefaultKeys().Parse(k).Kind != protocol.KindParticipant && protocol.DefaultKeys().Parse(k).Kind != protocol.KindElection {
-				return false, fmt.Sprint(keys)
-			}
-		}
-		return true, ""
-	})
+	poll.Until(t, 10*time.Second, "record deleted", e.onlyRegistrations)
 	if _, err := e.c.Get(e.ctx, out.ID); !errors.Is(err, coordinator.ErrNotFound) {
 		t.Errorf("get after retention: %v", err)
 	}
@@ -73,33 +65,33 @@ func TestRetention(t *testing.T) {
 // the chunk, and the records go one Txn each.
 func TestRetentionUnderLowerTxnLimit(t *testing.T) {
 	e := newEnvOn(t, etcdtest.Start(t, func(c *embed.Config) { c.MaxTxnOps = 16 }), "")
-	e.replica("replica", coordinator.WithRetention(time.Second))
 	e.participant("a", newRecorder("a"), false)
 	e.participant("b", newRecorder("b"), false)
 	const n = 40
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			out, err := e.c.Do(e.ctx, coordinator.Request{ID: fmt.Sprintf("order-%d", i), Branches: branches("a", "b")})
 			if err != nil || !out.Committed() {
 				t.Errorf("order-%d: %+v %v", i, out, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	// Finished within a second of each other, and collected a second
-	// later: more records fall due in one round than 16 operations hold.
-	poll.Until(t, 20*time.Second, "every record deleted", func() (bool, string) {
-		var left []string
-		for k := range e.keys() {
-			if kind := protocol.DefaultKeys().Parse(k).Kind; kind != protocol.KindParticipant && kind != protocol.KindElection {
-				left = append(left, k)
-			}
+	var last time.Time
+	for i := range n {
+		if tx := e.terminal(fmt.Sprintf("order-%d", i), 10*time.Second); tx.Finished.After(last) {
+			last = tx.Finished
 		}
-		return len(left) == 0, fmt.Sprintf("%d keys left: %v", len(left), left)
+	}
+	// The replica starts only once all 40 are past the retention window:
+	// its scan finds them due together, 80 operations against etcd's 16.
+	const retention = 200 * time.Millisecond
+	poll.Until(t, 5*time.Second, "every record past retention", func() (bool, string) {
+		return time.Since(last) > retention, fmt.Sprintf("last finished %v ago", time.Since(last))
 	})
+	e.replica("replica", coordinator.WithRetention(retention))
+	poll.Until(t, 20*time.Second, "every record deleted", e.onlyRegistrations)
 }
 
 // Deciders race on the same transactions: the last yes vote against two

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +24,6 @@ func TestReplicaFollowsClientWatch(t *testing.T) {
 	e.participant("silent", silent, false)
 	e.participant("a", newRecorder("a"), false)
 
-	// What remains under the prefix besides registrations and the election.
-	left := func() (bool, string) {
-		keys := e.keys()
-		for k := range keys {
-			if kind := protocol.DefaultKeys().Parse(k).Kind; kind != protocol.KindParticipant && kind != protocol.KindElection {
-				return false, fmt.Sprint(keys)
-			}
-		}
-		return true, ""
-	}
 	// deadlineAndRetention begins one transaction that commits and one
 	// that waits for a vote that never comes, through c; the replica must
 	// abort the second at its deadline and delete both after retention.
@@ -49,7 +38,7 @@ func TestReplicaFollowsClientWatch(t *testing.T) {
 			t.Fatalf("outcome %+v, %v: want aborted at the deadline", stuck, err)
 		}
 		e.terminal(stuck.ID, 10*time.Second)
-		poll.Until(t, 10*time.Second, "records deleted after retention", left)
+		poll.Until(t, 10*time.Second, "records deleted after retention", e.onlyRegistrations)
 		for _, id := range []string{out.ID, stuck.ID} {
 			if _, err := c.Get(e.ctx, id); !errors.Is(err, coordinator.ErrNotFound) {
 				t.Errorf("get %s after retention: %v", id, err)
