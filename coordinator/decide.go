@@ -23,7 +23,7 @@ func decideAbort(ctx context.Context, cli *clientv3.Client, o options, rec proto
 	cmps := append([]clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(o.keys.Record(rec.ID)), "=", rev)}, extra...)
 	puts := make([]clientv3.Op, len(writes))
 	for i, w := range writes {
-		puts[i] = clientv3.OpPut(w.Key, w.Value)
+		puts[i] = clientv3.OpPut(w.Key, string(w.Value))
 	}
 	resp, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
 		return cli.Txn(ctx).If(cmps...).Then(puts...).Commit()

@@ -149,7 +149,7 @@ func (l *leadership) finishAbandoned(ctx context.Context, rec protocol.Record, r
 		return actionResult{id: rec.ID, err: err, retry: o.now().Add(o.leaseTTL)}
 	}
 	done, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-		return l.r.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(fin.Key, fin.Value)).Commit()
+		return l.r.cli.Txn(ctx).If(cmps...).Then(clientv3.OpPut(fin.Key, string(fin.Value))).Commit()
 	})
 	if err != nil {
 		l.r.log.Warn("finishing an aborting transaction failed", zap.String("txid", rec.ID), zap.Error(err))

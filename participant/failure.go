@@ -57,7 +57,7 @@ func (in *inbox) reportFailure(ctx context.Context, m message, f *failureReport,
 			// (which deletes any report) must not land.
 			batch.ModRevisionIs(keys.Inbox(in.p.name, m.id), m.mod),
 		},
-		Then: []*pb.RequestOp{batch.Put(keys.Failure(m.id, in.p.name), string(v))},
+		Then: []*pb.RequestOp{batch.Put(keys.Failure(m.id, in.p.name), v)},
 		Lazy: true,
 		Key:  m.id,
 	}

@@ -28,7 +28,7 @@ func (in *inbox) vote(ctx context.Context, m message, v protocol.Vote, log *zap.
 	keys, me, rec := in.p.keys, in.p.name, m.Record
 	span := in.startWrite(ctx, tracing.SpanVote, m)
 	rk, vk := keys.Record(m.id), keys.Vote(m.id, me)
-	voteOp := batch.Put(vk, v.Encode())
+	voteOp := batch.Put(vk, []byte(v.Encode()))
 	var then *pb.RequestOp
 	if v.Yes {
 		_, writes, err := keys.DecisionWrites(rec, m.mod, protocol.StateCommitting, time.Now(), protocol.CauseNone, "")

@@ -190,7 +190,7 @@ func TestEncoding(t *testing.T) {
 	if err != nil || len(writes) != 3 || writes[0].Key != "/tx/t1" || writes[1].Key != "/tx/~inbox/a/t1" {
 		t.Fatalf("begin writes: %+v, %v", writes, err)
 	}
-	m, err := DecodeMessage([]byte(writes[1].Value))
+	m, err := DecodeMessage(writes[1].Value)
 	if err != nil || m.Op != OpPrepare || string(m.Payload) != "pa" || m.Record.ID != "t1" {
 		t.Errorf("prepare message: %+v, %v", m, err)
 	}
@@ -198,7 +198,7 @@ func TestEncoding(t *testing.T) {
 	if err != nil || decided.State != StateAborting || decided.Cause != CauseVoteNo || len(dw) != 3 {
 		t.Fatalf("decision: %+v %+v %v", decided, dw, err)
 	}
-	m, err = DecodeMessage([]byte(dw[2].Value))
+	m, err = DecodeMessage(dw[2].Value)
 	if err != nil || m.Op != OpAbort || m.Record.State != StateAborting || m.Begun != 7 || dw[2].Key != "/tx/~inbox/b/t1" {
 		t.Errorf("abort message: %+v, %v", m, err)
 	}
@@ -262,7 +262,7 @@ func BenchmarkDecodeMessage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	v := []byte(w[1].Value)
+	v := w[1].Value
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := DecodeMessage(v); err != nil {

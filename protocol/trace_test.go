@@ -85,14 +85,14 @@ func TestTraceContextStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(writes[0].Value, `"trace":{"traceparent":"`+testTraceParent+`","tracestate":"congo=t61rcWkgMzE"}`) {
+	if !strings.Contains(string(writes[0].Value), `"trace":{"traceparent":"`+testTraceParent+`","tracestate":"congo=t61rcWkgMzE"}`) {
 		t.Errorf("record encoding: %s", writes[0].Value)
 	}
-	got, err := DecodeRecord([]byte(writes[0].Value))
+	got, err := DecodeRecord(writes[0].Value)
 	if err != nil || got.Trace != tc {
 		t.Errorf("record trace: %+v, %v", got.Trace, err)
 	}
-	m, err := DecodeMessage([]byte(writes[2].Value))
+	m, err := DecodeMessage(writes[2].Value)
 	if err != nil || m.Record.Trace != tc {
 		t.Errorf("prepare message trace: %+v, %v", m.Record.Trace, err)
 	}
@@ -100,7 +100,7 @@ func TestTraceContextStored(t *testing.T) {
 	if err != nil || decided.Trace != tc {
 		t.Fatalf("decided record trace: %+v, %v", decided.Trace, err)
 	}
-	if m, err := DecodeMessage([]byte(dw[1].Value)); err != nil || m.Record.Trace != tc {
+	if m, err := DecodeMessage(dw[1].Value); err != nil || m.Record.Trace != tc {
 		t.Errorf("commit message trace: %+v, %v", m.Record.Trace, err)
 	}
 	if done, _, err := k.FinishWrite(decided, now); err != nil || done.Trace != tc {

@@ -8,9 +8,13 @@ import (
 // KeyValue is one write to etcd. The package returns writes as plain pairs
 // so that it needs no etcd client; callers wrap them in their own Txn with
 // the compares this package's doc prescribes.
+//
+// Value is the encoding itself, not a copy, and the writes of one call may
+// share it (every participant's decision message is the same): treat it as
+// read-only.
 type KeyValue struct {
 	Key   string
-	Value string
+	Value []byte
 }
 
 // BeginWrites returns the writes of the begin Txn: the record, then one
@@ -24,13 +28,13 @@ func (k Keys) BeginWrites(rec Record, branches []Branch) ([]KeyValue, error) {
 		return nil, err
 	}
 	out := make([]KeyValue, 0, len(branches)+1)
-	out = append(out, KeyValue{Key: k.Record(rec.ID), Value: string(rv)})
+	out = append(out, KeyValue{Key: k.Record(rec.ID), Value: rv})
 	for _, b := range branches {
 		mv, err := EncodeMessage(Message{Op: OpPrepare, Record: rec, Payload: b.Payload})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, KeyValue{Key: k.Inbox(b.Participant, rec.ID), Value: string(mv)})
+		out = append(out, KeyValue{Key: k.Inbox(b.Participant, rec.ID), Value: mv})
 	}
 	size := 0
 	for _, kv := range out {
@@ -63,9 +67,9 @@ func (k Keys) DecisionWrites(rec Record, begun int64, to State, at time.Time, ca
 		return Record{}, nil, err
 	}
 	out := make([]KeyValue, 0, len(decided.Participants)+1)
-	out = append(out, KeyValue{Key: k.Record(rec.ID), Value: string(rv)})
+	out = append(out, KeyValue{Key: k.Record(rec.ID), Value: rv})
 	for _, p := range decided.Participants {
-		out = append(out, KeyValue{Key: k.Inbox(p, rec.ID), Value: string(mv)})
+		out = append(out, KeyValue{Key: k.Inbox(p, rec.ID), Value: mv})
 	}
 	return decided, out, nil
 }
@@ -80,5 +84,5 @@ func (k Keys) FinishWrite(rec Record, at time.Time) (Record, KeyValue, error) {
 	if err != nil {
 		return Record{}, KeyValue{}, err
 	}
-	return done, KeyValue{Key: k.Record(rec.ID), Value: string(v)}, nil
+	return done, KeyValue{Key: k.Record(rec.ID), Value: v}, nil
 }

@@ -26,7 +26,7 @@ var policy = retry.Policy{Timeout: 5 * time.Second, MinBackoff: 10 * time.Millis
 func create(key string) Op {
 	return Op{
 		Cmps: []*pb.Compare{CreateRevisionIs(key, 0)},
-		Then: []*pb.RequestOp{Put(key, "v")},
+		Then: []*pb.RequestOp{Put(key, []byte("v"))},
 		Else: []*pb.RequestOp{Get(key)},
 		Key:  key,
 	}
@@ -94,8 +94,8 @@ func TestConflictsAndFailures(t *testing.T) {
 	submit := func(op Op) {
 		w.Submit(ctx, op, func(resp *pb.TxnResponse, rev int64, err error) { answers <- answer{resp, rev, err} })
 	}
-	same := Op{Then: []*pb.RequestOp{Put("shared", "1")}, Key: "t1", Lazy: true}
-	other := Op{Then: []*pb.RequestOp{Put("shared", "2")}, Key: "t1", Lazy: true}
+	same := Op{Then: []*pb.RequestOp{Put("shared", []byte("1"))}, Key: "t1", Lazy: true}
+	other := Op{Then: []*pb.RequestOp{Put("shared", []byte("2"))}, Key: "t1", Lazy: true}
 	submit(same)
 	submit(other)
 	submit(create("urgent")) // flushes the lazy ones with it
@@ -116,7 +116,7 @@ func TestConflictsAndFailures(t *testing.T) {
 	}
 
 	// A bad operation (two puts of one key) next to a good one.
-	bad := Op{Then: []*pb.RequestOp{Put("dup", "1"), Put("dup", "2")}, Lazy: true}
+	bad := Op{Then: []*pb.RequestOp{Put("dup", []byte("1")), Put("dup", []byte("2"))}, Lazy: true}
 	submit(bad)
 	submit(create("good"))
 	for range 2 {
@@ -139,7 +139,7 @@ func TestConflictsAndFailures(t *testing.T) {
 	}
 	big := Op{Then: make([]*pb.RequestOp, 200)}
 	for i := range big.Then {
-		big.Then[i] = Put(fmt.Sprint("big", i), "v")
+		big.Then[i] = Put(fmt.Sprint("big", i), []byte("v"))
 	}
 	if _, _, err := w.Do(ctx, big); err == nil {
 		t.Error("operation over etcd's limit accepted")
@@ -169,7 +169,7 @@ func TestSubmitterSends(t *testing.T) {
 	}
 	sent := make(chan time.Duration, 1)
 	start := time.Now()
-	w.Submit(ctx, Op{Then: []*pb.RequestOp{Put("later", "v")}, Lazy: true}, func(_ *pb.TxnResponse, _ int64, err error) {
+	w.Submit(ctx, Op{Then: []*pb.RequestOp{Put("later", []byte("v"))}, Lazy: true}, func(_ *pb.TxnResponse, _ int64, err error) {
 		if err != nil {
 			t.Error(err)
 		}
@@ -471,7 +471,7 @@ func TestLimitsLearnedFromRefusals(t *testing.T) {
 					wg.Go(func() {
 						key := fmt.Sprintf("%s/%03d", name, i)
 						op := create(key)
-						op.Then = []*pb.RequestOp{Put(key, tt.value)}
+						op.Then = []*pb.RequestOp{Put(key, []byte(tt.value))}
 						if resp, _, err := w.Do(ctx, op); err != nil || !resp.Succeeded {
 							t.Errorf("%s: %v %v", key, resp, err)
 						}
@@ -541,7 +541,7 @@ func TestLimitLearnedFromGRPCRefusal(t *testing.T) {
 	do := func(key string) {
 		go func() {
 			op := create(key)
-			op.Then = []*pb.RequestOp{Put(key, value)}
+			op.Then = []*pb.RequestOp{Put(key, []byte(value))}
 			resp, _, err := w.Do(ctx, op)
 			if err == nil && !resp.Succeeded {
 				err = fmt.Errorf("%s: compare failed", key)

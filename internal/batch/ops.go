@@ -34,9 +34,20 @@ func LeaseIs(key string, lease clientv3.LeaseID) *pb.Compare {
 	return &pb.Compare{Key: []byte(key), Target: pb.Compare_LEASE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_Lease{Lease: int64(lease)}}
 }
 
-// Put writes value at key.
-func Put(key, value string) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestPut{RequestPut: &pb.PutRequest{Key: []byte(key), Value: []byte(value)}}}
+// Put writes value at key. The request holds value itself, not a copy:
+// it must not change until the request is sent.
+func Put(key string, value []byte) *pb.RequestOp {
+	// One allocation for the three messages a put is made of, rather than
+	// one each: a transaction's requests hold a few dozen puts.
+	p := new(struct {
+		op    pb.RequestOp
+		oneof pb.RequestOp_RequestPut
+		put   pb.PutRequest
+	})
+	p.put.Key, p.put.Value = []byte(key), value
+	p.oneof.RequestPut = &p.put
+	p.op.Request = &p.oneof
+	return &p.op
 }
 
 // Delete deletes key.

@@ -30,6 +30,23 @@ func TestComparesMatchClientv3(t *testing.T) {
 	}
 }
 
+// A put holds its value without a copy, and costs two
+// allocations (its messages, and the key's bytes) where building the
+// three messages one by one and copying the value cost five.
+func TestPut(t *testing.T) {
+	value := []byte(`{"v":1,"op":"commit"}`)
+	op := Put("/tx/~inbox/a/1", value)
+	if want := (&pb.PutRequest{Key: []byte("/tx/~inbox/a/1"), Value: value}); !proto.Equal(op.GetRequestPut(), want) {
+		t.Errorf("put %v, want %v", op, want)
+	}
+	if got := op.GetRequestPut().Value; &got[0] != &value[0] {
+		t.Error("the put holds a copy of its value")
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Put("/tx/~inbox/a/1", value) }); n != 2 {
+		t.Errorf("%v allocations a put, want 2", n)
+	}
+}
+
 // A client whose KV is not clientv3's own (here a namespace) gets its
 // writes through that KV: keys, compares, nested Txns, deletes and the
 // guard all go through its rewriting.
@@ -49,7 +66,7 @@ func TestWritesThroughAClientsOwnKV(t *testing.T) {
 	}
 	resp, _, err := w.Do(ctx, Op{
 		Cmps: []*pb.Compare{CreateRevisionIs("a", 0), ModRevisionIs("b", 0)},
-		Then: []*pb.RequestOp{Put("a", "1"), Txn([]*pb.Compare{ValueIs("fence", "mine")}, []*pb.RequestOp{Put("c", "3"), Delete("fence-old")}, nil)},
+		Then: []*pb.RequestOp{Put("a", []byte("1")), Txn([]*pb.Compare{ValueIs("fence", "mine")}, []*pb.RequestOp{Put("c", []byte("3")), Delete("fence-old")}, nil)},
 		Else: []*pb.RequestOp{Get("a")},
 	})
 	if err != nil || !resp.Succeeded || !resp.Responses[1].GetResponseTxn().Succeeded {
@@ -61,14 +78,14 @@ func TestWritesThroughAClientsOwnKV(t *testing.T) {
 			t.Errorf("%s: %d keys, want %d (%v)", key, got.Count, want, err)
 		}
 	}
-	resp, _, err = w.Do(ctx, Op{Cmps: []*pb.Compare{CreateRevisionIs("a", 0)}, Then: []*pb.RequestOp{Put("a", "2")}, Else: []*pb.RequestOp{Get("a")}})
+	resp, _, err = w.Do(ctx, Op{Cmps: []*pb.Compare{CreateRevisionIs("a", 0)}, Then: []*pb.RequestOp{Put("a", []byte("2"))}, Else: []*pb.RequestOp{Get("a")}})
 	if err != nil || resp.Succeeded || string(resp.Responses[0].GetResponseRange().Kvs[0].Value) != "1" {
 		t.Fatalf("the repeat should fail its compare and read a=1: %v %v", resp, err)
 	}
 	if _, err := ns.Put(ctx, "fence", "theirs"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := w.Do(ctx, Op{Then: []*pb.RequestOp{Put("d", "4")}}); !errors.Is(err, ErrGuardFailed) {
+	if _, _, err := w.Do(ctx, Op{Then: []*pb.RequestOp{Put("d", []byte("4"))}}); !errors.Is(err, ErrGuardFailed) {
 		t.Fatalf("guard through the namespace: %v, want ErrGuardFailed", err)
 	}
 	direct := New(plain, Config{})

@@ -274,7 +274,7 @@ func TestMalformedStoredTraceContext(t *testing.T) {
 	}
 	var ops []clientv3.Op
 	for _, w := range writes {
-		ops = append(ops, clientv3.OpPut(w.Key, w.Value))
+		ops = append(ops, clientv3.OpPut(w.Key, string(w.Value)))
 	}
 	if _, err := tr.cli.Txn(tr.ctx).Then(ops...).Commit(); err != nil {
 		t.Fatal(err)

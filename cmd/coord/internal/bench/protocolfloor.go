@@ -81,7 +81,7 @@ func newProtocolShape(names []string, payload []byte) (*protocolShape, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &protocolShape{record: begin[0].Value, prepare: begin[1].Value, decided: decision[0].Value, decision: decision[1].Value}, nil
+	return &protocolShape{record: string(begin[0].Value), prepare: string(begin[1].Value), decided: string(decision[0].Value), decision: string(decision[1].Value)}, nil
 }
 
 func registration(base string, i int) string { return fmt.Sprintf("%sregistration/%d", base, i) }
