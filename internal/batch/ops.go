@@ -11,17 +11,31 @@ import (
 // with proto.Clone at each step (three to four copies of a nested one),
 // which cost a participant process about a twelfth of its CPU. A Writer
 // never changes what it is given, so the pieces can be shared: a guard is
-// sent with every batch as it is.
+// sent with every batch as it is. Each piece is one allocation holding the
+// messages it is made of (a put's operation, its oneof and its request),
+// besides its key's bytes: a transaction's requests hold dozens of pieces.
 
 // ModRevisionIs compares key's ModRevision to rev (0: the key is absent).
 func ModRevisionIs(key string, rev int64) *pb.Compare {
-	return &pb.Compare{Key: []byte(key), Target: pb.Compare_MOD, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_ModRevision{ModRevision: rev}}
+	c := new(struct {
+		cmp pb.Compare
+		u   pb.Compare_ModRevision
+	})
+	c.u.ModRevision = rev
+	c.cmp.Key, c.cmp.Target, c.cmp.Result, c.cmp.TargetUnion = []byte(key), pb.Compare_MOD, pb.Compare_EQUAL, &c.u
+	return &c.cmp
 }
 
 // CreateRevisionIs compares key's CreateRevision to rev (0: the key is
 // absent).
 func CreateRevisionIs(key string, rev int64) *pb.Compare {
-	return &pb.Compare{Key: []byte(key), Target: pb.Compare_CREATE, Result: pb.Compare_EQUAL, TargetUnion: &pb.Compare_CreateRevision{CreateRevision: rev}}
+	c := new(struct {
+		cmp pb.Compare
+		u   pb.Compare_CreateRevision
+	})
+	c.u.CreateRevision = rev
+	c.cmp.Key, c.cmp.Target, c.cmp.Result, c.cmp.TargetUnion = []byte(key), pb.Compare_CREATE, pb.Compare_EQUAL, &c.u
+	return &c.cmp
 }
 
 // ValueIs compares key's value to value.
@@ -37,8 +51,6 @@ func LeaseIs(key string, lease clientv3.LeaseID) *pb.Compare {
 // Put writes value at key. The request holds value itself, not a copy:
 // it must not change until the request is sent.
 func Put(key string, value []byte) *pb.RequestOp {
-	// One allocation for the three messages a put is made of, rather than
-	// one each: a transaction's requests hold a few dozen puts.
 	p := new(struct {
 		op    pb.RequestOp
 		oneof pb.RequestOp_RequestPut
@@ -52,7 +64,15 @@ func Put(key string, value []byte) *pb.RequestOp {
 
 // Delete deletes key.
 func Delete(key string) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestDeleteRange{RequestDeleteRange: &pb.DeleteRangeRequest{Key: []byte(key)}}}
+	d := new(struct {
+		op    pb.RequestOp
+		oneof pb.RequestOp_RequestDeleteRange
+		del   pb.DeleteRangeRequest
+	})
+	d.del.Key = []byte(key)
+	d.oneof.RequestDeleteRange = &d.del
+	d.op.Request = &d.oneof
+	return &d.op
 }
 
 // Get reads key.
@@ -62,7 +82,15 @@ func Get(key string) *pb.RequestOp {
 
 // Txn nests If(cmps).Then(then).Else(els) in a Txn.
 func Txn(cmps []*pb.Compare, then, els []*pb.RequestOp) *pb.RequestOp {
-	return &pb.RequestOp{Request: &pb.RequestOp_RequestTxn{RequestTxn: &pb.TxnRequest{Compare: cmps, Success: then, Failure: els}}}
+	t := new(struct {
+		op    pb.RequestOp
+		oneof pb.RequestOp_RequestTxn
+		txn   pb.TxnRequest
+	})
+	t.txn.Compare, t.txn.Success, t.txn.Failure = cmps, then, els
+	t.oneof.RequestTxn = &t.txn
+	t.op.Request = &t.oneof
+	return &t.op
 }
 
 // Puts turns protocol writes into puts.

@@ -30,10 +30,10 @@ func TestComparesMatchClientv3(t *testing.T) {
 	}
 }
 
-// A put holds its value without a copy, and costs two
-// allocations (its messages, and the key's bytes) where building the
-// three messages one by one and copying the value cost five.
-func TestPut(t *testing.T) {
+// A put holds its value without a copy. Each piece costs two allocations,
+// its messages and its key's bytes, where building the messages one by one
+// (and copying a put's value) cost three to five.
+func TestPiecesAllocations(t *testing.T) {
 	value := []byte(`{"v":1,"op":"commit"}`)
 	op := Put("/tx/~inbox/a/1", value)
 	if want := (&pb.PutRequest{Key: []byte("/tx/~inbox/a/1"), Value: value}); !proto.Equal(op.GetRequestPut(), want) {
@@ -42,8 +42,18 @@ func TestPut(t *testing.T) {
 	if got := op.GetRequestPut().Value; &got[0] != &value[0] {
 		t.Error("the put holds a copy of its value")
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = Put("/tx/~inbox/a/1", value) }); n != 2 {
-		t.Errorf("%v allocations a put, want 2", n)
+	for name, build := range map[string]func(){
+		"put":    func() { _ = Put("/tx/~inbox/a/1", value) },
+		"delete": func() { _ = Delete("/tx/~inbox/a/1") },
+		"mod":    func() { _ = ModRevisionIs("/tx/1", 7) },
+		"create": func() { _ = CreateRevisionIs("/tx/1", 0) },
+	} {
+		if n := testing.AllocsPerRun(100, build); n != 2 {
+			t.Errorf("%s: %v allocations, want 2", name, n)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = Txn(nil, nil, nil) }); n != 1 {
+		t.Errorf("txn: %v allocations, want 1", n)
 	}
 }
 
