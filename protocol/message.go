@@ -37,7 +37,7 @@ type messageEnvelope struct {
 // EncodeMessage returns the stored form of m.
 func EncodeMessage(m Message) ([]byte, error) {
 	if b, ok := appendMessageJSON(make([]byte, 0, m.Record.sizeHint()+64+len(m.Payload)*4/3), m); ok {
-		return b, nil
+		return b[:len(b):len(b)], nil // writes share it: an append must copy
 	}
 	return json.Marshal(messageEnvelope{V: EncodingVersion, Message: m})
 }

@@ -202,6 +202,11 @@ func TestEncoding(t *testing.T) {
 	if err != nil || m.Op != OpAbort || m.Record.State != StateAborting || m.Begun != 7 || dw[2].Key != "/tx/~inbox/b/t1" {
 		t.Errorf("abort message: %+v, %v", m, err)
 	}
+	// Every participant's decision message is the same bytes, full to
+	// capacity, so that an append to one cannot write into another's.
+	if &dw[1].Value[0] != &dw[2].Value[0] || cap(dw[1].Value) != len(dw[1].Value) || cap(dw[0].Value) != len(dw[0].Value) {
+		t.Errorf("decision values: shared %v, lengths %d and %d, capacities %d and %d", &dw[1].Value[0] == &dw[2].Value[0], len(dw[0].Value), len(dw[1].Value), cap(dw[0].Value), cap(dw[1].Value))
+	}
 	if _, _, err := k.DecisionWrites(decided, 7, StateCommitting, now, CauseNone, ""); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("second decision allowed: %v", err)
 	}

@@ -49,7 +49,7 @@ func LeaseIs(key string, lease clientv3.LeaseID) *pb.Compare {
 }
 
 // Put writes value at key. The request holds value itself, not a copy:
-// it must not change until the request is sent.
+// it must never change after the call (a writer may send it again).
 func Put(key string, value []byte) *pb.RequestOp {
 	p := new(struct {
 		op    pb.RequestOp
