@@ -142,7 +142,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := cfg.embedded
-	if e == nil || e.Dir != "./concord-data" || e.ClientURL.String() != "http://127.0.0.1:2379" || e.PeerURL.String() != "http://127.0.0.1:2380" || e.AutoCompaction != "1h" {
+	if e == nil || e.Dir != "./concord-data" || e.ClientURL.String() != "http://127.0.0.1:2379" || e.PeerURL.String() != "http://127.0.0.1:2380" || e.AutoCompaction != "5m" {
 		t.Fatalf("embedded %+v", e)
 	}
 	if cfg.listen != "127.0.0.1:7070" || cfg.prefix != "/tx" {

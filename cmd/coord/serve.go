@@ -66,7 +66,8 @@ deletes finished ones after the retention window; any replica serves the API.
 Without --etcd it starts an embedded, persistent single-node etcd in
 --data-dir; participants and etcdctl connect to it at --embedded-client-url.
 With --etcd it uses that cluster; turn on auto-compaction there
-(--auto-compaction-mode=periodic --auto-compaction-retention=1h).
+(--auto-compaction-mode=periodic --auto-compaction-retention=5m), and size
+its quota for the load (README, "Capacity").
 
 The etcd password is read from the environment variable `+passwordEnv+` only.
 
@@ -104,7 +105,7 @@ once. A --data-dir in use by another coord is an error at once.
 	fs.String("data-dir", "./concord-data", "`directory` of the embedded etcd's data (kept across restarts)")
 	fs.String("embedded-client-url", "http://127.0.0.1:2379", "`URL` where the embedded etcd serves clients (participants, etcdctl)")
 	fs.String("embedded-peer-url", "http://127.0.0.1:2380", "raft peer `URL` of the embedded etcd (no peer joins, but etcd listens there)")
-	fs.String("embedded-auto-compaction", "1h", "embedded etcd's periodic compaction: keep this much `history` (0 turns it off)")
+	fs.String("embedded-auto-compaction", "5m", "embedded etcd's periodic compaction: keep this much `history` (0 turns it off); etcd keeps\nbetween one and two times this, which with --retention sets the space etcd needs under load (README, \"Capacity\")")
 	fs.String("embedded-tls-cert", "", "`file` with the PEM certificate the embedded etcd serves its clients with (with --embedded-tls-key;\n--embedded-client-url must then be https://)")
 	fs.String("embedded-tls-key", "", "`file` with the PEM private key of --embedded-tls-cert")
 	fs.String("embedded-client-ca", "", "`file` with the PEM CA certificate clients of the embedded etcd must present a certificate of;\nthe coordinator's own is --etcd-cert and --etcd-key (--etcd-cacert defaults to this file)")
