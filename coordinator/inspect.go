@@ -3,7 +3,10 @@ package coordinator
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
+	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -120,11 +123,16 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 	if opt.State != protocol.StateInvalid && !opt.State.Valid() {
 		return Page{}, fmt.Errorf("%w: state %v", ErrInvalidRequest, opt.State)
 	}
-	start, end := c.keys.Records()
 	if opt.After != "" {
 		if err := protocol.ValidateID(opt.After); err != nil {
 			return Page{}, fmt.Errorf("%w: after: %w", ErrInvalidRequest, err)
 		}
+	}
+	if opt.State != protocol.StateInvalid && !opt.State.Terminal() {
+		return c.listUnfinished(ctx, opt)
+	}
+	start, end := c.keys.Records()
+	if opt.After != "" {
 		// The first key after the record: ids sharing its prefix follow it.
 		start = c.keys.Record(opt.After) + "\x00"
 	}
@@ -170,4 +178,83 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// listUnfinished is List for a state that is not terminal. Such a
+// transaction always has an inbox key: the begin writes one per branch,
+// only acknowledgements delete them, and the last acknowledgement makes the
+// record terminal in the same Txn. So the candidates are the ids of the
+// inbox keys, which under a steady load are a few in-flight transactions
+// (and whatever is stuck), rather than every record and vote kept for the
+// retention window, which a scan would read to find the few it wants.
+func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, error) {
+	prefix := c.keys.Inboxes()
+	start, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
+	ids := make(map[string]struct{})
+	var rev int64
+	for {
+		getOpts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(1000)}
+		if rev != 0 {
+			getOpts = append(getOpts, clientv3.WithRev(rev))
+		}
+		resp, err := retry(ctx, c.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+			return c.cli.Get(ctx, start, getOpts...)
+		})
+		if err != nil {
+			return Page{}, fmt.Errorf("coordinator: list: %w", err)
+		}
+		if rev == 0 {
+			rev = resp.Header.Revision
+		}
+		for _, kv := range resp.Kvs {
+			if k := c.keys.Parse(string(kv.Key)); k.Kind == protocol.KindInbox && k.ID > opt.After {
+				ids[k.ID] = struct{}{}
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	// The records, in id order, at the same revision, a few dozen a Txn
+	// (fewer once etcd refuses that many operations).
+	sorted := slices.Sorted(maps.Keys(ids))
+	var page Page
+	for n := 64; len(sorted) > 0; {
+		chunk := sorted[:min(n, len(sorted))]
+		reads := make([]clientv3.Op, len(chunk))
+		for i, id := range chunk {
+			reads[i] = clientv3.OpGet(c.keys.Record(id), clientv3.WithRev(rev))
+		}
+		resp, err := retry(ctx, c.opts, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
+			return c.cli.Txn(ctx).Then(reads...).Commit()
+		})
+		if retrypkg.TooManyOps(err) && n > 1 {
+			n /= 2
+			continue
+		}
+		if err != nil {
+			return Page{}, fmt.Errorf("coordinator: list: %w", err)
+		}
+		for _, r := range resp.Responses {
+			kvs := r.GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				continue // deleted with its record's inbox keys left: not this listing's
+			}
+			rec, err := protocol.DecodeRecord(kvs[0].Value)
+			if err != nil {
+				return Page{}, fmt.Errorf("coordinator: list: %s: %w", kvs[0].Key, err)
+			}
+			if rec.State != opt.State {
+				continue
+			}
+			page.Transactions = append(page.Transactions, Transaction{Record: rec, Revision: kvs[0].ModRevision})
+			if len(page.Transactions) == opt.Limit {
+				page.Next = rec.ID
+				return page, nil
+			}
+		}
+		sorted = sorted[len(chunk):]
+	}
+	return page, nil
 }

@@ -1,14 +1,18 @@
 package integration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 )
 
 func TestCommit(t *testing.T) {
@@ -181,6 +185,100 @@ func TestBadInput(t *testing.T) {
 	}
 	if keys := e.keys(); len(keys) != 0 {
 		t.Errorf("bad input wrote %v", keys)
+	}
+}
+
+// Listing the transactions in a state that is not terminal reads the inbox
+// keys, which only unfinished transactions hold, and their records: not
+// every record kept for the retention window. Here 2,000 finished records
+// are kept, and each such listing takes two requests (a scan would take
+// four pages of them); terminal states are still listed by scanning.
+func TestListUnfinishedReadsInboxes(t *testing.T) {
+	e := newEnv(t)
+	a, b := newRecorder("a"), newRecorder("b")
+	a.stuck["c1"], a.stuck["c2"] = true, true // committing: a's Commit keeps failing
+	a.block["p1"] = make(chan struct{})       // preparing: a never votes
+	a.refuse["x1"] = errors.New("no funds")   // aborting: a votes no, then its Abort keeps failing
+	a.stuck["x1"] = true
+	e.participant("a", a, false)
+	e.participant("b", b, false)
+
+	keys := protocol.DefaultKeys()
+	now := time.Now().UTC()
+	var puts []clientv3.Op
+	for i := range 2000 {
+		rec := protocol.Record{ID: fmt.Sprintf("d%04d", i), State: protocol.StateCommitted, Participants: []string{"a", "b"},
+			Created: now, Deadline: now.Add(time.Minute), Decided: now, Finished: now, Digest: protocol.Digest(branches("a", "b"))}
+		v, err := protocol.EncodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if puts = append(puts, clientv3.OpPut(keys.Record(rec.ID), string(v))); len(puts) == 100 {
+			if _, err := e.cli.Txn(e.ctx).Then(puts...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			puts = nil
+		}
+	}
+	for _, id := range []string{"c1", "c2", "x1"} {
+		if _, err := e.c.Do(e.ctx, coordinator.Request{ID: id, Branches: branches("a", "b")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.c.Begin(e.ctx, coordinator.Request{ID: "p1", Branches: branches("a", "b")}); err != nil {
+		t.Fatal(err)
+	}
+
+	var requests atomic.Int64
+	count := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		requests.Add(1)
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+	c, err := coordinator.NewClient(e.ctx, e.srv.Client(t, count))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	list := func(opt coordinator.ListOptions) (ids []string, next string, n int64) {
+		t.Helper()
+		before := requests.Load()
+		page, err := c.List(e.ctx, opt)
+		if err != nil {
+			t.Fatalf("list %+v: %v", opt, err)
+		}
+		for _, tx := range page.Transactions {
+			if tx.State != opt.State {
+				t.Errorf("list %+v: %s is %v", opt, tx.ID, tx.State)
+			}
+			ids = append(ids, tx.ID)
+		}
+		return ids, page.Next, requests.Load() - before
+	}
+	for _, tc := range []struct {
+		state protocol.State
+		want  string
+	}{
+		{protocol.StateCommitting, "c1 c2"},
+		{protocol.StatePreparing, "p1"},
+		{protocol.StateAborting, "x1"},
+	} {
+		ids, next, n := list(coordinator.ListOptions{State: tc.state})
+		if strings.Join(ids, " ") != tc.want || next != "" || n != 2 {
+			t.Errorf("%v: %v (next %q) in %d requests, want %s in 2", tc.state, ids, next, n, tc.want)
+		}
+	}
+	// Pages, as for any listing: Next is the last id of a full page.
+	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitting, Limit: 1}); strings.Join(ids, " ") != "c1" || next != "c1" {
+		t.Errorf("first page: %v, next %q", ids, next)
+	}
+	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitting, Limit: 1, After: "c1"}); strings.Join(ids, " ") != "c2" || next != "c2" {
+		t.Errorf("second page: %v, next %q", ids, next)
+	}
+	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitting, Limit: 1, After: "c2"}); len(ids) != 0 || next != "" {
+		t.Errorf("past the last: %v, next %q", ids, next)
+	}
+	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitted, Limit: 3}); strings.Join(ids, " ") != "d0000 d0001 d0002" || next != "d0002" {
+		t.Errorf("committed: %v, next %q", ids, next)
 	}
 }
 
