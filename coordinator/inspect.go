@@ -8,6 +8,7 @@ import (
 
 	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -137,10 +138,34 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 		start = c.keys.Record(opt.After) + "\x00"
 	}
 	var page Page
+	_, err := c.readPages(ctx, start, end, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+		for _, kv := range kvs {
+			if c.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
+				continue
+			}
+			rec, err := protocol.DecodeRecord(kv.Value)
+			if err != nil {
+				return true, fmt.Errorf("coordinator: list: %s: %w", kv.Key, err)
+			}
+			if page.add(opt, rec, kv.ModRevision) {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	return page, nil
+}
+
+// readPages reads the keys in [start, end) page by page, every page at the
+// revision of the first, and hands each page to use until use says it is
+// done; it returns that revision.
+func (c *Client) readPages(ctx context.Context, start, end string, opts []clientv3.OpOption, use func([]*mvccpb.KeyValue) (done bool, err error)) (int64, error) {
 	var rev int64
 	for {
-		const batch = 512
-		getOpts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(batch)}
+		getOpts := append([]clientv3.OpOption{clientv3.WithRange(end)}, opts...)
 		if rev != 0 {
 			getOpts = append(getOpts, clientv3.WithRev(rev))
 		}
@@ -148,36 +173,35 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 			return c.cli.Get(ctx, start, getOpts...)
 		})
 		if err != nil {
-			return Page{}, fmt.Errorf("coordinator: list: %w", err)
+			return rev, fmt.Errorf("coordinator: list: %w", err)
 		}
 		if rev == 0 {
 			// Later pages read at the first page's revision. (A response's
 			// header names the store's current revision, not the one read.)
 			rev = resp.Header.Revision
 		}
-		for _, kv := range resp.Kvs {
-			k := c.keys.Parse(string(kv.Key))
-			if k.Kind != protocol.KindRecord {
-				continue
-			}
-			rec, err := protocol.DecodeRecord(kv.Value)
-			if err != nil {
-				return Page{}, fmt.Errorf("coordinator: list: %s: %w", kv.Key, err)
-			}
-			if opt.State != protocol.StateInvalid && rec.State != opt.State {
-				continue
-			}
-			page.Transactions = append(page.Transactions, Transaction{Record: rec, Revision: kv.ModRevision})
-			if len(page.Transactions) == opt.Limit {
-				page.Next = rec.ID
-				return page, nil
-			}
+		if done, err := use(resp.Kvs); done || err != nil {
+			return rev, err
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
-			return page, nil
+			return rev, nil
 		}
 		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// add appends rec to the page if it is in the state opt asks for, and
+// reports whether that filled the page.
+func (p *Page) add(opt ListOptions, rec protocol.Record, rev int64) bool {
+	if opt.State != protocol.StateInvalid && rec.State != opt.State {
+		return false
+	}
+	p.Transactions = append(p.Transactions, Transaction{Record: rec, Revision: rev})
+	if len(p.Transactions) == opt.Limit {
+		p.Next = rec.ID
+		return true
+	}
+	return false
 }
 
 // listUnfinished is List for a state that is not terminal. Such a
@@ -189,32 +213,17 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 // retention window, which a scan would read to find the few it wants.
 func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, error) {
 	prefix := c.keys.Inboxes()
-	start, end := prefix, clientv3.GetPrefixRangeEnd(prefix)
 	ids := make(map[string]struct{})
-	var rev int64
-	for {
-		getOpts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithLimit(1000)}
-		if rev != 0 {
-			getOpts = append(getOpts, clientv3.WithRev(rev))
-		}
-		resp, err := retry(ctx, c.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return c.cli.Get(ctx, start, getOpts...)
-		})
-		if err != nil {
-			return Page{}, fmt.Errorf("coordinator: list: %w", err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
+	rev, err := c.readPages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), []clientv3.OpOption{clientv3.WithKeysOnly(), clientv3.WithLimit(1000)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+		for _, kv := range kvs {
 			if k := c.keys.Parse(string(kv.Key)); k.Kind == protocol.KindInbox && k.ID > opt.After {
 				ids[k.ID] = struct{}{}
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		return false, nil
+	})
+	if err != nil {
+		return Page{}, err
 	}
 	// The records, in id order, at the same revision, a few dozen a Txn
 	// (fewer once etcd refuses that many operations).
@@ -245,12 +254,7 @@ func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, err
 			if err != nil {
 				return Page{}, fmt.Errorf("coordinator: list: %s: %w", kvs[0].Key, err)
 			}
-			if rec.State != opt.State {
-				continue
-			}
-			page.Transactions = append(page.Transactions, Transaction{Record: rec, Revision: kvs[0].ModRevision})
-			if len(page.Transactions) == opt.Limit {
-				page.Next = rec.ID
+			if page.add(opt, rec, kvs[0].ModRevision) {
 				return page, nil
 			}
 		}

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
 )
 
@@ -279,6 +281,23 @@ func TestListUnfinishedReadsInboxes(t *testing.T) {
 	}
 	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitted, Limit: 3}); strings.Join(ids, " ") != "d0000 d0001 d0002" || next != "d0002" {
 		t.Errorf("committed: %v, next %q", ids, next)
+	}
+}
+
+// Against an etcd that refuses Txns of more than 16 operations, the
+// records of unfinished transactions are read in smaller Txns: all 40
+// are listed.
+func TestListUnfinishedUnderLowerTxnLimit(t *testing.T) {
+	e := newEnvOn(t, etcdtest.Start(t, func(c *embed.Config) { c.MaxTxnOps = 16 }), "")
+	// No participant and no replica runs: each stays preparing.
+	for i := range 40 {
+		if _, err := e.c.Begin(e.ctx, coordinator.Request{ID: fmt.Sprintf("t%02d", i), Branches: branches("a", "b")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := e.c.List(e.ctx, coordinator.ListOptions{State: protocol.StatePreparing})
+	if err != nil || len(page.Transactions) != 40 || page.Transactions[0].ID != "t00" || page.Transactions[39].ID != "t39" {
+		t.Fatalf("%d listed, %v", len(page.Transactions), err)
 	}
 }
 
