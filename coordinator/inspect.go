@@ -248,7 +248,7 @@ func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, err
 		for _, r := range resp.Responses {
 			kvs := r.GetResponseRange().Kvs
 			if len(kvs) == 0 {
-				continue // deleted with its record's inbox keys left: not this listing's
+				continue // an inbox key without its record (only a hand could do that): nothing to list
 			}
 			rec, err := protocol.DecodeRecord(kvs[0].Value)
 			if err != nil {
