@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -36,7 +37,9 @@ func TestRun(t *testing.T) {
 	// The path floor's begin compares once and writes N+1 keys; each of
 	// its N votes compares once and writes one. Concord's writes hold at
 	// least as much.
-	if res.PathFloorComparesPerTx < 3.9 || res.PathFloorComparesPerTx > 4.1 || res.PathFloorOpsPerTx < 6.9 || res.PathFloorOpsPerTx > 7.1 ||
+	// Exactly: the floors' first transaction, which warms their watches,
+	// is left out of their counts as of their times.
+	if !near(res.PathFloorComparesPerTx, 4) || !near(res.PathFloorOpsPerTx, 7) ||
 		res.EtcdComparesPerTx < res.PathFloorComparesPerTx || res.EtcdOpsPerTx < res.PathFloorOpsPerTx {
 		t.Errorf("compares and ops per transaction %.2f, %.2f; path floor %.2f, %.2f (want 4, 7)", res.EtcdComparesPerTx, res.EtcdOpsPerTx, res.PathFloorComparesPerTx, res.PathFloorOpsPerTx)
 	}
@@ -44,8 +47,7 @@ func TestRun(t *testing.T) {
 	// of three compares (fence, record, vote) and N-1 nested ones (the
 	// other votes), writing the vote, or the vote, the decided record and
 	// N commit messages, else reading the vote.
-	if n := 3.0; res.ProtocolFloorComparesPerTx < 1+n*(n+2)-0.1 || res.ProtocolFloorComparesPerTx > 1+n*(n+2)+0.1 ||
-		res.ProtocolFloorOpsPerTx < n+1+n*(n+4)-0.1 || res.ProtocolFloorOpsPerTx > n+1+n*(n+4)+0.1 || res.ProtocolFloorWriteBytesPerTx <= res.PathFloorWriteBytesPerTx {
+	if n := 3.0; !near(res.ProtocolFloorComparesPerTx, 1+n*(n+2)) || !near(res.ProtocolFloorOpsPerTx, n+1+n*(n+4)) || res.ProtocolFloorWriteBytesPerTx <= res.PathFloorWriteBytesPerTx {
 		t.Errorf("protocol floor: %.2f compares, %.2f ops, %.0f bytes per transaction (want 16, 25, above the path floor's %.0f)", res.ProtocolFloorComparesPerTx, res.ProtocolFloorOpsPerTx, res.ProtocolFloorWriteBytesPerTx, res.PathFloorWriteBytesPerTx)
 	}
 	if res.ProtocolFloorTxPerSec <= 0 || res.ProtocolFloorP99ms < res.ProtocolFloorP50ms || res.ProtocolFloorP50ms < res.TxnP50ms/2 || res.ProtocolFloorCPUmsPerTx <= 0 {
@@ -138,3 +140,6 @@ func BenchmarkCommit(b *testing.B) {
 		})
 	}
 }
+
+// near reports whether a per-transaction count is v, but for float rounding.
+func near(got, v float64) bool { return math.Abs(got-v) < 1e-9 }
