@@ -397,6 +397,9 @@ type floorRun struct {
 // runFloor runs p, c at a time, for n transactions or for d, and adds
 // what it measured to f.
 func (f *floorRun) runFloor(ctx context.Context, p *barePath, c, n int, d time.Duration) error {
+	if err := p.warm(ctx); err != nil {
+		return err
+	}
 	used := processUsage()
 	lats, took, err := p.run(ctx, c, n, d)
 	if err != nil {

@@ -169,9 +169,7 @@ func (p *barePath) close() {
 
 // run runs transactions, c at a time, until n are done (n > 0) or d has
 // passed (d > 0), and returns each one's latency and the wall time they
-// took. The first transaction of a barePath warms its watches: it runs
-// alone before anything is measured, and neither its time nor its
-// requests count.
+// took. Call warm first.
 func (p *barePath) run(ctx context.Context, c, n int, d time.Duration) ([]time.Duration, time.Duration, error) {
 	var (
 		mu       sync.Mutex
@@ -182,11 +180,6 @@ func (p *barePath) run(ctx context.Context, c, n int, d time.Duration) ([]time.D
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if p.next.Load() == 0 {
-		if _, err := p.once(ctx); err != nil {
-			return nil, 0, err
-		}
-	}
 	if p.counter != nil {
 		// Every vote of a transaction run counts is written before run
 		// returns: its initiator waits for them.
@@ -233,6 +226,16 @@ func (p *barePath) run(ctx context.Context, c, n int, d time.Duration) ([]time.D
 		return nil, elapsed, fmt.Errorf("bare commit path: no transaction finished in %v", d)
 	}
 	return lats, elapsed, nil
+}
+
+// warm runs p's first transaction, which warms its watches, unless it has
+// run: neither its time, its CPU nor its requests are measured.
+func (p *barePath) warm(ctx context.Context) error {
+	if p.next.Load() > 0 {
+		return nil
+	}
+	_, err := p.once(ctx)
+	return err
 }
 
 // once runs one transaction and returns its latency.

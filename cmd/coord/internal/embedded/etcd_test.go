@@ -97,16 +97,3 @@ func TestNoCrossSiteWrite(t *testing.T) {
 		t.Fatalf("GET /health: %d %s", resp.StatusCode, body)
 	}
 }
-
-// The client and peer ports always differ: etcd binds both.
-func TestLoopbackURLsDistinct(t *testing.T) {
-	for range 500 {
-		client, peer, err := LoopbackURLs()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if client.Host == peer.Host {
-			t.Fatalf("client and peer both on %s", client.Host)
-		}
-	}
-}
