@@ -157,6 +157,9 @@ from the module's directory), or given with --coord-bin and
 func printLoad(tw io.Writer, l bench.Load, elapsedSeconds float64, from string) {
 	fmt.Fprintf(tw, "concurrency\t%d\t\n", l.Concurrency)
 	fmt.Fprintf(tw, "committed\t%d\tin %.1fs (%d failed)\n", l.Committed, elapsedSeconds, l.Failed)
+	if l.Unmeasured > 0 {
+		fmt.Fprintf(tw, "unmeasured\t%d\tmore, run while the load grew steady and drained: in the counts per transaction, not in the times or CPU\n", l.Unmeasured)
+	}
 	fmt.Fprintf(tw, "throughput\t%.0f tx/s\t\n", l.TxPerSec)
 	fmt.Fprintf(tw, "latency\tp50 %.2f ms\tp99 %.2f ms, max %.2f ms (%s to decision)\n", l.P50ms, l.P99ms, l.Maxms, from)
 }
@@ -182,7 +185,7 @@ func printBench(w io.Writer, r bench.Result) {
 	fmt.Fprintf(tw, "etcd writes/tx\t%.3f\tfinalisation and cleanup included (N+2 = %d sent one request each)\n", r.EtcdWritesPerTx, r.Participants+2)
 	fmt.Fprintf(tw, "write bytes/tx\t%.0f\tthe write requests as sent to etcd; the path floor: %.0f\n", r.EtcdWriteBytesPerTx, r.PathFloorWriteBytesPerTx)
 	fmt.Fprintf(tw, "write shape/tx\t%.1f compares, %.1f ops\tin those writes, nested and both branches; the path floor: %.1f, %.1f\n", r.EtcdComparesPerTx, r.EtcdOpsPerTx, r.PathFloorComparesPerTx, r.PathFloorOpsPerTx)
-	when := "after the load"
+	when := fmt.Sprintf("in %d rounds taking turns with the load", r.FloorRounds)
 	if r.FloorBlock > 0 {
 		when = fmt.Sprintf("between blocks of %d transactions", r.FloorBlock)
 	}

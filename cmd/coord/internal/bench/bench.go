@@ -53,6 +53,10 @@ type Load struct {
 	Concurrency  int `json:"concurrency"`
 	Committed    int `json:"committed"`
 	Failed       int `json:"failed"`
+	// Unmeasured is how many more transactions ran outside the measured
+	// windows, while the load grew steady and drained (see steady): in
+	// the etcd counts per transaction, not in the times or CPU.
+	Unmeasured int `json:"unmeasured"`
 
 	TxPerSec float64 `json:"tx_per_sec"`
 	P50ms    float64 `json:"p50_ms"`
@@ -147,8 +151,11 @@ type Result struct {
 	GoroutinesPerTx          float64 `json:"goroutines_per_tx"`
 	PathFloorGoroutinesPerTx float64 `json:"path_floor_goroutines_per_tx"`
 	// FloorBlock, at concurrency 1: the floors were measured in blocks of
-	// this many transactions alternating with the load's. 0: after it.
+	// this many transactions alternating with the load's. FloorRounds,
+	// above 1: the load and the floors took turns this many times, the
+	// load measured only once steady (see inRounds).
 	FloorBlock     int     `json:"floor_block"`
+	FloorRounds    int     `json:"floor_rounds"`
 	Embedded       bool    `json:"embedded_etcd"`
 	PayloadBytes   int     `json:"payload_bytes"`
 	ElapsedSeconds float64 `json:"elapsed_s"`
@@ -308,7 +315,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Concurrency == 1 {
 		m, err = alternate(ctx, coord, branches, floorCli, path, proto, floors, cfg, progress)
 	} else {
-		m, err = oneAfterAnother(ctx, coord, branches, floorCli, path, proto, floors, cfg, progress)
+		m, err = inRounds(ctx, coord, branches, floorCli, path, proto, floors, keys, cfg, progress)
 	}
 	if err != nil {
 		return res, err
@@ -322,7 +329,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	res.measured(m.load, m.elapsed)
 	res.ElapsedSeconds = m.elapsed.Seconds()
-	n := float64(res.Committed + res.Failed)
+	res.Unmeasured = m.unmeasured
+	n := float64(res.Committed + res.Failed + res.Unmeasured)
 	res.EtcdRequestsPerTx = make(map[string]float64)
 	for k, v := range counts {
 		res.EtcdRequestsPerTx[k] = float64(v) / n
@@ -366,6 +374,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.protocolFloor(m, proto)
 	if cfg.Concurrency == 1 {
 		res.FloorBlock = block
+	} else {
+		res.FloorRounds = rounds
 	}
 	path.close() // before their keys go
 	proto.close()
@@ -379,6 +389,9 @@ type measured struct {
 	load    latencies
 	elapsed time.Duration // the load's wall time
 	used    usage         // what this process used during the load
+	// unmeasured is how many transactions ran outside the load's measured
+	// windows (filling and draining them, at a concurrency above 1).
+	unmeasured int
 
 	txnRate  float64         // compare-and-swap Txns a second at the load's concurrency
 	single   []time.Duration // one compare-and-swap Txn at a time
@@ -487,38 +500,6 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		}
 	}
 	m.txnRate = float64(len(m.single)) / singleTime.Seconds()
-	return m, nil
-}
-
-// oneAfterAnother measures at a concurrency above 1: the load, then the
-// Txn rate at the same concurrency, then one Txn at a time, then the bare
-// commit path at the same concurrency, each for about half the load's
-// time (2s to 10s; one Txn at a time up to 3s).
-func oneAfterAnother(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path, proto *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
-	var m measured
-	used, start := processUsage(), time.Now()
-	lat, err := runLoad(ctx, concordDo(coord, branches), cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
-	m.elapsed, m.load = time.Since(start), lat
-	m.used.add(used)
-	if err != nil && len(lat.ok) == 0 {
-		return m, err
-	}
-	fmt.Fprintf(progress, "measuring the floor: compare-and-swap Txns at concurrency %d\n", cfg.Concurrency)
-	floorFor := min(max(m.elapsed/2, 2*time.Second), 10*time.Second)
-	if m.txnRate, _, err = casFloor(ctx, cli, floors, cfg.Concurrency, floorFor); err != nil {
-		return m, fmt.Errorf("floor: %w", err)
-	}
-	if _, m.single, err = casFloor(ctx, cli, floors, 1, min(floorFor, 3*time.Second)); err != nil {
-		return m, fmt.Errorf("floor: %w", err)
-	}
-	fmt.Fprintf(progress, "measuring the commit path's floor: begin and %d votes with bare etcd calls, at concurrency %d\n", len(branches), cfg.Concurrency)
-	if err := m.path.runFloor(ctx, path, cfg.Concurrency, 0, floorFor); err != nil {
-		return m, fmt.Errorf("commit path floor: %w", err)
-	}
-	fmt.Fprintf(progress, "measuring the protocol's floor: its begin and %d vote Txns with bare etcd calls, at concurrency %d\n", len(branches), cfg.Concurrency)
-	if err := m.protocol.runFloor(ctx, proto, cfg.Concurrency, 0, floorFor); err != nil {
-		return m, fmt.Errorf("protocol floor: %w", err)
-	}
 	return m, nil
 }
 
@@ -673,7 +654,8 @@ func waitQuiet(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, re
 
 // casFloor runs plain compare-and-swap Txns, one key per worker, at
 // concurrency c for d, under floors: the cheapest guarded write etcd offers.
-func casFloor(ctx context.Context, cli *clientv3.Client, floors string, c int, d time.Duration) (float64, []time.Duration, error) {
+// It returns each Txn's latency and how long they ran.
+func casFloor(ctx context.Context, cli *clientv3.Client, floors string, c int, d time.Duration) ([]time.Duration, time.Duration, error) {
 	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -707,9 +689,9 @@ func casFloor(ctx context.Context, cli *clientv3.Client, floors string, c int, d
 	wg.Wait()
 	elapsed := time.Since(start)
 	if len(lats) == 0 {
-		return 0, nil, fmt.Errorf("no Txn succeeded (%d errors)", errs.Load())
+		return nil, elapsed, fmt.Errorf("no Txn succeeded (%d errors)", errs.Load())
 	}
-	return float64(len(lats)) / elapsed.Seconds(), lats, nil
+	return lats, elapsed, nil
 }
 
 // cas is compare-and-swap Txns on one key, one at a time.

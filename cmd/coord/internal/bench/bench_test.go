@@ -25,6 +25,11 @@ func TestRun(t *testing.T) {
 	if res.Committed != 200 || res.Failed != 0 {
 		t.Fatalf("committed %d, failed %d", res.Committed, res.Failed)
 	}
+	// Above concurrency 1 the load takes turns with the floors, measured
+	// once steady: more transactions run than are measured.
+	if res.FloorRounds != rounds || res.FloorBlock != 0 || res.Unmeasured < 1 {
+		t.Errorf("floor rounds %d, floor block %d, unmeasured %d; want %d rounds and some unmeasured", res.FloorRounds, res.FloorBlock, res.Unmeasured, rounds)
+	}
 	if res.EtcdWritesPerTx <= 0 || res.EtcdWritesPerTx > float64(2*3+1) {
 		t.Errorf("etcd writes per transaction %.2f, want (0, 2N+1]", res.EtcdWritesPerTx)
 	}
@@ -89,8 +94,8 @@ func TestRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if one.Committed != 150 || one.Failed != 0 || one.FloorBlock != block || one.PathFloorConcurrency != 1 {
-		t.Fatalf("concurrency 1: committed %d, failed %d, floor block %d", one.Committed, one.Failed, one.FloorBlock)
+	if one.Committed != 150 || one.Failed != 0 || one.Unmeasured != 0 || one.FloorBlock != block || one.FloorRounds != 0 || one.PathFloorConcurrency != 1 {
+		t.Fatalf("concurrency 1: committed %d (%d unmeasured), failed %d, floor block %d, rounds %d", one.Committed, one.Unmeasured, one.Failed, one.FloorBlock, one.FloorRounds)
 	}
 	if one.TxnP50ms <= 0 || one.TxnPerSec <= 0 || one.PathFloorP50ms < one.TxnP50ms/2 || one.P50OverTxn <= 0 || one.ProtocolFloorP50ms < one.TxnP50ms/2 || one.P50OverProtocolFloor <= 0 {
 		t.Errorf("concurrency 1: missing figures: %+v", one)

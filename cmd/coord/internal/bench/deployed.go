@@ -49,8 +49,8 @@ type DeployedConfig struct {
 // responses, raft proposals and WAL fsyncs are read from the embedded
 // etcd's own /metrics before and after (its server-side counters; the
 // requests this benchmark makes to wait for the cleanup are taken out).
-// CPU is each child process's user and system time over the load, from
-// /proc/<pid>/stat.
+// CPU is each child process's user and system time over the load once
+// steady (see steady), from /proc/<pid>/stat.
 type DeployedResult struct {
 	Load
 
@@ -235,26 +235,34 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 		return res, err
 	}
 	ours := counter.Snapshot()
-	cpu0, err := childrenCPU(children)
-	if err != nil {
-		return res, err
-	}
-	self0 := processCPU()
 	fmt.Fprintf(progress, "running transactions at concurrency %d through %s\n", cfg.Concurrency, apiURL)
-	start := time.Now()
-	lat, err := runLoad(ctx, do, cfg.Concurrency, cfg.Transactions, cfg.Duration, progress)
-	elapsed := time.Since(start)
+	var (
+		cpu0, cpu1  []time.Duration
+		cpuErr      error
+		self0, self time.Duration
+	)
+	w, err := steady(ctx, do, cfg.Concurrency, warmFor(cfg.Retention), cfg.Transactions, cfg.Duration, progress, func(open bool) {
+		var cpu []time.Duration
+		var err error
+		if cpu, err = childrenCPU(children); err != nil && cpuErr == nil {
+			cpuErr = err
+		}
+		if open {
+			cpu0, self0 = cpu, processCPU()
+		} else {
+			cpu1, self = cpu, processCPU()-self0
+		}
+	})
+	lat, elapsed := w.lat, w.elapsed
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("stopped after %d committed transactions: %w", len(lat.ok), context.Cause(ctx))
 	}
 	if err != nil && len(lat.ok) == 0 {
 		return res, err
 	}
-	cpu1, err := childrenCPU(children)
-	if err != nil {
-		return res, err
+	if cpuErr != nil {
+		return res, cpuErr
 	}
-	self := processCPU() - self0
 	fmt.Fprintf(progress, "waiting for every transaction's finalisation and cleanup (--retention %v)\n", cfg.Retention)
 	if err := waitQuiet(ctx, cli, keys, cfg.Retention); err != nil {
 		return res, err
@@ -268,7 +276,10 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 
 	res.measured(lat, elapsed)
 	res.ElapsedSeconds = elapsed.Seconds()
-	n := float64(res.Committed + res.Failed)
+	res.Unmeasured = w.unmeasured
+	// etcd's counters are over every transaction run; CPU over the window.
+	n := float64(res.Committed + res.Failed + res.Unmeasured)
+	inWindow := float64(res.Committed + res.Failed)
 	res.EtcdRequestsPerTx = make(map[string]float64)
 	for method, v := range after.requests {
 		d := v - before.requests[method]
@@ -288,14 +299,14 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 	}
 	for i, c := range children {
 		used := cpu1[i] - cpu0[i]
-		p := ProcessCPU{Name: c.name, PID: c.pid(), CPUmsPerTx: ms(used) / n}
+		p := ProcessCPU{Name: c.name, PID: c.pid(), CPUmsPerTx: ms(used) / inWindow}
 		if total > 0 {
 			p.Share = float64(used) / float64(total)
 		}
 		res.Processes = append(res.Processes, p)
 	}
-	res.CPUmsPerTx = ms(total) / n
-	res.ClientCPUmsPerTx = ms(self) / n
+	res.CPUmsPerTx = ms(total) / inWindow
+	res.ClientCPUmsPerTx = ms(self) / inWindow
 	return res, nil
 }
 

@@ -1,0 +1,201 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// rounds is how many times, at a concurrency above 1, the load and the
+// floors take turns.
+const rounds = 4
+
+// inRounds measures at a concurrency above 1 in rounds, as alternate does
+// at 1 and for the same reason: the machine's speed drifts by tens of
+// percent over seconds, and a load measured for ten seconds against a
+// floor measured in the ten after it compares two machines. Each round
+// runs the load until it is steady and measures a stretch of it (see
+// steady), waits until the load's work is done, then runs each floor at
+// the same concurrency for half that stretch: the compare-and-swap Txns,
+// the bare commit path, the protocol's floor. One Txn at a time is
+// measured after the last round.
+func inRounds(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path, proto *barePath, floors string, keys protocol.Keys, cfg Config, progress io.Writer) (measured, error) {
+	var (
+		m       measured
+		casLats int
+		casTime time.Duration
+	)
+	for r := range rounds {
+		quota, d := cfg.Transactions/rounds, cfg.Duration/rounds
+		if cfg.Transactions > 0 && r == rounds-1 {
+			quota = cfg.Transactions - quota*(rounds-1)
+		}
+		fmt.Fprintf(progress, "round %d of %d: Concord at concurrency %d\n", r+1, rounds, cfg.Concurrency)
+		var start usage
+		w, err := steady(ctx, concordDo(coord, branches), cfg.Concurrency, warmFor(cfg.Retention), quota, d, progress, func(open bool) {
+			if open {
+				start = processUsage()
+			} else {
+				m.used.add(start)
+			}
+		})
+		m.load.ok = append(m.load.ok, w.lat.ok...)
+		m.load.failed += w.lat.failed
+		m.elapsed += w.elapsed
+		m.unmeasured += w.unmeasured
+		if err != nil && len(m.load.ok) == 0 {
+			return m, err
+		}
+		// The load's acknowledgements, finalisation and cleanup would
+		// otherwise run during the floors and be charged to them.
+		if err := waitQuiet(ctx, cli, keys, cfg.Retention); err != nil {
+			return m, err
+		}
+		floorFor := min(max(w.elapsed/2, 500*time.Millisecond), 5*time.Second)
+		fmt.Fprintf(progress, "round %d of %d: the floors at concurrency %d, %v each\n", r+1, rounds, cfg.Concurrency, floorFor.Round(time.Millisecond))
+		lats, took, err := casFloor(ctx, cli, floors, cfg.Concurrency, floorFor)
+		if err != nil {
+			return m, fmt.Errorf("floor: %w", err)
+		}
+		casLats, casTime = casLats+len(lats), casTime+took
+		if err := m.path.runFloor(ctx, path, cfg.Concurrency, 0, floorFor); err != nil {
+			return m, fmt.Errorf("commit path floor: %w", err)
+		}
+		if err := m.protocol.runFloor(ctx, proto, cfg.Concurrency, 0, floorFor); err != nil {
+			return m, fmt.Errorf("protocol floor: %w", err)
+		}
+	}
+	m.txnRate = float64(casLats) / casTime.Seconds()
+	var err error
+	if m.single, _, err = casFloor(ctx, cli, floors, 1, 2*time.Second); err != nil {
+		return m, fmt.Errorf("floor: %w", err)
+	}
+	return m, nil
+}
+
+// warmFor is how long a round's load runs before it is measured: until
+// the cleanup of its first transactions, which the replica deletes
+// retention after they finish and in rounds a tenth of that apart, runs
+// beside the load as it does in a steady state.
+func warmFor(retention time.Duration) time.Duration {
+	return retention + min(max(retention/10, 100*time.Millisecond), 10*time.Second) + 200*time.Millisecond
+}
+
+// window is what steady measured.
+type window struct {
+	lat        latencies     // of the transactions that ended in the window
+	elapsed    time.Duration // the window's length
+	unmeasured int           // transactions that ended outside it
+}
+
+// steady runs do with c workers for warm, then measures a window: until
+// quota transactions have ended in it, or for d with quota 0. Then it
+// starts no more and waits for those in flight. Throughput, latency and
+// CPU are of the window alone, so a pipeline filling or draining is not
+// counted, and the work a steady load does for transactions that ended
+// earlier (their acknowledgements and cleanup) is. mark is called as the
+// window opens (true) and shuts (false), to read what the processes have
+// used. As runLoad, it goes on past failed transactions and returns the
+// first one's error.
+func steady(ctx context.Context, do doFunc, c int, warm time.Duration, quota int, d time.Duration, progress io.Writer, mark func(open bool)) (window, error) {
+	var (
+		mu        sync.Mutex
+		w         window
+		measuring bool
+		stopped   bool
+		t0        time.Time
+		firstErr  error
+		wg        sync.WaitGroup
+	)
+	full := make(chan struct{})
+	// open and shut start and end the window, with mu held.
+	open := func() {
+		measuring, t0 = true, time.Now()
+		mark(true)
+	}
+	shut := func() {
+		if measuring {
+			measuring = false
+			w.elapsed = time.Since(t0)
+			mark(false)
+			close(full)
+		}
+		stopped = true
+	}
+	for range c {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				stop := stopped
+				mu.Unlock()
+				if stop || ctx.Err() != nil {
+					return
+				}
+				s := time.Now()
+				committed, id, err := do(ctx)
+				took := time.Since(s)
+				mu.Lock()
+				switch {
+				case !measuring:
+					w.unmeasured++
+				case committed:
+					w.lat.ok = append(w.lat.ok, took)
+				default:
+					w.lat.failed++
+				}
+				if !committed && firstErr == nil {
+					firstErr = fmt.Errorf("transaction %s: %w", id, err)
+				}
+				if measuring && quota > 0 && len(w.lat.ok)+w.lat.failed >= quota {
+					shut()
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	timer := time.NewTimer(warm)
+	defer timer.Stop()
+	for opened, done := false, false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-full:
+			done = true
+		case <-timer.C:
+			if opened { // d has passed
+				done = true
+				break
+			}
+			opened = true
+			mu.Lock()
+			open()
+			mu.Unlock()
+			if quota == 0 {
+				timer.Reset(d)
+			}
+		case <-ticker.C:
+			mu.Lock()
+			if measuring {
+				n := len(w.lat.ok)
+				fmt.Fprintf(progress, "%6.1fs  %8d committed  %8.0f tx/s (measured once steady)\n", time.Since(t0).Seconds(), n, float64(n)/time.Since(t0).Seconds())
+			}
+			mu.Unlock()
+		}
+	}
+	mu.Lock()
+	shut()
+	mu.Unlock()
+	wg.Wait()
+	if err := ctx.Err(); err != nil && w.elapsed == 0 {
+		return w, err
+	}
+	return w, firstErr
+}
