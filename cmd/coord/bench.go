@@ -31,6 +31,12 @@ concurrency above 1 group commit can take Concord below it). Its ratio to
 the path floor is what the design costs; Concord's ratio to it, what
 Concord adds. At concurrency 1 the floors are measured between blocks of 100 of
 Concord's transactions, so that all of them see the machine in the same state.
+Above 1 they take turns with the load in four rounds: each round runs the load
+until its cleanup runs beside it, measures a window of a quarter of
+--transactions, waits until that work is done, then runs each floor for half
+the window. Throughput, latency and CPU are the windows'; the transactions run
+outside them are printed as unmeasured and counted in the requests per
+transaction.
 It prints throughput, latency, etcd requests per transaction by kind and
 the bytes its writes carry (counted exactly, by a client interceptor), and
 where that stands against the floor. Finished transactions are deleted after --retention, within the
@@ -47,7 +53,8 @@ own (or, with --participant yes, participant processes whose handlers do
 nothing), with transactions sent to coord's HTTP API by its Go client over
 kept-alive connections. It reports throughput, latency, etcd's requests,
 watch responses, writes and WAL fsyncs per transaction (from etcd's own
-/metrics), and each process's CPU per transaction (from /proc, Linux only).
+/metrics), and each process's CPU per transaction (from /proc, Linux only),
+the load measured in one window once steady, as above.
 The binaries are built with go build into a temporary directory (run it
 from the module's directory), or given with --coord-bin and
 --participant-bin. SIGINT stops the run and the processes.
