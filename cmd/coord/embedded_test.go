@@ -98,6 +98,11 @@ func TestEmbedded(t *testing.T) {
 	args := []string{"--data-dir", dir, "--embedded-client-url", "http://" + addrs[0], "--embedded-peer-url", "http://" + addrs[1], "--lease-ttl", "2s", "--timeout", "20s"}
 	coord := startCoord(t, "coord", nil, args...)
 	ctx := context.Background()
+	// Its space quota is 8 GiB unless --embedded-quota-bytes says otherwise
+	// (the restart below), as etcd itself reports it.
+	if q := metric(t, "http://"+addrs[0], "etcd_server_quota_backend_bytes"); q != 8<<30 {
+		t.Errorf("embedded etcd's quota: %.0f bytes, want 8 GiB", q)
+	}
 
 	// Participants reach the embedded etcd like any etcd.
 	cli := etcdClient(t, "http://"+addrs[0])
@@ -185,7 +190,10 @@ func TestEmbedded(t *testing.T) {
 
 	// Restart on the same data: every transaction is still there, and the
 	// participants finish what the stop interrupted.
-	coord = startCoord(t, "coord-restarted", nil, args...)
+	coord = startCoord(t, "coord-restarted", nil, append(args, "--embedded-quota-bytes", "1073741824")...)
+	if q := metric(t, "http://"+addrs[0], "etcd_server_quota_backend_bytes"); q != 1<<30 {
+		t.Errorf("embedded etcd's quota after a restart with --embedded-quota-bytes 1073741824: %.0f bytes", q)
+	}
 	startBank(t, cli, "/tx", "bank-a", bank{})
 	startBank(t, cli, "/tx", "bank-b", bank{})
 	startBank(t, cli, "/tx", "bank-slow", bank{})

@@ -68,6 +68,9 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--embedded-client-url", "127.0.0.1:2379"}, nil, `--embedded-client-url: "127.0.0.1:2379" is not an http URL with a port (expected e.g. http://127.0.0.1:2379)`},
 		{[]string{"--embedded-peer-url", "http://127.0.0.1:2379"}, nil, "--embedded-client-url and --embedded-peer-url: both 127.0.0.1:2379 (expected two addresses)"},
 		{[]string{"--embedded-auto-compaction", "forever"}, nil, `--embedded-auto-compaction: "forever" is not a duration (expected e.g. 1h, or 0 to turn compaction off)`},
+		{[]string{"--embedded-quota-bytes", "8GiB"}, nil, `--embedded-quota-bytes: "8GiB" is not a positive number of bytes (expected e.g. 8589934592)`},
+		{nil, map[string]string{"CONCORD_EMBEDDED_QUOTA_BYTES": "0"}, `CONCORD_EMBEDDED_QUOTA_BYTES: "0" is not a positive number of bytes (expected e.g. 8589934592)`},
+		{[]string{"--etcd", "10.0.0.1:2379", "--embedded-quota-bytes", "4294967296"}, nil, "--embedded-quota-bytes: only without --etcd (it sets the embedded etcd's quota; an etcd of your own takes --quota-backend-bytes)"},
 		{[]string{"--data-dir", ""}, nil, "--data-dir: empty (expected a directory)"},
 		{[]string{"--listen", "0.0.0.0:7070"}, nil, "--listen: 0.0.0.0:7070" + public},
 		{[]string{"--listen", ":7070"}, nil, "--listen: :7070" + public},
@@ -142,7 +145,7 @@ func TestServeFlagsFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := cfg.embedded
-	if e == nil || e.Dir != "./concord-data" || e.ClientURL.String() != "http://127.0.0.1:2379" || e.PeerURL.String() != "http://127.0.0.1:2380" || e.AutoCompaction != "5m" {
+	if e == nil || e.Dir != "./concord-data" || e.ClientURL.String() != "http://127.0.0.1:2379" || e.PeerURL.String() != "http://127.0.0.1:2380" || e.AutoCompaction != "5m" || e.QuotaBytes != 8<<30 {
 		t.Fatalf("embedded %+v", e)
 	}
 	if cfg.listen != "127.0.0.1:7070" || cfg.prefix != "/tx" {
@@ -175,7 +178,7 @@ func TestHelp(t *testing.T) {
 	_, stdout, _ = runInProcess([]string{"serve", "--help"}, nil)
 	fs := serveFlags()
 	for _, name := range []string{"listen", "etcd", "etcd-cacert", "etcd-cert", "etcd-key", "etcd-user", "data-dir", "embedded-client-url",
-		"embedded-peer-url", "embedded-auto-compaction", "prefix", "lease-ttl", "retention", "timeout", "log-level", "log-format"} {
+		"embedded-peer-url", "embedded-auto-compaction", "embedded-quota-bytes", "prefix", "lease-ttl", "retention", "timeout", "log-level", "log-format"} {
 		fl := fs.Lookup(name)
 		if fl == nil || !strings.Contains(stdout, "--"+name+" ") || !strings.Contains(stdout, "$"+envName(envPrefix, name)) || fl.Usage == "" {
 			t.Errorf("serve --help does not describe --%s", name)

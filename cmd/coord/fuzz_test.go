@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 // (files, which would be read, are left out).
 var fuzzedServeFlags = []string{
 	"listen", "etcd", "embedded-client-url", "embedded-peer-url", "embedded-auto-compaction", "prefix",
-	"lease-ttl", "retention", "timeout", "request-timeout", "shutdown-timeout", "max-body-bytes", "log-level", "log-format",
+	"lease-ttl", "retention", "timeout", "request-timeout", "shutdown-timeout", "max-body-bytes", "log-level", "log-format", "embedded-quota-bytes",
 }
 
 // FuzzServeFlag sets one flag of `coord serve`, on the command line or in
@@ -54,6 +55,11 @@ func FuzzServeFlag(f *testing.F) {
 		if got, ok := want[name]; ok {
 			if d, err := time.ParseDuration(value); err != nil || d != got || d <= 0 {
 				t.Fatalf("%s=%q accepted as %v (parsed %v, %v)", source, value, got, d, err)
+			}
+		}
+		if name == "embedded-quota-bytes" {
+			if n, err := strconv.ParseInt(value, 10, 64); err != nil || cfg.embedded == nil || cfg.embedded.QuotaBytes != n || n <= 0 {
+				t.Fatalf("%s=%q accepted as %+v", source, value, cfg.embedded)
 			}
 		}
 		if name == "max-body-bytes" && cfg.maxBodyBytes <= 0 {

@@ -57,6 +57,11 @@ const credentialsEnv = envPrefix + "CREDENTIALS"
 // than loopback; its name says what it risks.
 const insecureFlag = "insecure-no-auth-on-public-address"
 
+// defaultEmbeddedQuota is the embedded etcd's space quota: etcd's largest
+// advised, four times its own default, which the demo's own load would
+// come close to at the default --retention (README, "Capacity").
+const defaultEmbeddedQuota = 8 << 30
+
 func serveFlags() *flagSet {
 	fs := newFlagSet("serve", "coord serve [flags]", strings.TrimSpace(`
 Runs one coordinator replica and its HTTP API. Replicas elect a leader that
@@ -106,6 +111,7 @@ once. A --data-dir in use by another coord is an error at once.
 	fs.String("embedded-client-url", "http://127.0.0.1:2379", "`URL` where the embedded etcd serves clients (participants, etcdctl)")
 	fs.String("embedded-peer-url", "http://127.0.0.1:2380", "raft peer `URL` of the embedded etcd (no peer joins, but etcd listens there)")
 	fs.String("embedded-auto-compaction", "5m", "embedded etcd's periodic compaction: keep this much `history` (0 turns it off); etcd keeps\nbetween one and two times this, which with --retention sets the space etcd needs under load (README, \"Capacity\")")
+	fs.String("embedded-quota-bytes", fmt.Sprint(defaultEmbeddedQuota), "embedded etcd's space quota in `bytes` (8 GiB, etcd's largest advised; its own default is 2 GiB): at it, etcd\ntakes no more writes and Concord refuses new transactions (README, \"Capacity\" and \"When etcd is full\")")
 	fs.String("embedded-tls-cert", "", "`file` with the PEM certificate the embedded etcd serves its clients with (with --embedded-tls-key;\n--embedded-client-url must then be https://)")
 	fs.String("embedded-tls-key", "", "`file` with the PEM private key of --embedded-tls-cert")
 	fs.String("embedded-client-ca", "", "`file` with the PEM CA certificate clients of the embedded etcd must present a certificate of;\nthe coordinator's own is --etcd-cert and --etcd-key (--etcd-cacert defaults to this file)")
@@ -200,6 +206,9 @@ func parseServe(fs *flagSet, getenv func(string) string) (serveConfig, error) {
 		}
 		return cfg, parseEmbeddedTLS(fs, cfg.embedded, &cfg.etcd)
 	}
+	if _, set := fs.origin["embedded-quota-bytes"]; set {
+		return cfg, usagef("%s: only without --etcd (it sets the embedded etcd's quota; an etcd of your own takes --quota-backend-bytes)", fs.source("embedded-quota-bytes"))
+	}
 	for _, name := range embeddedTLSFlags {
 		if fs.value(name) != "" {
 			return cfg, usagef("%s: only without --etcd (it configures the embedded etcd)", fs.source(name))
@@ -229,6 +238,10 @@ func parseEmbedded(fs *flagSet) (*embedded.Config, error) {
 	}
 	if ec.ClientURL.Host == ec.PeerURL.Host {
 		return nil, usagef("--embedded-client-url and --embedded-peer-url: both %s (expected two addresses)", ec.ClientURL.Host)
+	}
+	var err error
+	if ec.QuotaBytes, err = fs.size("embedded-quota-bytes"); err != nil {
+		return nil, err
 	}
 	switch d, err := time.ParseDuration(ec.AutoCompaction); {
 	case err != nil || d < 0:

@@ -62,7 +62,7 @@ func serve(ctx context.Context, stopSignals func(), cfg serveConfig, log *zap.Lo
 		}
 		defer unlock()
 		ec.Logger = quieter(log.Named("etcd"), cfg.log, zap.WarnLevel)
-		log.Info("starting embedded etcd", zap.String("data_dir", ec.Dir), zap.String("client_url", ec.ClientURL.String()), zap.String("peer_url", ec.PeerURL.String()), zap.String("auto_compaction", ec.AutoCompaction))
+		log.Info("starting embedded etcd", zap.String("data_dir", ec.Dir), zap.String("client_url", ec.ClientURL.String()), zap.String("peer_url", ec.PeerURL.String()), zap.String("auto_compaction", ec.AutoCompaction), zap.Int64("quota_bytes", ec.QuotaBytes))
 		emb, err := embedded.Start(ctx, ec)
 		if err != nil {
 			return startFailed("starting the embedded etcd", err)

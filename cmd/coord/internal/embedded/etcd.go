@@ -38,6 +38,9 @@ type Config struct {
 	// AutoCompaction is the periodic compaction retention ("1h", "30m");
 	// "0" turns compaction off.
 	AutoCompaction string
+	// QuotaBytes is etcd's space quota (its --quota-backend-bytes): at it,
+	// etcd refuses writes until space is freed. 0: etcd's default, 2 GiB.
+	QuotaBytes int64
 	// TLS, when set, makes the client URL (then https://) serve TLS.
 	TLS    *TLS
 	Logger *zap.Logger
@@ -80,6 +83,7 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	cfg.InitialClusterToken = "concord-embedded"
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = c.AutoCompaction
+	cfg.QuotaBackendBytes = c.QuotaBytes
 	cfg.GRPCAdditionalServerOptions = flowcontrol.ServerOptions()
 	cfg.EnableGRPCGateway = false // see the package documentation
 	if c.TLS != nil {
