@@ -273,7 +273,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		branches[i] = protocol.Branch{Participant: n, Payload: payload}
 	}
 	// Warm up connections and caches.
-	if _, err := runLoad(ctx, concordDo(coord, branches), min(cfg.Concurrency, 8), 50, 0, io.Discard); err != nil {
+	if _, err := runLoad(ctx, concordDo(coord, branches), min(cfg.Concurrency, 8), 50); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
 	// The floors' client, which also polls for quiet, so that its reads
@@ -467,7 +467,7 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 			n = min(n, cfg.Transactions-len(m.load.ok)-m.load.failed)
 		}
 		used, t0 := processUsage(), time.Now()
-		lat, err := runLoad(ctx, concordDo(coord, branches), 1, n, 0, io.Discard)
+		lat, err := runLoad(ctx, concordDo(coord, branches), 1, n)
 		m.elapsed += time.Since(t0)
 		m.used.add(used)
 		m.load.ok = append(m.load.ok, lat.ok...)
@@ -557,45 +557,18 @@ func concordDo(coord *coordinator.Client, branches []protocol.Branch) doFunc {
 	}
 }
 
-// runLoad runs transactions with c workers until total are done or for d.
-func runLoad(ctx context.Context, do doFunc, c, total int, d time.Duration, progress io.Writer) (latencies, error) {
+// runLoad runs total transactions with c workers.
+func runLoad(ctx context.Context, do doFunc, c, total int) (latencies, error) {
 	var (
 		mu       sync.Mutex
 		lat      latencies
 		firstErr error
 		issued   atomic.Int64
-		done     atomic.Int64
 		wg       sync.WaitGroup
 	)
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if d > 0 && total == 0 {
-		var stop context.CancelFunc
-		runCtx, stop = context.WithTimeout(runCtx, d)
-		defer stop()
-	}
-	ticker := time.NewTicker(time.Second)
-	defer ticker.Stop()
-	start := time.Now()
-	go func() {
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-ticker.C:
-				n := done.Load()
-				fmt.Fprintf(progress, "%6.1fs  %8d committed  %8.0f tx/s\n", time.Since(start).Seconds(), n, float64(n)/time.Since(start).Seconds())
-			}
-		}
-	}()
 	for range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for runCtx.Err() == nil {
-				if total > 0 && issued.Add(1) > int64(total) {
-					return
-				}
+		wg.Go(func() {
+			for ctx.Err() == nil && issued.Add(1) <= int64(total) {
 				t0 := time.Now()
 				committed, id, err := do(ctx)
 				took := time.Since(t0)
@@ -607,11 +580,10 @@ func runLoad(ctx context.Context, do doFunc, c, total int, d time.Duration, prog
 					}
 				} else {
 					lat.ok = append(lat.ok, took)
-					done.Add(1)
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return lat, firstErr

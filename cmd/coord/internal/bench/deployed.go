@@ -222,7 +222,7 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 	if err != nil {
 		return res, err
 	}
-	if _, err := runLoad(ctx, do, min(cfg.Concurrency, 8), 50, 0, io.Discard); err != nil {
+	if _, err := runLoad(ctx, do, min(cfg.Concurrency, 8), 50); err != nil {
 		return res, fmt.Errorf("warm-up: %w", err)
 	}
 	if err := waitQuiet(ctx, cli, keys, cfg.Retention); err != nil {
