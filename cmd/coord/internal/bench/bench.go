@@ -592,6 +592,12 @@ func runLoad(ctx context.Context, do doFunc, c, total int) (latencies, error) {
 // waitQuiet waits until every transaction is finalised (no inbox key is
 // left) and deleted (no record or vote is left), which takes retention.
 func waitQuiet(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, retention time.Duration) error {
+	return waitFor(ctx, cli, keys, retention, true)
+}
+
+// waitFor waits until no inbox key is left and, if deleted, no record or
+// vote either.
+func waitFor(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, retention time.Duration, deleted bool) error {
 	start, end := keys.Records()
 	count := func(key string, opts ...clientv3.OpOption) (int64, error) {
 		resp, err := cli.Get(ctx, key, append(opts, clientv3.WithCountOnly())...)
@@ -606,9 +612,11 @@ func waitQuiet(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, re
 		if err != nil {
 			return err
 		}
-		records, err := count(start, clientv3.WithRange(end))
-		if err != nil {
-			return err
+		var records int64
+		if deleted {
+			if records, err = count(start, clientv3.WithRange(end)); err != nil {
+				return err
+			}
 		}
 		if inbox == 0 && records == 0 {
 			return nil

@@ -53,8 +53,10 @@ func inRounds(ctx context.Context, coord *coordinator.Client, branches []protoco
 			return m, err
 		}
 		// The load's acknowledgements, finalisation and cleanup would
-		// otherwise run during the floors and be charged to them.
-		if err := waitQuiet(ctx, cli, keys, cfg.Retention); err != nil {
+		// otherwise run during the floors and be charged to them. (A
+		// cleanup further off than steadyCleanup is waited for once, at
+		// the end of the run.)
+		if err := waitFor(ctx, cli, keys, cfg.Retention, cfg.Retention <= steadyCleanup); err != nil {
 			return m, err
 		}
 		floorFor := min(max(w.elapsed/2, 500*time.Millisecond), 5*time.Second)
@@ -79,12 +81,21 @@ func inRounds(ctx context.Context, coord *coordinator.Client, branches []protoco
 	return m, nil
 }
 
-// warmFor is how long a round's load runs before it is measured: until
-// the cleanup of its first transactions, which the replica deletes
-// retention after they finish and in rounds a tenth of that apart, runs
-// beside the load as it does in a steady state.
+// steadyCleanup is the longest retention whose cleanup a measured window
+// waits to run beside it. With a longer one the windows measure a load
+// whose cleanup has not begun, and the run waits for it once, at its end.
+const steadyCleanup = 10 * time.Second
+
+// warmFor is how long a load runs before it is measured: until the cleanup
+// of its first transactions, which the replica deletes retention after they
+// finish, in rounds a tenth of that apart (at least 100ms; its gcInterval),
+// runs beside the load as it does in a steady state. Past steadyCleanup,
+// long enough to fill the pipeline.
 func warmFor(retention time.Duration) time.Duration {
-	return retention + min(max(retention/10, 100*time.Millisecond), 10*time.Second) + 200*time.Millisecond
+	if retention > steadyCleanup {
+		return time.Second
+	}
+	return retention + max(retention/10, 100*time.Millisecond) + 200*time.Millisecond
 }
 
 // window is what steady measured.
