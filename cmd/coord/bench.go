@@ -19,8 +19,8 @@ func runBench(ctx context.Context, c console, args []string) error {
 	f := newFlagSet("bench", "coord bench [flags]", `Runs transactions end to end through the real coordinator and participant
 packages — one coordinator client and replica, and --participants in-process
 participants whose handlers do nothing — against an embedded single-node etcd
-in a temporary directory, or against --etcd. Then, on the same etcd, it
-measures the floor: plain compare-and-swap Txns at the same concurrency, one
+in a temporary directory, or against --etcd. On the same etcd, in the same
+run, it measures the floor: plain compare-and-swap Txns at the same concurrency, one
 Txn's latency, and the commit path's shape with bare etcd calls (the path
 floor) at the same concurrency, beside which it prints Concord's p50, CPU
 and throughput as ratios. It measures the protocol's floor too: the same
