@@ -33,8 +33,8 @@ Concord adds. At concurrency 1 the floors are measured between blocks of 100 of
 Concord's transactions, so that all of them see the machine in the same state.
 Above 1 they take turns with the load in four rounds: each round runs the load
 until its cleanup runs beside it, measures a window of a quarter of
---transactions, waits until that work is done, then runs each floor for half
-the window. Throughput, latency and CPU are the windows'; the transactions run
+--transactions (or of --duration), waits until that work is done, then runs
+each floor for half the window (0.5s to 5s). Throughput, latency and CPU are the windows'; the transactions run
 outside them are printed as unmeasured and counted in the requests per
 transaction.
 It prints throughput, latency, etcd requests per transaction by kind and
@@ -65,7 +65,7 @@ from the module's directory), or given with --coord-bin and
 	participants := f.Int("participants", 2, "participants per transaction (`N`)")
 	concurrency := f.Int("concurrency", 1, "transactions in flight")
 	transactions := f.Int("transactions", 2000, "transactions to run (0: run for --duration)")
-	f.String("duration", "10s", "how long to run when --transactions is 0 (`duration`)")
+	f.String("duration", "10s", "how long to measure when --transactions is 0 (`duration`); the run takes longer, warming up and measuring the floors")
 	payload := f.Int("payload", 0, "`bytes` of payload per branch")
 	f.String("retention", "1s", "`duration` the replica keeps finished transactions before deleting them; the run\nwaits until every one is deleted, so the counts include the cleanup")
 	asJSON := f.Bool("json", false, "print one JSON object instead of tables, for scripts")

@@ -51,11 +51,11 @@ type Config struct {
 type Load struct {
 	Participants int `json:"participants"`
 	Concurrency  int `json:"concurrency"`
-	Committed    int `json:"committed"`
-	Failed       int `json:"failed"`
-	// Unmeasured is how many more transactions ran outside the measured
-	// windows, while the load grew steady and drained (see steady): in
-	// the etcd counts per transaction, not in the times or CPU.
+	Committed    int `json:"committed"` // in the measured windows
+	Failed       int `json:"failed"`    // wherever they ran
+	// Unmeasured is how many more transactions committed outside the
+	// measured windows, while the load grew steady and drained (see
+	// steady): in the etcd counts per transaction, not in the times or CPU.
 	Unmeasured int `json:"unmeasured"`
 
 	TxPerSec float64 `json:"tx_per_sec"`
@@ -329,6 +329,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	res.measured(m.load, m.elapsed)
 	res.ElapsedSeconds = m.elapsed.Seconds()
+	inWindows := res.Committed + res.Failed
+	res.Failed += m.failedOutside
 	res.Unmeasured = m.unmeasured
 	n := float64(res.Committed + res.Failed + res.Unmeasured)
 	res.EtcdRequestsPerTx = make(map[string]float64)
@@ -343,7 +345,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res.PathFloorWriteBytesPerTx = float64(path.bytes) / k
 		res.PathFloorComparesPerTx, res.PathFloorOpsPerTx = float64(path.compares)/k, float64(path.ops)/k
 	}
-	res.CPUmsPerTx, res.SyscallsPerTx, res.GoroutinesPerTx = m.used.per(res.Committed + res.Failed)
+	res.CPUmsPerTx, res.SyscallsPerTx, res.GoroutinesPerTx = m.used.per(inWindows)
 
 	res.TxnPerSec = m.txnRate
 	res.TxnP50ms = percentile(m.single, 50)
@@ -375,7 +377,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Concurrency == 1 {
 		res.FloorBlock = block
 	} else {
-		res.FloorRounds = rounds
+		res.FloorRounds = m.rounds
 	}
 	path.close() // before their keys go
 	proto.close()
@@ -389,9 +391,10 @@ type measured struct {
 	load    latencies
 	elapsed time.Duration // the load's wall time
 	used    usage         // what this process used during the load
-	// unmeasured is how many transactions ran outside the load's measured
-	// windows (filling and draining them, at a concurrency above 1).
-	unmeasured int
+	// unmeasured and failedOutside are how many transactions committed
+	// and failed outside the load's measured windows (filling and
+	// draining them, at a concurrency above 1); rounds, how many windows.
+	unmeasured, failedOutside, rounds int
 
 	txnRate  float64         // compare-and-swap Txns a second at the load's concurrency
 	single   []time.Duration // one compare-and-swap Txn at a time
@@ -525,8 +528,9 @@ func etcdFor(endpoints []string) ([]string, func(), error) {
 	}, nil
 }
 
-// startEmbedded starts the same embedded etcd as `coord serve`, in dir,
-// on two loopback ports free at the time of the call.
+// startEmbedded starts the embedded etcd of `coord serve`, but with
+// compaction off and etcd's default quota, in dir, on two loopback ports
+// free at the time of the call.
 func startEmbedded(dir string) (*embedded.Server, error) {
 	clientURL, peerURL, err := embedded.LoopbackURLs()
 	if err != nil {
@@ -632,10 +636,24 @@ func waitFor(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, rete
 	}
 }
 
-// casFloor runs plain compare-and-swap Txns, one key per worker, at
-// concurrency c for d, under floors: the cheapest guarded write etcd offers.
-// It returns each Txn's latency and how long they ran.
-func casFloor(ctx context.Context, cli *clientv3.Client, floors string, c int, d time.Duration) ([]time.Duration, time.Duration, error) {
+// casWorkers returns c compare-and-swap workers, one key each under
+// floors, each having run one Txn to learn its key's revision: a worker's
+// first Txn fails its compare and writes nothing, and is not measured.
+func casWorkers(ctx context.Context, cli *clientv3.Client, floors string, c int) ([]*cas, error) {
+	workers := make([]*cas, c)
+	for w := range workers {
+		workers[w] = &cas{cli: cli, key: fmt.Sprintf("%s/cas/%d", floors, w)}
+		if _, err := workers[w].once(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return workers, nil
+}
+
+// casFloor runs plain compare-and-swap Txns through workers, each one at a
+// time, for d: the cheapest guarded write etcd offers. It returns each
+// Txn's latency and how long they ran.
+func casFloor(ctx context.Context, workers []*cas, d time.Duration) ([]time.Duration, time.Duration, error) {
 	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -645,11 +663,8 @@ func casFloor(ctx context.Context, cli *clientv3.Client, floors string, c int, d
 		wg   sync.WaitGroup
 	)
 	start := time.Now()
-	for w := range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			worker := &cas{cli: cli, key: fmt.Sprintf("%s/cas/%d", floors, w)}
+	for _, worker := range workers {
+		wg.Go(func() {
 			var local []time.Duration
 			for runCtx.Err() == nil {
 				d, err := worker.once(runCtx)
@@ -664,7 +679,7 @@ func casFloor(ctx context.Context, cli *clientv3.Client, floors string, c int, d
 			mu.Lock()
 			lats = append(lats, local...)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)

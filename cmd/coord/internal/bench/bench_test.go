@@ -30,6 +30,11 @@ func TestRun(t *testing.T) {
 	if res.FloorRounds != rounds || res.FloorBlock != 0 || res.Unmeasured < 1 {
 		t.Errorf("floor rounds %d, floor block %d, unmeasured %d; want %d rounds and some unmeasured", res.FloorRounds, res.FloorBlock, res.Unmeasured, rounds)
 	}
+	// Fewer transactions than rounds: a round each, of one.
+	few, err := Run(ctx, Config{Participants: 2, Concurrency: 2, Transactions: 3})
+	if err != nil || few.Committed != 3 || few.FloorRounds != 3 || few.CPUmsPerTx <= 0 {
+		t.Errorf("3 transactions at concurrency 2: %d committed in %d rounds, CPU %.2f ms/tx, %v", few.Committed, few.FloorRounds, few.CPUmsPerTx, err)
+	}
 	if res.EtcdWritesPerTx <= 0 || res.EtcdWritesPerTx > float64(2*3+1) {
 		t.Errorf("etcd writes per transaction %.2f, want (0, 2N+1]", res.EtcdWritesPerTx)
 	}

@@ -276,10 +276,14 @@ func RunDeployed(ctx context.Context, cfg DeployedConfig) (res DeployedResult, e
 
 	res.measured(lat, elapsed)
 	res.ElapsedSeconds = elapsed.Seconds()
-	res.Unmeasured = w.unmeasured
 	// etcd's counters are over every transaction run; CPU over the window.
-	n := float64(res.Committed + res.Failed + res.Unmeasured)
 	inWindow := float64(res.Committed + res.Failed)
+	if inWindow == 0 {
+		return res, fmt.Errorf("no transaction ended in the measured window (%v): run longer", elapsed)
+	}
+	res.Failed += w.failedOutside
+	res.Unmeasured = w.unmeasured
+	n := float64(res.Committed + res.Failed + res.Unmeasured)
 	res.EtcdRequestsPerTx = make(map[string]float64)
 	for method, v := range after.requests {
 		d := v - before.requests[method]

@@ -31,12 +31,20 @@ func inRounds(ctx context.Context, coord *coordinator.Client, branches []protoco
 		casLats int
 		casTime time.Duration
 	)
-	for r := range rounds {
-		quota, d := cfg.Transactions/rounds, cfg.Duration/rounds
-		if cfg.Transactions > 0 && r == rounds-1 {
-			quota = cfg.Transactions - quota*(rounds-1)
+	m.rounds = rounds
+	if cfg.Transactions > 0 {
+		m.rounds = min(rounds, cfg.Transactions) // a window of at least one
+	}
+	workers, err := casWorkers(ctx, cli, floors, cfg.Concurrency)
+	if err != nil {
+		return m, fmt.Errorf("floor: %w", err)
+	}
+	for r := range m.rounds {
+		quota, d := cfg.Transactions/m.rounds, cfg.Duration/time.Duration(m.rounds)
+		if cfg.Transactions > 0 && r == m.rounds-1 {
+			quota = cfg.Transactions - quota*(m.rounds-1)
 		}
-		fmt.Fprintf(progress, "round %d of %d: Concord at concurrency %d\n", r+1, rounds, cfg.Concurrency)
+		fmt.Fprintf(progress, "round %d of %d: Concord at concurrency %d\n", r+1, m.rounds, cfg.Concurrency)
 		var start usage
 		w, err := steady(ctx, concordDo(coord, branches), cfg.Concurrency, warmFor(cfg.Retention), quota, d, progress, func(open bool) {
 			if open {
@@ -48,20 +56,21 @@ func inRounds(ctx context.Context, coord *coordinator.Client, branches []protoco
 		m.load.ok = append(m.load.ok, w.lat.ok...)
 		m.load.failed += w.lat.failed
 		m.elapsed += w.elapsed
-		m.unmeasured += w.unmeasured
+		m.unmeasured, m.failedOutside = m.unmeasured+w.unmeasured, m.failedOutside+w.failedOutside
 		if err != nil && len(m.load.ok) == 0 {
 			return m, err
 		}
 		// The load's acknowledgements, finalisation and cleanup would
-		// otherwise run during the floors and be charged to them. (A
+		// otherwise run during the floors and be charged to them. A
 		// cleanup further off than steadyCleanup is waited for once, at
-		// the end of the run.)
+		// the end of the run: a run longer than the retention then has
+		// some of it in later rounds.
 		if err := waitFor(ctx, cli, keys, cfg.Retention, cfg.Retention <= steadyCleanup); err != nil {
 			return m, err
 		}
 		floorFor := min(max(w.elapsed/2, 500*time.Millisecond), 5*time.Second)
-		fmt.Fprintf(progress, "round %d of %d: the floors at concurrency %d, %v each\n", r+1, rounds, cfg.Concurrency, floorFor.Round(time.Millisecond))
-		lats, took, err := casFloor(ctx, cli, floors, cfg.Concurrency, floorFor)
+		fmt.Fprintf(progress, "round %d of %d: the floors at concurrency %d, %v each\n", r+1, m.rounds, cfg.Concurrency, floorFor.Round(time.Millisecond))
+		lats, took, err := casFloor(ctx, workers, floorFor)
 		if err != nil {
 			return m, fmt.Errorf("floor: %w", err)
 		}
@@ -74,16 +83,17 @@ func inRounds(ctx context.Context, coord *coordinator.Client, branches []protoco
 		}
 	}
 	m.txnRate = float64(casLats) / casTime.Seconds()
-	var err error
-	if m.single, _, err = casFloor(ctx, cli, floors, 1, 2*time.Second); err != nil {
+	if m.single, _, err = casFloor(ctx, workers[:1], 2*time.Second); err != nil {
 		return m, fmt.Errorf("floor: %w", err)
 	}
 	return m, nil
 }
 
 // steadyCleanup is the longest retention whose cleanup a measured window
-// waits to run beside it. With a longer one the windows measure a load
-// whose cleanup has not begun, and the run waits for it once, at its end.
+// waits to run beside it, and a round waits for before its floors. With a
+// longer one the run waits for it once, at its end; a round's cleanup
+// then falls wherever retention after it is, in a later round if the run
+// is longer than the retention.
 const steadyCleanup = 10 * time.Second
 
 // warmFor is how long a load runs before it is measured: until the cleanup
@@ -100,9 +110,11 @@ func warmFor(retention time.Duration) time.Duration {
 
 // window is what steady measured.
 type window struct {
-	lat        latencies     // of the transactions that ended in the window
-	elapsed    time.Duration // the window's length
-	unmeasured int           // transactions that ended outside it
+	lat     latencies     // of the transactions that ended in the window
+	elapsed time.Duration // the window's length
+	// unmeasured and failedOutside: transactions that committed, and that
+	// failed, outside it.
+	unmeasured, failedOutside int
 }
 
 // steady runs do with c workers for warm, then measures a window: until
@@ -153,12 +165,14 @@ func steady(ctx context.Context, do doFunc, c int, warm time.Duration, quota int
 				took := time.Since(s)
 				mu.Lock()
 				switch {
-				case !measuring:
-					w.unmeasured++
-				case committed:
+				case measuring && committed:
 					w.lat.ok = append(w.lat.ok, took)
-				default:
+				case measuring:
 					w.lat.failed++
+				case committed:
+					w.unmeasured++
+				default:
+					w.failedOutside++
 				}
 				if !committed && firstErr == nil {
 					firstErr = fmt.Errorf("transaction %s: %w", id, err)
