@@ -461,7 +461,11 @@ const block = 100
 // and their ratios mean what they say.
 func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path, proto *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
-	single := &cas{cli: cli, key: floors + "/cas/single"}
+	workers, err := casWorkers(ctx, cli, floors, 1)
+	if err != nil {
+		return m, fmt.Errorf("floor: %w", err)
+	}
+	single := workers[0]
 	var singleTime time.Duration
 	start, shown := time.Now(), time.Now()
 	for cfg.Transactions > 0 && len(m.load.ok)+m.load.failed < cfg.Transactions || cfg.Transactions == 0 && m.elapsed < cfg.Duration {
