@@ -2,12 +2,12 @@ package coordinator
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"maps"
-	"slices"
+	"sort"
 
-	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -138,7 +138,7 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 		start = c.keys.Record(opt.After) + "\x00"
 	}
 	var page Page
-	_, err := c.readPages(ctx, start, end, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	_, err := readPages(ctx, c.cli, c.opts, start, end, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			if c.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
 				continue
@@ -154,40 +154,9 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 		return false, nil
 	})
 	if err != nil {
-		return Page{}, err
+		return Page{}, fmt.Errorf("coordinator: list: %w", err)
 	}
 	return page, nil
-}
-
-// readPages reads the keys in [start, end) page by page, every page at the
-// revision of the first, and hands each page to use until use says it is
-// done; it returns that revision.
-func (c *Client) readPages(ctx context.Context, start, end string, opts []clientv3.OpOption, use func([]*mvccpb.KeyValue) (done bool, err error)) (int64, error) {
-	var rev int64
-	for {
-		getOpts := append([]clientv3.OpOption{clientv3.WithRange(end)}, opts...)
-		if rev != 0 {
-			getOpts = append(getOpts, clientv3.WithRev(rev))
-		}
-		resp, err := retry(ctx, c.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return c.cli.Get(ctx, start, getOpts...)
-		})
-		if err != nil {
-			return rev, fmt.Errorf("coordinator: list: %w", err)
-		}
-		if rev == 0 {
-			// Later pages read at the first page's revision. (A response's
-			// header names the store's current revision, not the one read.)
-			rev = resp.Header.Revision
-		}
-		if done, err := use(resp.Kvs); done || err != nil {
-			return rev, err
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			return rev, nil
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
 }
 
 // add appends rec to the page if it is in the state opt asks for, and
@@ -205,60 +174,40 @@ func (p *Page) add(opt ListOptions, rec protocol.Record, rev int64) bool {
 }
 
 // listUnfinished is List for a state that is not terminal. Such a
-// transaction always has an inbox key: the begin writes one per branch,
-// only acknowledgements delete them, and the last acknowledgement makes the
-// record terminal in the same Txn. So the candidates are the ids of the
-// inbox keys, which under a steady load are a few in-flight transactions
-// (and whatever is stuck), rather than every record and vote kept for the
-// retention window, which a scan would read to find the few it wants.
+// transaction always has an inbox key (see unfinishedIDs), so the
+// candidates are the ids of the inbox keys, which under a steady load are
+// a few in-flight transactions (and whatever is stuck), rather than every
+// record and vote kept for the retention window, which a scan would read
+// to find the few it wants.
 func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, error) {
-	prefix := c.keys.Inboxes()
-	ids := make(map[string]struct{})
-	rev, err := c.readPages(ctx, prefix, clientv3.GetPrefixRangeEnd(prefix), []clientv3.OpOption{clientv3.WithKeysOnly(), clientv3.WithLimit(1000)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
-		for _, kv := range kvs {
-			if k := c.keys.Parse(string(kv.Key)); k.Kind == protocol.KindInbox && k.ID > opt.After {
-				ids[k.ID] = struct{}{}
-			}
-		}
-		return false, nil
-	})
+	ids, rev, err := unfinishedIDs(ctx, c.cli, c.opts)
 	if err != nil {
-		return Page{}, err
+		return Page{}, fmt.Errorf("coordinator: list: %w", err)
 	}
-	// The records, in id order, at the same revision, a few dozen a Txn
-	// (fewer once etcd refuses that many operations).
-	sorted := slices.Sorted(maps.Keys(ids))
+	ids = ids[sort.SearchStrings(ids, opt.After+"\x00"):]
+	// The records, in id order, at the same revision.
 	var page Page
-	for n := 64; len(sorted) > 0; {
-		chunk := sorted[:min(n, len(sorted))]
-		reads := make([]clientv3.Op, len(chunk))
-		for i, id := range chunk {
-			reads[i] = clientv3.OpGet(c.keys.Record(id), clientv3.WithRev(rev))
-		}
-		resp, err := retry(ctx, c.opts, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-			return c.cli.Txn(ctx).Then(reads...).Commit()
-		})
-		if retrypkg.TooManyOps(err) && n > 1 {
-			n /= 2
-			continue
-		}
-		if err != nil {
-			return Page{}, fmt.Errorf("coordinator: list: %w", err)
-		}
-		for _, r := range resp.Responses {
+	full := errors.New("page full")
+	err = readEach(ctx, c.cli, c.opts, ids, func(id string) []clientv3.Op {
+		return []clientv3.Op{clientv3.OpGet(c.keys.Record(id), clientv3.WithRev(rev))}
+	}, func(_ []string, resps []*etcdserverpb.ResponseOp) error {
+		for _, r := range resps {
 			kvs := r.GetResponseRange().Kvs
 			if len(kvs) == 0 {
 				continue // an inbox key without its record (only a hand could do that): nothing to list
 			}
 			rec, err := protocol.DecodeRecord(kvs[0].Value)
 			if err != nil {
-				return Page{}, fmt.Errorf("coordinator: list: %s: %w", kvs[0].Key, err)
+				return fmt.Errorf("%s: %w", kvs[0].Key, err)
 			}
 			if page.add(opt, rec, kvs[0].ModRevision) {
-				return page, nil
+				return full
 			}
 		}
-		sorted = sorted[len(chunk):]
+		return nil
+	})
+	if err != nil && !errors.Is(err, full) {
+		return Page{}, fmt.Errorf("coordinator: list: %w", err)
 	}
 	return page, nil
 }

@@ -58,8 +58,8 @@ func TestReviewDuringActionIsNotLost(t *testing.T) {
 	l := newLeadership(r, clientv3.Compare(clientv3.CreateRevision("/no-such-key"), "=", 0))
 	l.actions = make(chan func(context.Context) actionResult, 1)
 	l.ready = true
-	l.apply(ctx, false, []byte(keys.Participant("a")), []byte("instance-a"), regA.Header.Revision)
-	l.record(ctx, rec, b.Revision) // b is not registered: a participant-lost abort
+	l.apply(ctx, false, []byte(keys.Participant("a")), []byte("instance-a"), regA.Header.Revision, false)
+	l.record(ctx, rec, b.Revision, false) // b is not registered: a participant-lost abort
 	var act func(context.Context) actionResult
 	select {
 	case act = <-l.actions:
@@ -71,7 +71,7 @@ func TestReviewDuringActionIsNotLost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.apply(ctx, false, []byte(keys.Participant("b")), []byte("instance-b"), regB.Header.Revision)
+	l.apply(ctx, false, []byte(keys.Participant("b")), []byte("instance-b"), regB.Header.Revision, false)
 	advance(3 * time.Second)
 	l.expire(ctx) // the deadline, while the abort is in flight
 	l.done(act(ctx))
@@ -114,8 +114,8 @@ func TestRetentionOnLeaderClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := newLeadership(&Replica{opts: o, keys: o.keys, log: o.logger}, clientv3.Cmp{})
-	finished := func(id string, at time.Time) time.Time {
-		l.record(context.Background(), protocol.Record{ID: id, State: protocol.StateCommitted, Participants: []string{"a"}, Finished: at}, 10)
+	finished := func(id string, at time.Time, found bool) time.Time {
+		l.record(context.Background(), protocol.Record{ID: id, State: protocol.StateCommitted, Participants: []string{"a"}, Finished: at}, 10, found)
 		return l.gcQueue[len(l.gcQueue)-1].finished
 	}
 	for _, tt := range []struct {
@@ -129,8 +129,7 @@ func TestRetentionOnLeaderClock(t *testing.T) {
 		{"live, clock behind", true, now.Add(-10 * time.Hour), now},
 		{"live, clock ahead", true, now.Add(10 * time.Hour), now},
 	} {
-		l.ready = tt.live
-		if got := finished(tt.name, tt.at); !got.Equal(tt.want) {
+		if got := finished(tt.name, tt.at, !tt.live); !got.Equal(tt.want) {
 			t.Errorf("%s: kept from %v, want %v", tt.name, got, tt.want)
 		}
 	}

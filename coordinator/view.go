@@ -3,7 +3,6 @@ package coordinator
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -20,16 +19,24 @@ type leadership struct {
 	r     *Replica
 	fence clientv3.Cmp
 
-	ready      bool // the scan is complete: changes may trigger actions
+	ready      bool // the unfinished are read (scanUnfinished): changes may trigger actions
 	active     map[string]*tracked
 	terminal   map[string]int64 // id → ModRevision of its terminal record
 	registered map[string]bool
 	regRev     map[string]int64 // participant → revision of the last change seen
 	timers     deadlineHeap
-	gcQueue    []gcEntry
-	gcMaxOps   int // operations a cleanup Txn may hold: etcd's default, or less once refused
+	gcQueue    []gcEntry // in the order the records finished
+	gcMaxOps   int       // operations a cleanup Txn may hold: etcd's default, or less once refused
 	results    chan actionResult
 	actions    chan func(context.Context) actionResult
+
+	// While the background scan runs (see scanFinished): the terminal
+	// records it found, and the revision at which each record deleted
+	// meanwhile went, so that a page read before the delete does not
+	// bring it back.
+	scanning bool
+	backlog  []gcEntry
+	gone     map[string]int64
 }
 
 type tracked struct {
@@ -61,18 +68,18 @@ func (l *leadership) run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
-	// The watch starts before the scan, from the revision just read, and
-	// the scan reads every page at the latest revision: a compaction during
-	// a long scan cannot then invalidate it. The view keeps, for each key,
-	// the newest revision it has seen, so page reads and the watch's
-	// buffered events converge whatever order they come in.
+	// The watch starts before the scans, from the revision just read, and
+	// they read at the latest revision: a compaction during a long scan
+	// cannot then invalidate it. The view keeps, for each key, the newest
+	// revision it has seen, so reads and the watch's buffered events
+	// converge whatever order they come in.
 	rev, err := currentRevision(ctx, l.r.cli, l.r.opts) // the watch has passed on everything up to here
 	if err != nil {
 		return fmt.Errorf("read revision: %w", err)
 	}
 	wch, stop := l.follow(ctx, rev)
 	defer func() { stop() }()
-	if err := l.scan(ctx); err != nil {
+	if err := l.scanUnfinished(ctx); err != nil {
 		return err
 	}
 	l.startWorkers(ctx, &wg)
@@ -80,6 +87,13 @@ func (l *leadership) run(ctx context.Context) error {
 	for id := range l.active {
 		l.review(ctx, id)
 	}
+	pages := make(chan scanPage)
+	l.scanning, l.gone = true, make(map[string]int64)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.scanFinished(ctx, pages)
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	gcTick := time.NewTicker(l.gcInterval())
@@ -111,7 +125,14 @@ func (l *leadership) run(ctx context.Context) error {
 				// A Client's watch may still deliver changes older than
 				// the revision this view started from.
 				rev = max(rev, ev.Kv.ModRevision)
-				l.apply(ctx, ev.Type == clientv3.EventTypeDelete, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision)
+				l.apply(ctx, ev.Type == clientv3.EventTypeDelete, ev.Kv.Key, ev.Kv.Value, ev.Kv.ModRevision, false)
+			}
+		case p, ok := <-pages:
+			if !ok {
+				pages = nil
+				l.scanDone()
+			} else if err := l.scanned(ctx, p); err != nil {
+				return err
 			}
 		case res := <-l.results:
 			l.done(res)
@@ -159,48 +180,17 @@ func (l *leadership) reportUnfinished() {
 	l.r.opts.observer.Unfinished(age)
 }
 
-// scan reads every registration, record and vote, page by page, each page
-// at the latest revision.
-func (l *leadership) scan(ctx context.Context) error {
-	cli, keys := l.r.cli, l.r.keys
-	get := func(key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error) {
-		return retry(ctx, l.r.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return cli.Get(ctx, key, opts...)
-		})
-	}
-	regs, err := get(keys.Participants(), clientv3.WithPrefix())
-	if err != nil {
-		return fmt.Errorf("scan registrations: %w", err)
-	}
-	for _, kv := range regs.Kvs {
-		l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision)
-	}
-	start, end := keys.Records()
-	for {
-		resp, err := get(start, clientv3.WithRange(end), clientv3.WithLimit(1000))
-		if err != nil {
-			return fmt.Errorf("scan records: %w", err)
-		}
-		for _, kv := range resp.Kvs {
-			l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision)
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
-	slices.SortFunc(l.gcQueue, func(a, b gcEntry) int { return a.finished.Compare(b.finished) })
-	l.r.log.Info("view built", zap.Int("active", len(l.active)), zap.Int("terminal", len(l.gcQueue)), zap.Int("participants", len(l.registered)))
-	return nil
-}
-
-// apply folds one key's change into the view. Until the scan is complete it
-// only records; reviews start once the view is whole.
-func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte, rev int64) {
+// apply folds one key's change into the view: seen live, or found by a
+// scan. Until the view of unfinished transactions is built it only
+// records; reviews start once it is.
+func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte, rev int64, found bool) {
 	k := l.r.keys.Parse(string(key))
 	switch k.Kind {
 	case protocol.KindRecord:
 		if deleted {
+			if l.scanning {
+				l.gone[k.ID] = rev
+			}
 			if t := l.active[k.ID]; t != nil && t.rev < rev {
 				delete(l.active, k.ID)
 			}
@@ -214,7 +204,7 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 			l.r.log.Warn("undecodable record", zap.String("txid", k.ID), zap.Error(err))
 			return
 		}
-		l.record(ctx, rec, rev)
+		l.record(ctx, rec, rev, found)
 	case protocol.KindVote:
 		if t := l.active[k.ID]; t != nil && !deleted {
 			t.voted[k.Participant] = true
@@ -240,23 +230,28 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 	}
 }
 
-func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64) {
+func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64, found bool) {
 	t := l.active[rec.ID]
-	if r, ok := l.terminal[rec.ID]; ok && r >= rev || t != nil && t.rev >= rev {
-		return // older than what the view holds
+	if r, ok := l.terminal[rec.ID]; ok && r >= rev || t != nil && t.rev >= rev || l.gone[rec.ID] >= rev {
+		return // older than what the view holds, or than its deletion
 	}
 	if rec.State.Terminal() {
 		delete(l.active, rec.ID)
 		l.terminal[rec.ID] = rev
 		// Retention runs on this leader's clock, not on the clock of the
 		// participant that wrote Finished: seen live, the record finished
-		// now; found by the scan, it finished when it says, but not in the
+		// now; found by a scan, it finished when it says, but not in the
 		// future.
 		finished := l.r.opts.now()
-		if !l.ready && rec.Finished.Before(finished) {
+		if found && rec.Finished.Before(finished) {
 			finished = rec.Finished
 		}
-		l.gcQueue = append(l.gcQueue, gcEntry{id: rec.ID, rev: rev, finished: finished, inboxesLeft: inboxesLeft(rec), trace: storedTrace(rec)})
+		e := gcEntry{id: rec.ID, rev: rev, finished: finished, inboxesLeft: inboxesLeft(rec), trace: storedTrace(rec)}
+		if found && l.scanning {
+			l.backlog = append(l.backlog, e) // out of order: queued when the scan ends
+		} else {
+			l.gcQueue = append(l.gcQueue, e)
+		}
 		return
 	}
 	if t == nil {

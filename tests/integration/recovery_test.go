@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,9 +14,11 @@ import (
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/grpc"
 )
 
 // The leading replica dies mid-transaction; the other one takes over within
@@ -383,4 +386,83 @@ func TestLeftoverInboxKey(t *testing.T) {
 	if a.revision("order-1") != begun.Revision || b.revision("order-1") != begun.Revision {
 		t.Errorf("revisions given: a %v, b %v; want %d", a.revisions["order-1"], b.revisions["order-1"], begun.Revision)
 	}
+}
+
+// A new leader acts on the transactions in flight before it has read the
+// finished ones kept for the retention window: here the read of those
+// (5,000 records past retention) is held, and the leader still aborts a
+// transaction naming a participant nobody runs. Once the read goes on,
+// the records it finds are cleaned up.
+func TestLeaderActsBeforeReadingFinished(t *testing.T) {
+	e := newEnv(t)
+	e.participant("a", newRecorder("a"), false)
+	keys := protocol.DefaultKeys()
+	old := time.Now().UTC().Add(-2 * time.Hour)
+	var puts []clientv3.Op
+	for i := range 5000 {
+		rec := protocol.Record{ID: fmt.Sprintf("done-%04d", i), State: protocol.StateCommitted, Participants: []string{"a"},
+			Created: old, Deadline: old.Add(time.Minute), Decided: old, Finished: old, Digest: protocol.Digest(branches("a"))}
+		v, err := protocol.EncodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if puts = append(puts, clientv3.OpPut(keys.Record(rec.ID), string(v))); len(puts) == 100 {
+			if _, err := e.cli.Txn(e.ctx).Then(puts...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			puts = nil
+		}
+	}
+	begun, err := e.c.Begin(e.ctx, coordinator.Request{ID: "lost", Branches: branches("a", "nobody"), Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := func() int64 {
+		resp, err := e.cli.Get(e.ctx, keys.Record("done-"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Count
+	}
+
+	// The replica's reads of the whole records range wait for release.
+	_, recordsEnd := keys.Records()
+	var held atomic.Int64
+	release := make(chan struct{})
+	hold := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if r, ok := req.(*etcdserverpb.RangeRequest); ok && string(r.RangeEnd) == recordsEnd {
+			held.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	})
+	r, err := coordinator.NewReplica(e.srv.Client(t, hold), coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Minute),
+		coordinator.WithLogger(zaptest.NewLogger(t).Named("r")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+
+	poll.Until(t, 10*time.Second, "the participant-lost abort", func() (bool, string) {
+		tx, err := e.c.Get(e.ctx, begun.ID)
+		if err != nil {
+			return false, err.Error()
+		}
+		return tx.State.Decided() && tx.Cause == protocol.CauseParticipantLost, fmt.Sprintf("%v %v", tx.State, tx.Cause)
+	})
+	if held.Load() == 0 {
+		t.Fatal("the leader never read the finished records")
+	}
+	if n := finished(); n != 5000 {
+		t.Fatalf("%d finished records left while their read was held, want 5000", n)
+	}
+	close(release)
+	poll.Until(t, 30*time.Second, "the finished records cleaned up", func() (bool, string) {
+		n := finished()
+		return n == 0, fmt.Sprintf("%d left", n)
+	})
 }

@@ -1,0 +1,123 @@
+package coordinator
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// A new leader reads what it must act on before it acts, and what it only
+// has to clean up after. The first is the work in flight: registrations,
+// and the records and votes of the transactions holding inbox keys, a few
+// reads however long the retention window. The second is every record
+// kept for that window, which at a high rate is hundreds of thousands:
+// read in the background, a page at a time, while the leader already
+// decides deadlines and lost participants.
+
+// scanUnfinished reads every registration, and the record and votes of
+// every transaction holding an inbox key, each read at the latest
+// revision.
+func (l *leadership) scanUnfinished(ctx context.Context) error {
+	cli, keys, o := l.r.cli, l.r.keys, l.r.opts
+	regs, err := retry(ctx, o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+		return cli.Get(ctx, keys.Participants(), clientv3.WithPrefix())
+	})
+	if err != nil {
+		return fmt.Errorf("scan registrations: %w", err)
+	}
+	for _, kv := range regs.Kvs {
+		l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, true)
+	}
+	ids, _, err := unfinishedIDs(ctx, cli, o)
+	if err != nil {
+		return fmt.Errorf("scan inboxes: %w", err)
+	}
+	err = readEach(ctx, cli, o, ids, func(id string) []clientv3.Op {
+		return []clientv3.Op{clientv3.OpGet(keys.Record(id)), clientv3.OpGet(keys.TxPrefix(id), clientv3.WithPrefix())}
+	}, func(_ []string, resps []*etcdserverpb.ResponseOp) error {
+		for _, r := range resps {
+			for _, kv := range r.GetResponseRange().Kvs {
+				l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, true)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scan records: %w", err)
+	}
+	slices.SortFunc(l.gcQueue, func(a, b gcEntry) int { return a.finished.Compare(b.finished) })
+	l.r.log.Info("view built", zap.Int("active", len(l.active)), zap.Int("participants", len(l.registered)))
+	return nil
+}
+
+// scanPage is one page of the background scan, or the error that ended
+// it.
+type scanPage struct {
+	kvs []*mvccpb.KeyValue
+	err error
+}
+
+// scanFinished reads every record and vote, page by page, each page at
+// the latest revision, and hands the pages to the leadership's loop; it
+// closes pages when done. Reading at the latest revision, a compaction
+// during a long scan cannot invalidate it; the loop keeps the newest
+// revision of each key, and what was deleted meanwhile (see gone), so
+// pages and the watch converge whatever order they come in.
+func (l *leadership) scanFinished(ctx context.Context, pages chan<- scanPage) {
+	defer close(pages)
+	cli := l.r.cli
+	start, end := l.r.keys.Records()
+	for {
+		resp, err := retry(ctx, l.r.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
+			return cli.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(1000))
+		})
+		p := scanPage{err: err}
+		if err == nil {
+			p.kvs = resp.Kvs
+		}
+		select {
+		case pages <- p:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil || !resp.More || len(resp.Kvs) == 0 {
+			return
+		}
+		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// scanned folds a page of the background scan into the view.
+func (l *leadership) scanned(ctx context.Context, p scanPage) error {
+	if p.err != nil {
+		return fmt.Errorf("scan records: %w", p.err)
+	}
+	for _, kv := range p.kvs {
+		l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, true)
+	}
+	return nil
+}
+
+// scanDone ends the background scan: the terminal records it found join
+// the cleanup queue, in the order they finished.
+func (l *leadership) scanDone() {
+	found := l.backlog
+	slices.SortFunc(found, func(a, b gcEntry) int { return a.finished.Compare(b.finished) })
+	merged := make([]gcEntry, 0, len(l.gcQueue)+len(found))
+	q := l.gcQueue
+	for len(q) > 0 && len(found) > 0 {
+		if found[0].finished.Before(q[0].finished) {
+			merged, found = append(merged, found[0]), found[1:]
+		} else {
+			merged, q = append(merged, q[0]), q[1:]
+		}
+	}
+	merged = append(append(merged, q...), found...)
+	l.r.log.Info("finished transactions found", zap.Int("terminal", len(l.backlog)), zap.Int("queued", len(merged)))
+	l.gcQueue, l.backlog, l.gone, l.scanning = merged, nil, nil, false
+}
