@@ -57,7 +57,7 @@ func New(cli *clientv3.Client, client *coordinator.Client, opts ...Option) (*Con
 	}
 	c.cluster = newClusterView(cli, o)
 	c.routes()
-	c.hub = startHub(cli, o, c.cluster)
+	c.hub = startHub(cli, client, o, c.cluster)
 	return c, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -36,11 +37,13 @@ const (
 // idleAfter after the last one closed).
 type hub struct {
 	cli        *clientv3.Client
+	client     *coordinator.Client
 	keys       protocol.Keys
 	log        *zap.Logger
 	now        func() time.Time
 	stuckAfter time.Duration
-	// requestTimeout bounds each read of the records.
+	// requestTimeout bounds each read of the records: the unfinished
+	// ones together, the others a page at a time.
 	requestTimeout time.Duration
 	// idleAfter is how long the watch runs on after the last page closed:
 	// a console nobody looks at costs etcd nothing.
@@ -93,9 +96,9 @@ func summarize(r protocol.Record) TxSummary {
 	return TxSummary{ID: r.ID, State: r.State, Participants: r.Participants, Created: r.Created, Decided: r.Decided, Cause: r.Cause, Reason: r.Reason}
 }
 
-func startHub(cli *clientv3.Client, o options, cluster *clusterView) *hub {
+func startHub(cli *clientv3.Client, client *coordinator.Client, o options, cluster *clusterView) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hub{cli: cli, keys: o.keys, log: o.logger, now: o.now, stuckAfter: o.stuckAfter, requestTimeout: o.requestTimeout, idleAfter: o.idleAfter, cluster: cluster, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	h := &hub{cli: cli, client: client, keys: o.keys, log: o.logger, now: o.now, stuckAfter: o.stuckAfter, requestTimeout: o.requestTimeout, idleAfter: o.idleAfter, cluster: cluster, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	h.mu.subs = make(map[*subscriber]struct{})
 	h.mu.view = newView()
 	h.mu.pending = make(map[string]TxSummary)
@@ -327,24 +330,27 @@ func (h *hub) summary() Summary {
 	return h.mu.view.summary(h.now(), h.stuckAfter)
 }
 
-// run loads the records, then follows them with one watch, resuming
-// where it got to; after a compaction it loads them again and drops the
-// pages, which missed changes (their browsers reconnect and reload). ready
-// is closed after the first load (or when run ends without one), and
-// overview pages get the chart anew.
+// run loads the unfinished transactions, then follows the records with
+// one watch, resuming where it got to; after a compaction it loads them
+// again and drops the pages, which missed changes (their browsers
+// reconnect and reload). ready is closed after the first load (or when
+// run ends without one). The chart's history before the first load is
+// read beside the watch (see seed); overview pages get it when it is in.
 func (h *hub) run(ctx context.Context, ready chan struct{}) {
 	start, end := h.keys.Records()
 	var rev int64
 	seed := true
+	var wg sync.WaitGroup
 	defer func() {
 		if seed {
 			close(ready) // nothing will load: let the pages waiting go
 		}
+		wg.Wait()
 	}()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		if rev == 0 {
-			r, err := h.load(ctx, seed)
+			r, err := h.load(ctx)
 			if err != nil {
 				h.log.Warn("console: read records", zap.Error(err))
 				select {
@@ -356,8 +362,12 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 			}
 			h.mu.Lock()
 			if seed {
-				h.broadcastLocked(frame("series", h.mu.stats.series(h.now(), window)), true)
 				close(ready)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					h.seed(ctx, r)
+				}()
 			} else {
 				h.dropSubscribersLocked()
 			}
@@ -393,27 +403,46 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 	}
 }
 
-// load reads every record at one revision, in batches, into a new view;
-// seed also counts the recent begins and decisions into the stats, so the
-// chart has history from the start. It returns the revision read at.
-func (h *hub) load(ctx context.Context, seed bool) (int64, error) {
-	start, end := h.keys.Records()
+// load reads the transactions not yet terminal into a new view, and
+// returns the revision read at. They are found from the inbox keys (see
+// coordinator.ListOptions), so this reads the work in flight, not every
+// record kept for the retention window.
+func (h *hub) load(ctx context.Context) (int64, error) {
+	rctx, cancel := context.WithTimeout(ctx, h.requestTimeout)
+	defer cancel()
+	page, err := h.client.List(rctx, coordinator.ListOptions{Unfinished: true, Limit: maxOpen})
+	if err != nil {
+		return 0, err
+	}
 	v := newView()
+	for _, tx := range page.Transactions {
+		v.apply(tx.Record)
+	}
+	v.full = page.Next != ""
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mu.view = v
+	return page.Revision, nil
+}
+
+// seed counts the begins and decisions of the chart's window before rev
+// into the stats, so the chart has history from the start; the watch
+// counts those after rev. That needs every record kept for the retention
+// window, read at rev: at a high rate, a long read, which the pages do
+// not wait for. If history at rev is compacted first, the chart starts at
+// the session.
+func (h *hub) seed(ctx context.Context, rev int64) {
+	start, end := h.keys.Records()
 	var recent []protocol.Record
-	var rev int64
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(512)}
-		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
 		rctx, cancel := context.WithTimeout(ctx, h.requestTimeout)
-		resp, err := h.cli.Get(rctx, start, opts...)
+		resp, err := h.cli.Get(rctx, start, clientv3.WithRange(end), clientv3.WithLimit(512), clientv3.WithRev(rev))
 		cancel()
 		if err != nil {
-			return 0, err
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
+			if ctx.Err() == nil {
+				h.log.Warn("console: the chart's history is not read; it starts now", zap.Error(err))
+			}
+			return
 		}
 		for _, kv := range resp.Kvs {
 			if h.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
@@ -424,8 +453,7 @@ func (h *hub) load(ctx context.Context, seed bool) (int64, error) {
 				h.log.Warn("console: undecodable record", zap.ByteString("key", kv.Key), zap.Error(err))
 				continue
 			}
-			v.apply(rec)
-			if seed && h.now().Sub(rec.Created) < window*time.Second {
+			if h.now().Sub(rec.Created) < window*time.Second {
 				recent = append(recent, rec)
 			}
 		}
@@ -436,7 +464,6 @@ func (h *hub) load(ctx context.Context, seed bool) (int64, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.mu.view = v
 	now := h.now()
 	for _, rec := range recent {
 		h.mu.stats.begun(rec.Created, now)
@@ -444,7 +471,7 @@ func (h *hub) load(ctx context.Context, seed bool) (int64, error) {
 			h.mu.stats.decided(rec, now)
 		}
 	}
-	return rev, nil
+	h.broadcastLocked(frame("series", h.mu.stats.series(now, window)), true)
 }
 
 // apply folds watch events into the view and the stats, and marks the

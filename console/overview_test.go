@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"google.golang.org/grpc"
 )
 
 func TestBrowserOverviewShowsACommitLive(t *testing.T) {
@@ -136,4 +139,59 @@ func load(t *testing.T, f *fixture) string {
 	}
 	wg.Wait()
 	return undecided
+}
+
+// TestOverviewDoesNotWaitForTheChartHistory: an overview page shows the
+// work in flight without waiting for the chart's history, which needs
+// every record kept for the retention window. Here that read is held: the
+// page counts the undecided transaction, and the commit made before it
+// opened reaches the chart once the read goes on.
+func TestOverviewDoesNotWaitForTheChartHistory(t *testing.T) {
+	var recordsEnd atomic.Value // the fixture's prefix is known once it exists
+	recordsEnd.Store("")
+	var held atomic.Int64
+	release := make(chan struct{})
+	cli := etcd.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if r, ok := req.(*etcdserverpb.RangeRequest); ok && string(r.RangeEnd) == recordsEnd.Load().(string) {
+			held.Add(1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}))
+	f := newFixture(t, noReplica(), consoleOn(cli))
+	keys, err := protocol.NewKeys(f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end := keys.Records()
+	recordsEnd.Store(end)
+	f.participant(t, "bank-a", yes)
+	f.participant(t, "bank-b", yes)
+	if out := f.transfer(t, "bank-a", "bank-b"); !out.Committed() {
+		t.Fatalf("transfer: %v, want committed", out.State)
+	}
+	// No replica runs, so nothing aborts a transaction naming ghost.
+	f.begin(t, protocol.Branch{Participant: "bank-a", Payload: []byte(`{}`)}, protocol.Branch{Participant: "ghost", Payload: []byte(`{}`)})
+
+	undecided := openPage(t, f.url+"/events?view=overview", `"undecided":1`)
+	defer undecided.close()
+	chart := openPage(t, f.url+"/events?view=overview", `"committed":1`)
+	defer chart.close()
+	poll.Until(t, 10*time.Second, "the page counts the undecided transaction", func() (bool, string) {
+		return undecided.seen.Load() > 0, "not yet"
+	})
+	if held.Load() == 0 {
+		t.Fatal("the console never read the records for the chart")
+	}
+	if n := chart.seen.Load(); n != 0 {
+		t.Fatalf("%d frames counted the earlier commit while the chart's history was held", n)
+	}
+	close(release)
+	poll.Until(t, 10*time.Second, "the chart gets the earlier commit", func() (bool, string) {
+		return chart.seen.Load() > 0, "not yet"
+	})
 }

@@ -3,6 +3,7 @@ package coordinator
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +30,9 @@ func TestUnknownOutcomeKeepsID(t *testing.T) {
 	}
 	if _, err := c.Wait(context.Background(), "no spaces"); !errors.Is(err, ErrInvalidRequest) {
 		t.Fatalf("wait on an invalid id: %v, want ErrInvalidRequest", err)
+	}
+	if _, err := c.List(context.Background(), ListOptions{State: protocol.StateCommitting, Unfinished: true}); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "unfinished") {
+		t.Fatalf("list with a state and unfinished: %v, want ErrInvalidRequest naming both", err)
 	}
 	// From here every request goes to a member that never answers.
 	cli.SetEndpoints(etcdtest.SilentMember(t))

@@ -104,14 +104,20 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 // ListOptions selects and pages records.
 type ListOptions struct {
 	State protocol.State // StateInvalid: every state
-	Limit int            // records per page; 0: 100
-	After string         // continuation: the Next of the previous page
+	// Unfinished lists every transaction not yet terminal, whatever its
+	// state (State must then be StateInvalid).
+	Unfinished bool
+	Limit      int    // records per page; 0: 100
+	After      string // continuation: the Next of the previous page
 }
 
 // Page is one page of transactions, in id order, without their Branches.
 type Page struct {
 	Transactions []Transaction
 	Next         string // empty on the last page
+	// Revision is the one the page was read at: a watch from the next one
+	// misses no change after the page.
+	Revision int64
 }
 
 // List returns records in id order, filtered by state, one page at a time.
@@ -129,7 +135,10 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 			return Page{}, fmt.Errorf("%w: after: %w", ErrInvalidRequest, err)
 		}
 	}
-	if opt.State != protocol.StateInvalid && !opt.State.Terminal() {
+	if opt.Unfinished && opt.State != protocol.StateInvalid {
+		return Page{}, fmt.Errorf("%w: state %v with unfinished: give one or the other", ErrInvalidRequest, opt.State)
+	}
+	if opt.Unfinished || opt.State != protocol.StateInvalid && !opt.State.Terminal() {
 		return c.listUnfinished(ctx, opt)
 	}
 	start, end := c.keys.Records()
@@ -138,7 +147,8 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 		start = c.keys.Record(opt.After) + "\x00"
 	}
 	var page Page
-	_, err := readPages(ctx, c.cli, c.opts, start, end, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	var err error
+	page.Revision, err = readPages(ctx, c.cli, c.opts, start, end, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			if c.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
 				continue
@@ -162,7 +172,7 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 // add appends rec to the page if it is in the state opt asks for, and
 // reports whether that filled the page.
 func (p *Page) add(opt ListOptions, rec protocol.Record, rev int64) bool {
-	if opt.State != protocol.StateInvalid && rec.State != opt.State {
+	if opt.State != protocol.StateInvalid && rec.State != opt.State || opt.Unfinished && rec.State.Terminal() {
 		return false
 	}
 	p.Transactions = append(p.Transactions, Transaction{Record: rec, Revision: rev})
@@ -186,7 +196,7 @@ func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, err
 	}
 	ids = ids[sort.SearchStrings(ids, opt.After+"\x00"):]
 	// The records, in id order, at the same revision.
-	var page Page
+	page := Page{Revision: rev}
 	full := errors.New("page full")
 	err = readEach(ctx, c.cli, c.opts, ids, func(id string) []clientv3.Op {
 		return []clientv3.Op{clientv3.OpGet(c.keys.Record(id), clientv3.WithRev(rev))}

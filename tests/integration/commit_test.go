@@ -190,11 +190,12 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// Listing the transactions in a state that is not terminal reads the inbox
-// keys, which only unfinished transactions hold, and their records: not
-// every record kept for the retention window. Here 2,000 finished records
-// are kept, and each such listing takes two requests (a scan would take
-// four pages of them); terminal states are still listed by scanning.
+// Listing the transactions in a state that is not terminal, or in any
+// such state, reads the inbox keys, which only unfinished transactions
+// hold, and their records: not every record kept for the retention
+// window. Here 2,000 finished records are kept, and each such listing
+// takes two requests (a scan would take four pages of them); terminal
+// states are still listed by scanning.
 func TestListUnfinishedReadsInboxes(t *testing.T) {
 	e := newEnv(t)
 	a, b := newRecorder("a"), newRecorder("b")
@@ -248,8 +249,11 @@ func TestListUnfinishedReadsInboxes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("list %+v: %v", opt, err)
 		}
+		if page.Revision == 0 {
+			t.Errorf("list %+v: no revision", opt)
+		}
 		for _, tx := range page.Transactions {
-			if tx.State != opt.State {
+			if opt.Unfinished && tx.State.Terminal() || !opt.Unfinished && tx.State != opt.State {
 				t.Errorf("list %+v: %s is %v", opt, tx.ID, tx.State)
 			}
 			ids = append(ids, tx.ID)
@@ -263,8 +267,9 @@ func TestListUnfinishedReadsInboxes(t *testing.T) {
 		{protocol.StateCommitting, "c1 c2"},
 		{protocol.StatePreparing, "p1"},
 		{protocol.StateAborting, "x1"},
+		{protocol.StateInvalid, "c1 c2 p1 x1"}, // every unfinished state
 	} {
-		ids, next, n := list(coordinator.ListOptions{State: tc.state})
+		ids, next, n := list(coordinator.ListOptions{State: tc.state, Unfinished: tc.state == protocol.StateInvalid})
 		if strings.Join(ids, " ") != tc.want || next != "" || n != 2 {
 			t.Errorf("%v: %v (next %q) in %d requests, want %s in 2", tc.state, ids, next, n, tc.want)
 		}
