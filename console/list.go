@@ -35,7 +35,12 @@ func (c *Console) list(w http.ResponseWriter, r *http.Request, v visitor) {
 	}
 	ctx, cancel := c.requestContext(r)
 	defer cancel()
-	page, err := list(ctx, c.cli, c.opts.keys, f)
+	var page ListPage
+	if f.State.Valid() && !f.State.Terminal() {
+		page, err = listUnfinished(ctx, c.client, f)
+	} else {
+		page, err = list(ctx, c.cli, c.opts.keys, f)
+	}
 	if err != nil {
 		c.fail(w, http.StatusServiceUnavailable, v, "etcd did not answer", err.Error())
 		return

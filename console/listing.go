@@ -1,12 +1,17 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/protocol"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -120,6 +125,38 @@ func list(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filte
 	// Scanned enough: the next page starts at the revision this one stopped
 	// in, which may show a record of it twice rather than skip one.
 	page.Next = last + 1
+	return page, nil
+}
+
+// listUnfinished is list for a state that is not terminal. The
+// transactions in it are read from the inbox keys (see
+// coordinator.ListOptions): reads that grow with the work in flight,
+// where list would sort every record kept for the retention window in
+// etcd for each batch. They are sorted here, newest first, and a page
+// ends between two begin revisions, as list's do.
+func listUnfinished(ctx context.Context, client *coordinator.Client, f Filter) (ListPage, error) {
+	all, err := client.List(ctx, coordinator.ListOptions{State: f.State, Limit: math.MaxInt32})
+	if err != nil {
+		return ListPage{}, fmt.Errorf("list: %w", err)
+	}
+	txs := all.Transactions
+	slices.SortStableFunc(txs, func(a, b coordinator.Transaction) int { return cmp.Compare(b.BeginRevision, a.BeginRevision) })
+	page := ListPage{Scanned: len(txs)}
+	var last int64
+	for _, tx := range txs {
+		switch {
+		case f.Before > 0 && tx.BeginRevision >= f.Before,
+			!strings.HasPrefix(tx.ID, f.IDPrefix),
+			!f.Since.IsZero() && tx.Created.Before(f.Since),
+			!f.matches(tx.Record):
+			continue
+		case len(page.Rows) >= pageSize && tx.BeginRevision != last:
+			page.Next = last
+			return page, nil
+		}
+		page.Rows = append(page.Rows, summarize(tx.Record))
+		last = tx.BeginRevision
+	}
 	return page, nil
 }
 

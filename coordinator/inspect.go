@@ -16,8 +16,12 @@ import (
 // state of each branch), List and Abort (without it) return.
 type Transaction struct {
 	protocol.Record
-	Revision int64          // the record's ModRevision
-	Branches []BranchStatus // Get only; nil from List and Abort
+	Revision int64 // the record's ModRevision
+	// BeginRevision is the begin's revision R, the record's
+	// CreateRevision (Get and List; 0 from Abort). Later begins have
+	// higher ones.
+	BeginRevision int64
+	Branches      []BranchStatus // Get only; nil from List and Abort
 	// Failures: participants reporting that their Commit or Abort handler
 	// keeps failing (Get only), in the order of Participants.
 	Failures []BranchFailure
@@ -84,7 +88,7 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 	if err != nil {
 		return Transaction{}, fmt.Errorf("coordinator: get %s: %w", id, err)
 	}
-	tx := Transaction{Record: rec, Revision: recKVs[0].ModRevision, Branches: make([]BranchStatus, len(rec.Participants))}
+	tx := Transaction{Record: rec, Revision: recKVs[0].ModRevision, BeginRevision: recKVs[0].CreateRevision, Branches: make([]BranchStatus, len(rec.Participants))}
 	for i, p := range rec.Participants {
 		b := BranchStatus{Participant: p}
 		if v, ok := votes[p]; ok {
@@ -157,7 +161,7 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 			if err != nil {
 				return true, fmt.Errorf("coordinator: list: %s: %w", kv.Key, err)
 			}
-			if page.add(opt, rec, kv.ModRevision) {
+			if page.add(opt, rec, kv) {
 				return true, nil
 			}
 		}
@@ -171,11 +175,11 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 
 // add appends rec to the page if it is in the state opt asks for, and
 // reports whether that filled the page.
-func (p *Page) add(opt ListOptions, rec protocol.Record, rev int64) bool {
+func (p *Page) add(opt ListOptions, rec protocol.Record, kv *mvccpb.KeyValue) bool {
 	if opt.State != protocol.StateInvalid && rec.State != opt.State || opt.Unfinished && rec.State.Terminal() {
 		return false
 	}
-	p.Transactions = append(p.Transactions, Transaction{Record: rec, Revision: rev})
+	p.Transactions = append(p.Transactions, Transaction{Record: rec, Revision: kv.ModRevision, BeginRevision: kv.CreateRevision})
 	if len(p.Transactions) == opt.Limit {
 		p.Next = rec.ID
 		return true
@@ -210,7 +214,7 @@ func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, err
 			if err != nil {
 				return fmt.Errorf("%s: %w", kvs[0].Key, err)
 			}
-			if page.add(opt, rec, kvs[0].ModRevision) {
+			if page.add(opt, rec, kvs[0]) {
 				return full
 			}
 		}
