@@ -13,13 +13,16 @@
 // once and fans summaries out to the pages' server-sent-event streams
 // through bounded buffers. The watch runs only while pages are open, and a
 // minute after: a console nobody looks at costs etcd and the process
-// nothing. When it starts, it reads the records once, and the chart's five
-// minutes of history are rebuilt from their creation and decision times.
-// A page's stream opens once the watch has read the records; the page then
-// reads itself once more, for what changed while it was loading. A page
-// that cannot keep up is dropped (its browser reconnects and reloads)
-// rather than slowing the watch, and so is every page when the watch
-// resumes past a compaction and reads the records again. A watch
+// nothing. When it starts, it reads the transactions in flight, found from
+// the inbox keys (a read that grows with the work in flight, not with the
+// retention window), and the pages' streams open. The chart's five minutes
+// of history are rebuilt beside the watch from the records' creation and
+// decision times; that reads every record kept, so the chart fills in
+// after the page opens. The page then reads itself once more, for what
+// changed while it was loading. A page that cannot keep up is dropped (its
+// browser reconnects and reloads) rather than slowing the watch, and so is
+// every page when the watch resumes past a compaction and reads the
+// transactions in flight again. A watch
 // per page was rejected: its cost on etcd grows with the audience. Polling
 // from the pages was rejected for the same reason. The participants and
 // replicas panel is read from etcd at most once per refresh interval, only
@@ -29,7 +32,8 @@
 // by creation revision, one bounded batch at a time, and pages with the
 // revision of the last record shown. etcd sorts the whole range (or the
 // id-prefix range) on its side for such a read; the console never holds
-// more than a page.
+// more than a page. Filtered by a state not yet terminal, it reads those
+// transactions from the inbox keys and sorts them itself.
 //
 // Access: with an Authenticator, a browser signs in once by pasting a token,
 // which is exchanged for a random session id in an HttpOnly, SameSite=Strict

@@ -153,9 +153,9 @@ func (h *hub) supervise(ctx context.Context) {
 	}
 }
 
-// session loads the records afresh (the stats are seeded from them, so the
-// chart has its history at once), follows them until no page has been
-// open for idleAfter, then stops the watch.
+// session loads the unfinished transactions afresh (and the chart's
+// history beside the watch, see run), follows the records until no page
+// has been open for idleAfter, then stops the watch.
 func (h *hub) session(ctx context.Context) {
 	h.mu.Lock()
 	h.mu.view, h.mu.stats = newView(), stats{}
