@@ -1,0 +1,74 @@
+package console_test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// TestPagesWithManyKept measures the console's pages with CONCORD_KEPT
+// finished transactions kept for the retention window (a record and two
+// votes each, finished two minutes ago, so within the chart's window):
+// how soon the overview counts an undecided transaction, how soon its
+// chart has the finished ones, and how long the list takes, whole and
+// filtered by an unfinished state. Opt-in: writing the records takes a
+// while, and the times it prints are this machine's.
+func TestPagesWithManyKept(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("CONCORD_KEPT"))
+	if n <= 0 {
+		t.Skip("opt-in: CONCORD_KEPT=200000 go test ./console -run PagesWithManyKept -v -timeout 15m")
+	}
+	f := newFixture(t, noReplica())
+	keys, err := protocol.NewKeys(f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.participant(t, "bank-a", yes)
+	finished := time.Now().UTC().Add(-2 * time.Minute)
+	var puts []clientv3.Op
+	for i := range n {
+		id := fmt.Sprintf("done-%07d", i)
+		v, err := protocol.EncodeRecord(protocol.Record{ID: id, State: protocol.StateCommitted, Participants: []string{"a", "b"},
+			Created: finished, Deadline: finished.Add(time.Minute), Decided: finished, Finished: finished})
+		if err != nil {
+			t.Fatal(err)
+		}
+		puts = append(puts, clientv3.OpPut(keys.Record(id), string(v)), clientv3.OpPut(keys.Vote(id, "a"), "yes"), clientv3.OpPut(keys.Vote(id, "b"), "yes"))
+		if len(puts) >= 120 || i == n-1 {
+			if _, err := f.cli.Txn(t.Context()).Then(puts...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			puts = nil
+		}
+	}
+	undecided := f.begin(t, protocol.Branch{Participant: "bank-a", Payload: []byte(`{}`)}, protocol.Branch{Participant: "ghost", Payload: []byte(`{}`)})
+	start := time.Now()
+	counted := openPage(t, f.url+"/events?view=overview", `"undecided":1`)
+	defer counted.close()
+	chart := openPage(t, f.url+"/events?view=overview", fmt.Sprintf(`"committed":%d`, n))
+	defer chart.close()
+	poll.Until(t, 5*time.Minute, "the overview counts the undecided transaction", func() (bool, string) { return counted.seen.Load() > 0, "not yet" })
+	overview := time.Since(start)
+	poll.Until(t, 10*time.Minute, "the chart has the finished transactions", func() (bool, string) { return chart.seen.Load() > 0, "not yet" })
+	t.Logf("%d finished transactions kept: the overview counted the undecided one after %v, the chart had the finished ones after %v",
+		n, overview.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	b := f.http(t)
+	for _, q := range []string{"/transactions", "/transactions?state=preparing"} {
+		start = time.Now()
+		code, body := b.do("GET", q, nil, nil)
+		t.Logf("GET %s: %d in %v", q, code, time.Since(start).Round(time.Millisecond))
+		if code != 200 {
+			t.Errorf("GET %s: %d", q, code)
+		}
+		if q != "/transactions" && !strings.Contains(body, undecided) {
+			t.Errorf("GET %s does not list %s", q, undecided)
+		}
+	}
+}

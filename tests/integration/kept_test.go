@@ -1,0 +1,86 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/testkit/poll"
+	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+)
+
+// TestNewLeaderWithManyKept measures what a replica that becomes leader
+// reads before it acts, with CONCORD_KEPT finished transactions kept for
+// the retention window (a record and two votes each): how soon it aborts
+// a transaction naming a participant nobody runs, and how soon its
+// background read has found every finished record. Opt-in: writing the
+// records takes a while, and the times it prints are this machine's.
+func TestNewLeaderWithManyKept(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("CONCORD_KEPT"))
+	if n <= 0 {
+		t.Skip("opt-in: CONCORD_KEPT=200000 go test ./tests/integration -run NewLeaderWithManyKept -v -timeout 15m")
+	}
+	e := newEnv(t)
+	e.participant("a", newRecorder("a"), false)
+	keys := protocol.DefaultKeys()
+	start := time.Now()
+	writeKept(t, e.cli, keys, n, time.Now().UTC().Add(-10*time.Minute))
+	t.Logf("wrote %d finished transactions in %v", n, time.Since(start).Round(time.Millisecond))
+	begun, err := e.c.Begin(e.ctx, coordinator.Request{ID: "lost", Branches: branches("a", "nobody"), Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, logs := observer.New(zap.InfoLevel)
+	start = time.Now()
+	r, err := coordinator.NewReplica(e.srv.Client(t), coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Hour), coordinator.WithLogger(zap.New(core)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	poll.Until(t, 5*time.Minute, "the participant-lost abort", func() (bool, string) {
+		tx, err := e.c.Get(e.ctx, begun.ID)
+		if err != nil {
+			return false, err.Error()
+		}
+		return tx.State.Decided() && tx.Cause == protocol.CauseParticipantLost, fmt.Sprintf("%v %v", tx.State, tx.Cause)
+	})
+	aborted := time.Since(start)
+	poll.Until(t, 10*time.Minute, "the finished records found", func() (bool, string) {
+		return logs.FilterMessage("finished transactions found").Len() > 0, "not yet"
+	})
+	found := logs.FilterMessage("finished transactions found").All()[0]
+	if got := found.ContextMap()["terminal"]; got != int64(n) {
+		t.Errorf("the background read found %v finished transactions, want %d", got, n)
+	}
+	t.Logf("%d finished transactions kept: aborted the lost transaction after %v; found the finished ones after %v",
+		n, aborted.Round(time.Millisecond), found.Time.Sub(start).Round(time.Millisecond))
+}
+
+// writeKept writes n committed records, each with two yes votes, as a
+// retention window would hold them.
+func writeKept(t *testing.T, cli *clientv3.Client, keys protocol.Keys, n int, finished time.Time) {
+	t.Helper()
+	var puts []clientv3.Op
+	for i := range n {
+		id := fmt.Sprintf("done-%07d", i)
+		rec := protocol.Record{ID: id, State: protocol.StateCommitted, Participants: []string{"a", "b"},
+			Created: finished, Deadline: finished.Add(time.Minute), Decided: finished, Finished: finished, Digest: protocol.Digest(branches("a", "b"))}
+		v, err := protocol.EncodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		puts = append(puts, clientv3.OpPut(keys.Record(id), string(v)), clientv3.OpPut(keys.Vote(id, "a"), "yes"), clientv3.OpPut(keys.Vote(id, "b"), "yes"))
+		if len(puts) >= 120 || i == n-1 {
+			if _, err := cli.Txn(t.Context()).Then(puts...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			puts = nil
+		}
+	}
+}
