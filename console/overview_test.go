@@ -9,17 +9,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/concord-tx/concord/console"
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	"google.golang.org/grpc"
 )
 
 func TestBrowserOverviewShowsACommitLive(t *testing.T) {
@@ -147,28 +145,16 @@ func load(t *testing.T, f *fixture) string {
 // page counts the undecided transaction, and the commit made before it
 // opened reaches the chart once the read goes on.
 func TestOverviewDoesNotWaitForTheChartHistory(t *testing.T) {
-	var recordsEnd atomic.Value // the fixture's prefix is known once it exists
-	recordsEnd.Store("")
-	var held atomic.Int64
-	release := make(chan struct{})
-	cli := etcd.Client(t, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if r, ok := req.(*etcdserverpb.RangeRequest); ok && string(r.RangeEnd) == recordsEnd.Load().(string) {
-			held.Add(1)
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return invoker(ctx, method, req, reply, cc, opts...)
-	}))
+	hold := etcdtest.NewHold()
+	defer hold.Release()
+	cli := etcd.Client(t, hold.DialOption())
 	f := newFixture(t, noReplica(), consoleOn(cli))
 	keys, err := protocol.NewKeys(f.prefix)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, end := keys.Records()
-	recordsEnd.Store(end)
+	hold.Range(end) // the fixture's prefix is known once it exists
 	f.participant(t, "bank-a", yes)
 	f.participant(t, "bank-b", yes)
 	if out := f.transfer(t, "bank-a", "bank-b"); !out.Committed() {
@@ -184,13 +170,13 @@ func TestOverviewDoesNotWaitForTheChartHistory(t *testing.T) {
 	poll.Until(t, 10*time.Second, "the page counts the undecided transaction", func() (bool, string) {
 		return undecided.seen.Load() > 0, "not yet"
 	})
-	if held.Load() == 0 {
+	if hold.Held() == 0 {
 		t.Fatal("the console never read the records for the chart")
 	}
 	if n := chart.seen.Load(); n != 0 {
 		t.Fatalf("%d frames counted the earlier commit while the chart's history was held", n)
 	}
-	close(release)
+	hold.Release()
 	poll.Until(t, 10*time.Second, "the chart gets the earlier commit", func() (bool, string) {
 		return chart.seen.Load() > 0, "not yet"
 	})

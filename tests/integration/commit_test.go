@@ -12,7 +12,6 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/protocol"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
 )
@@ -193,9 +192,9 @@ func TestBadInput(t *testing.T) {
 // Listing the transactions in a state that is not terminal, or in any
 // such state, reads the inbox keys, which only unfinished transactions
 // hold, and their records: not every record kept for the retention
-// window. Here 2,000 finished records are kept, and each such listing
-// takes two requests (a scan would take four pages of them); terminal
-// states are still listed by scanning.
+// window. Here 2,000 finished transactions are kept, and each such
+// listing takes two requests (a scan would take a dozen pages of their
+// records and votes); terminal states are still listed by scanning.
 func TestListUnfinishedReadsInboxes(t *testing.T) {
 	e := newEnv(t)
 	a, b := newRecorder("a"), newRecorder("b")
@@ -206,23 +205,7 @@ func TestListUnfinishedReadsInboxes(t *testing.T) {
 	e.participant("a", a, false)
 	e.participant("b", b, false)
 
-	keys := protocol.DefaultKeys()
-	now := time.Now().UTC()
-	var puts []clientv3.Op
-	for i := range 2000 {
-		rec := protocol.Record{ID: fmt.Sprintf("d%04d", i), State: protocol.StateCommitted, Participants: []string{"a", "b"},
-			Created: now, Deadline: now.Add(time.Minute), Decided: now, Finished: now, Digest: protocol.Digest(branches("a", "b"))}
-		v, err := protocol.EncodeRecord(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if puts = append(puts, clientv3.OpPut(keys.Record(rec.ID), string(v))); len(puts) == 100 {
-			if _, err := e.cli.Txn(e.ctx).Then(puts...).Commit(); err != nil {
-				t.Fatal(err)
-			}
-			puts = nil
-		}
-	}
+	writeKept(t, e.cli, protocol.DefaultKeys(), 2000, time.Now().UTC())
 	for _, id := range []string{"c1", "c2", "x1"} {
 		if _, err := e.c.Do(e.ctx, coordinator.Request{ID: id, Branches: branches("a", "b")}); err != nil {
 			t.Fatal(err)
@@ -284,7 +267,7 @@ func TestListUnfinishedReadsInboxes(t *testing.T) {
 	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitting, Limit: 1, After: "c2"}); len(ids) != 0 || next != "" {
 		t.Errorf("past the last: %v, next %q", ids, next)
 	}
-	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitted, Limit: 3}); strings.Join(ids, " ") != "d0000 d0001 d0002" || next != "d0002" {
+	if ids, next, _ := list(coordinator.ListOptions{State: protocol.StateCommitted, Limit: 3}); strings.Join(ids, " ") != "done-0000000 done-0000001 done-0000002" || next != "done-0000002" {
 		t.Errorf("committed: %v, next %q", ids, next)
 	}
 }

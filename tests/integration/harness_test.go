@@ -314,3 +314,26 @@ func equal(a []string, b ...string) bool {
 	}
 	return true
 }
+
+// writeKept writes n committed records, each with two yes votes, as a
+// retention window would hold them.
+func writeKept(t *testing.T, cli *clientv3.Client, keys protocol.Keys, n int, finished time.Time) {
+	t.Helper()
+	var puts []clientv3.Op
+	for i := range n {
+		id := fmt.Sprintf("done-%07d", i)
+		rec := protocol.Record{ID: id, State: protocol.StateCommitted, Participants: []string{"a", "b"},
+			Created: finished, Deadline: finished.Add(time.Minute), Decided: finished, Finished: finished, Digest: protocol.Digest(branches("a", "b"))}
+		v, err := protocol.EncodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		puts = append(puts, clientv3.OpPut(keys.Record(id), string(v)), clientv3.OpPut(keys.Vote(id, "a"), "yes"), clientv3.OpPut(keys.Vote(id, "b"), "yes"))
+		if len(puts) >= 120 || i == n-1 {
+			if _, err := cli.Txn(t.Context()).Then(puts...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			puts = nil
+		}
+	}
+}

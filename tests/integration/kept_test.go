@@ -10,7 +10,6 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/protocol"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 )
@@ -60,27 +59,4 @@ func TestNewLeaderWithManyKept(t *testing.T) {
 	}
 	t.Logf("%d finished transactions kept: aborted the lost transaction after %v; found the finished ones after %v",
 		n, aborted.Round(time.Millisecond), found.Time.Sub(start).Round(time.Millisecond))
-}
-
-// writeKept writes n committed records, each with two yes votes, as a
-// retention window would hold them.
-func writeKept(t *testing.T, cli *clientv3.Client, keys protocol.Keys, n int, finished time.Time) {
-	t.Helper()
-	var puts []clientv3.Op
-	for i := range n {
-		id := fmt.Sprintf("done-%07d", i)
-		rec := protocol.Record{ID: id, State: protocol.StateCommitted, Participants: []string{"a", "b"},
-			Created: finished, Deadline: finished.Add(time.Minute), Decided: finished, Finished: finished, Digest: protocol.Digest(branches("a", "b"))}
-		v, err := protocol.EncodeRecord(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		puts = append(puts, clientv3.OpPut(keys.Record(id), string(v)), clientv3.OpPut(keys.Vote(id, "a"), "yes"), clientv3.OpPut(keys.Vote(id, "b"), "yes"))
-		if len(puts) >= 120 || i == n-1 {
-			if _, err := cli.Txn(t.Context()).Then(puts...).Commit(); err != nil {
-				t.Fatal(err)
-			}
-			puts = nil
-		}
-	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,11 +13,9 @@ import (
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/participant"
 	"github.com/concord-tx/concord/protocol"
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap/zaptest"
-	"google.golang.org/grpc"
 )
 
 // The leading replica dies mid-transaction; the other one takes over within
@@ -397,50 +394,31 @@ func TestLeaderActsBeforeReadingFinished(t *testing.T) {
 	e := newEnv(t)
 	e.participant("a", newRecorder("a"), false)
 	keys := protocol.DefaultKeys()
-	old := time.Now().UTC().Add(-2 * time.Hour)
-	var puts []clientv3.Op
-	for i := range 5000 {
-		rec := protocol.Record{ID: fmt.Sprintf("done-%04d", i), State: protocol.StateCommitted, Participants: []string{"a"},
-			Created: old, Deadline: old.Add(time.Minute), Decided: old, Finished: old, Digest: protocol.Digest(branches("a"))}
-		v, err := protocol.EncodeRecord(rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if puts = append(puts, clientv3.OpPut(keys.Record(rec.ID), string(v))); len(puts) == 100 {
-			if _, err := e.cli.Txn(e.ctx).Then(puts...).Commit(); err != nil {
-				t.Fatal(err)
-			}
-			puts = nil
-		}
-	}
+	writeKept(t, e.cli, keys, 5000, time.Now().UTC().Add(-2*time.Hour))
 	begun, err := e.c.Begin(e.ctx, coordinator.Request{ID: "lost", Branches: branches("a", "nobody"), Timeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	finished := func() int64 {
-		resp, err := e.cli.Get(e.ctx, keys.Record("done-"), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	finished := func() int {
+		resp, err := e.cli.Get(e.ctx, keys.Record("done-"), clientv3.WithPrefix(), clientv3.WithKeysOnly())
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.Count
+		n := 0
+		for _, kv := range resp.Kvs {
+			if keys.Parse(string(kv.Key)).Kind == protocol.KindRecord {
+				n++
+			}
+		}
+		return n
 	}
 
 	// The replica's reads of the whole records range wait for release.
 	_, recordsEnd := keys.Records()
-	var held atomic.Int64
-	release := make(chan struct{})
-	hold := grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-		if r, ok := req.(*etcdserverpb.RangeRequest); ok && string(r.RangeEnd) == recordsEnd {
-			held.Add(1)
-			select {
-			case <-release:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		return invoker(ctx, method, req, reply, cc, opts...)
-	})
-	r, err := coordinator.NewReplica(e.srv.Client(t, hold), coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Minute),
+	hold := etcdtest.NewHold()
+	defer hold.Release()
+	hold.Range(recordsEnd)
+	r, err := coordinator.NewReplica(e.srv.Client(t, hold.DialOption()), coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Minute),
 		coordinator.WithLogger(zaptest.NewLogger(t).Named("r")))
 	if err != nil {
 		t.Fatal(err)
@@ -454,13 +432,13 @@ func TestLeaderActsBeforeReadingFinished(t *testing.T) {
 		}
 		return tx.State.Decided() && tx.Cause == protocol.CauseParticipantLost, fmt.Sprintf("%v %v", tx.State, tx.Cause)
 	})
-	if held.Load() == 0 {
+	if hold.Held() == 0 {
 		t.Fatal("the leader never read the finished records")
 	}
 	if n := finished(); n != 5000 {
 		t.Fatalf("%d finished records left while their read was held, want 5000", n)
 	}
-	close(release)
+	hold.Release()
 	poll.Until(t, 30*time.Second, "the finished records cleaned up", func() (bool, string) {
 		n := finished()
 		return n == 0, fmt.Sprintf("%d left", n)
