@@ -35,7 +35,8 @@ type Console struct {
 
 // New returns a Console reading etcd through cli (records, participants,
 // replicas) and client (one transaction, the transactions in flight,
-// abort), neither of which it closes; both must use the same prefix. Its one watch starts when a page first opens, and stops a minute
+// abort), neither of which it closes. Both must reach the same etcd
+// cluster, under the same prefix. Its one watch starts when a page first opens, and stops a minute
 // after the last one closed: a console nobody looks at costs etcd nothing.
 func New(cli *clientv3.Client, client *coordinator.Client, opts ...Option) (*Console, error) {
 	if cli == nil || client == nil {

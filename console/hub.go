@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -42,8 +44,7 @@ type hub struct {
 	log        *zap.Logger
 	now        func() time.Time
 	stuckAfter time.Duration
-	// requestTimeout bounds each read of the records: the unfinished
-	// ones together, the others a page at a time.
+	// requestTimeout bounds each read of the records for the chart.
 	requestTimeout time.Duration
 	// idleAfter is how long the watch runs on after the last page closed:
 	// a console nobody looks at costs etcd nothing.
@@ -406,11 +407,11 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 // load reads the transactions not yet terminal into a new view, and
 // returns the revision read at. They are found from the inbox keys (see
 // coordinator.ListOptions), so this reads the work in flight, not every
-// record kept for the retention window.
+// record kept for the retention window. The client bounds and retries
+// each request; a backlog of stuck work takes many, so the whole has no
+// deadline but the session's.
 func (h *hub) load(ctx context.Context) (int64, error) {
-	rctx, cancel := context.WithTimeout(ctx, h.requestTimeout)
-	defer cancel()
-	page, err := h.client.List(rctx, coordinator.ListOptions{Unfinished: true, Limit: maxOpen})
+	page, err := h.client.List(ctx, coordinator.ListOptions{Unfinished: true, Limit: maxOpen})
 	if err != nil {
 		return 0, err
 	}
@@ -429,21 +430,33 @@ func (h *hub) load(ctx context.Context) (int64, error) {
 // into the stats, so the chart has history from the start; the watch
 // counts those after rev. That needs every record kept for the retention
 // window, read at rev: at a high rate, a long read, which the pages do
-// not wait for. If history at rev is compacted first, the chart starts at
-// the session.
+// not wait for. A failed page is read again after a pause; if history at
+// rev is compacted first, the chart starts at the session.
 func (h *hub) seed(ctx context.Context, rev int64) {
 	start, end := h.keys.Records()
 	var recent []protocol.Record
+	backoff := 50 * time.Millisecond
 	for {
 		rctx, cancel := context.WithTimeout(ctx, h.requestTimeout)
 		resp, err := h.cli.Get(rctx, start, clientv3.WithRange(end), clientv3.WithLimit(512), clientv3.WithRev(rev))
 		cancel()
-		if err != nil {
-			if ctx.Err() == nil {
-				h.log.Warn("console: the chart's history is not read; it starts now", zap.Error(err))
-			}
+		switch {
+		case ctx.Err() != nil:
 			return
+		case errors.Is(err, rpctypes.ErrCompacted):
+			h.log.Warn("console: the chart's history is compacted before it was read; the chart starts now", zap.Error(err))
+			return
+		case err != nil:
+			h.log.Debug("console: reading the chart's history", zap.Error(err))
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
 		}
+		backoff = 50 * time.Millisecond
 		for _, kv := range resp.Kvs {
 			if h.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
 				continue

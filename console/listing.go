@@ -43,7 +43,7 @@ type Filter struct {
 type ListPage struct {
 	Rows    []TxSummary
 	Next    int64 // Before of the next page; 0: no more
-	Scanned int   // keys read to fill the page
+	Scanned int   // keys read to fill the page (by state not terminal: records read by id)
 }
 
 // list reads one page newest first: records sorted by creation revision,

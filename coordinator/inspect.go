@@ -152,14 +152,14 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 	}
 	var page Page
 	var err error
-	page.Revision, err = readPages(ctx, c.cli, c.opts, start, end, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	page.Revision, err = readPages(ctx, c.cli, c.opts, start, end, true, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			if c.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
 				continue
 			}
 			rec, err := protocol.DecodeRecord(kv.Value)
 			if err != nil {
-				return true, fmt.Errorf("coordinator: list: %s: %w", kv.Key, err)
+				return true, fmt.Errorf("%s: %w", kv.Key, err)
 			}
 			if page.add(opt, rec, kv) {
 				return true, nil
@@ -194,7 +194,7 @@ func (p *Page) add(opt ListOptions, rec protocol.Record, kv *mvccpb.KeyValue) bo
 // record and vote kept for the retention window, which a scan would read
 // to find the few it wants.
 func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, error) {
-	ids, rev, err := unfinishedIDs(ctx, c.cli, c.opts)
+	ids, rev, err := unfinishedIDs(ctx, c.cli, c.opts, true)
 	if err != nil {
 		return Page{}, fmt.Errorf("coordinator: list: %w", err)
 	}

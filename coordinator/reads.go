@@ -12,14 +12,16 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// readPages reads the keys in [start, end) page by page, every page at the
-// revision of the first, and hands each page to use until use says it is
-// done; it returns that revision.
-func readPages(ctx context.Context, cli *clientv3.Client, o options, start, end string, opts []clientv3.OpOption, use func([]*mvccpb.KeyValue) (done bool, err error)) (int64, error) {
+// readPages reads the keys in [start, end) page by page and hands each page
+// to use until use says it is done. With pinned, every page is read at the
+// revision of the first, which it returns: one consistent picture, which a
+// compaction past that revision ends with an error. Without, each page is
+// read at the latest revision, which no compaction can fail.
+func readPages(ctx context.Context, cli *clientv3.Client, o options, start, end string, pinned bool, opts []clientv3.OpOption, use func([]*mvccpb.KeyValue) (done bool, err error)) (int64, error) {
 	var rev int64
 	for {
 		getOpts := append([]clientv3.OpOption{clientv3.WithRange(end)}, opts...)
-		if rev != 0 {
+		if pinned && rev != 0 {
 			getOpts = append(getOpts, clientv3.WithRev(rev))
 		}
 		resp, err := retry(ctx, o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
@@ -44,16 +46,17 @@ func readPages(ctx context.Context, cli *clientv3.Client, o options, start, end 
 }
 
 // unfinishedIDs returns, in order, the id of every transaction holding an
-// inbox key, and the revision read at. Every transaction not yet terminal
+// inbox key, and the revision read at (of the first page, if not pinned;
+// see readPages). Every transaction not yet terminal
 // holds one: the begin writes one per participant, and the
 // acknowledgement that deletes the last one makes the record terminal in
 // the same Txn (PROTOCOL.md §4.3). A terminal abort whose abandoned
 // participants' keys are left holds some too. So this finds the work in
 // flight in reads that grow with it, not with the retention window.
-func unfinishedIDs(ctx context.Context, cli *clientv3.Client, o options) ([]string, int64, error) {
+func unfinishedIDs(ctx context.Context, cli *clientv3.Client, o options, pinned bool) ([]string, int64, error) {
 	prefix := o.keys.Inboxes()
 	ids := make(map[string]struct{})
-	rev, err := readPages(ctx, cli, o, prefix, clientv3.GetPrefixRangeEnd(prefix), []clientv3.OpOption{clientv3.WithKeysOnly(), clientv3.WithLimit(1000)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	rev, err := readPages(ctx, cli, o, prefix, clientv3.GetPrefixRangeEnd(prefix), pinned, []clientv3.OpOption{clientv3.WithKeysOnly(), clientv3.WithLimit(1000)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			if k := o.keys.Parse(string(kv.Key)); k.Kind == protocol.KindInbox {
 				ids[k.ID] = struct{}{}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,7 +22,8 @@ import (
 
 // scanUnfinished reads every registration, and the record and votes of
 // every transaction holding an inbox key, each read at the latest
-// revision.
+// revision: a transaction open when the watch started keeps its inbox
+// keys until it finishes, and its finish comes through the watch.
 func (l *leadership) scanUnfinished(ctx context.Context) error {
 	cli, keys, o := l.r.cli, l.r.keys, l.r.opts
 	regs, err := retry(ctx, o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
@@ -33,7 +35,7 @@ func (l *leadership) scanUnfinished(ctx context.Context) error {
 	for _, kv := range regs.Kvs {
 		l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, true)
 	}
-	ids, _, err := unfinishedIDs(ctx, cli, o)
+	ids, _, err := unfinishedIDs(ctx, cli, o, false)
 	if err != nil {
 		return fmt.Errorf("scan inboxes: %w", err)
 	}
@@ -92,13 +94,19 @@ func (l *leadership) scanFinished(ctx context.Context, pages chan<- scanPage) {
 	}
 }
 
-// scanned folds a page of the background scan into the view.
+// scanned folds the records of a page of the background scan into the
+// view. Not its votes: the transactions in flight had theirs read with
+// them, later votes come through the watch, and a page may be older than
+// what the watch has shown (a vote of a deleted transaction whose id a
+// new one took).
 func (l *leadership) scanned(ctx context.Context, p scanPage) error {
 	if p.err != nil {
 		return fmt.Errorf("scan records: %w", p.err)
 	}
 	for _, kv := range p.kvs {
-		l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, true)
+		if l.r.keys.Parse(string(kv.Key)).Kind == protocol.KindRecord {
+			l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, true)
+		}
 	}
 	return nil
 }

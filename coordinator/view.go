@@ -69,8 +69,8 @@ func (l *leadership) run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	// The watch starts before the scans, from the revision just read, and
-	// they read at the latest revision: a compaction during a long scan
-	// cannot then invalidate it. The view keeps, for each key, the newest
+	// they read every page at the latest revision: a compaction during a
+	// long scan cannot then invalidate it. The view keeps, for each key, the newest
 	// revision it has seen, so reads and the watch's buffered events
 	// converge whatever order they come in.
 	rev, err := currentRevision(ctx, l.r.cli, l.r.opts) // the watch has passed on everything up to here
@@ -189,7 +189,7 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 	case protocol.KindRecord:
 		if deleted {
 			if l.scanning {
-				l.gone[k.ID] = rev
+				l.gone[k.ID] = max(l.gone[k.ID], rev)
 			}
 			if t := l.active[k.ID]; t != nil && t.rev < rev {
 				delete(l.active, k.ID)
