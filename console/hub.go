@@ -353,6 +353,9 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 		if rev == 0 {
 			r, err := h.load(ctx)
 			if err != nil {
+				if ctx.Err() != nil {
+					return // the session ended
+				}
 				h.log.Warn("console: read records", zap.Error(err))
 				select {
 				case <-ctx.Done():
