@@ -204,7 +204,7 @@ func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, err
 	full := errors.New("page full")
 	err = readEach(ctx, c.cli, c.opts, ids, func(id string) []clientv3.Op {
 		return []clientv3.Op{clientv3.OpGet(c.keys.Record(id), clientv3.WithRev(rev))}
-	}, func(_ []string, resps []*etcdserverpb.ResponseOp) error {
+	}, func(resps []*etcdserverpb.ResponseOp) error {
 		for _, r := range resps {
 			kvs := r.GetResponseRange().Kvs
 			if len(kvs) == 0 {

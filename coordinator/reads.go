@@ -72,9 +72,9 @@ func unfinishedIDs(ctx context.Context, cli *clientv3.Client, o options, pinned 
 
 // readEach sends the reads of each id, in order, in as few Txns as etcd
 // takes: 128 operations a Txn, its default limit, halved while etcd
-// refuses that many. use gets each Txn's ids and responses, in the order
-// of the reads.
-func readEach(ctx context.Context, cli *clientv3.Client, o options, ids []string, reads func(id string) []clientv3.Op, use func(ids []string, resps []*etcdserverpb.ResponseOp) error) error {
+// refuses that many. use gets each Txn's responses, in the order of the
+// reads.
+func readEach(ctx context.Context, cli *clientv3.Client, o options, ids []string, reads func(id string) []clientv3.Op, use func(resps []*etcdserverpb.ResponseOp) error) error {
 	per := 1
 	if len(ids) > 0 {
 		per = max(len(reads(ids[0])), 1)
@@ -95,7 +95,7 @@ func readEach(ctx context.Context, cli *clientv3.Client, o options, ids []string
 		if err != nil {
 			return err
 		}
-		if err := use(chunk, resp.Responses); err != nil {
+		if err := use(resp.Responses); err != nil {
 			return err
 		}
 		ids = ids[len(chunk):]

@@ -41,7 +41,7 @@ func (l *leadership) scanUnfinished(ctx context.Context) error {
 	}
 	err = readEach(ctx, cli, o, ids, func(id string) []clientv3.Op {
 		return []clientv3.Op{clientv3.OpGet(keys.Record(id)), clientv3.OpGet(keys.TxPrefix(id), clientv3.WithPrefix())}
-	}, func(_ []string, resps []*etcdserverpb.ResponseOp) error {
+	}, func(resps []*etcdserverpb.ResponseOp) error {
 		for _, r := range resps {
 			for _, kv := range r.GetResponseRange().Kvs {
 				l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, true)
