@@ -206,14 +206,26 @@ func (c *Client) Get(ctx context.Context, id string) (Transaction, error) {
 // left out of the request.
 type ListOptions struct {
 	State protocol.State // zero: every state
-	Limit int            // page size; 0: the server's default
-	After string         // the Next of the previous page
+	// Unfinished lists every state not terminal (State must be zero):
+	// ?state=unfinished.
+	Unfinished bool
+	Limit      int    // page size; 0: the server's default
+	After      string // the Next of the previous page
 }
+
+// Unfinished is the value of ?state= that lists every transaction not yet
+// terminal, whatever its state.
+const Unfinished = "unfinished"
 
 // List reads one page of transactions.
 func (c *Client) List(ctx context.Context, opt ListOptions) (List, error) {
 	q := url.Values{}
-	if opt.State != 0 {
+	switch {
+	case opt.Unfinished && opt.State != 0:
+		return List{}, fmt.Errorf("httpapi: list: state %v with unfinished: give one or the other", opt.State)
+	case opt.Unfinished:
+		q.Set("state", Unfinished)
+	case opt.State != 0:
 		q.Set("state", opt.State.String())
 	}
 	if opt.Limit != 0 {

@@ -43,7 +43,7 @@ func TestErrorAnswers(t *testing.T) {
 		{"wait not a boolean", "POST", "/v1/transactions?wait=maybe", branch("1"), 400, `wait: "maybe" is not a boolean (expected true or false)`},
 		{"unknown query parameter", "POST", "/v1/transactions?wiat=false", branch("1"), 400, `query: unknown parameter "wiat" (expected wait)`},
 		{"body too large", "POST", "/v1/transactions", branch(`"` + strings.Repeat("y", 300<<10) + `"`), 413, "body: larger than 204800 bytes"},
-		{"list: bad state", "GET", "/v1/transactions?state=done", "", 400, `state: "done" is not a state (expected one of preparing, committing, aborting, committed, aborted)`},
+		{"list: bad state", "GET", "/v1/transactions?state=done", "", 400, `state: "done" is not a state (expected one of preparing, committing, aborting, committed, aborted, or unfinished: every state not terminal)`},
 		{"list: limit zero", "GET", "/v1/transactions?limit=0", "", 400, `limit: "0" is not a whole number between 1 and 1000`},
 		{"list: limit too big", "GET", "/v1/transactions?limit=5000", "", 400, `limit: "5000" is not a whole number between 1 and 1000`},
 		{"list: limit not a number", "GET", "/v1/transactions?limit=ten", "", 400, `limit: "ten" is not a whole number`},

@@ -24,7 +24,7 @@ import (
 // names the parameter — never a 5xx.
 func FuzzListQuery(f *testing.F) {
 	for _, q := range []string{
-		"", "state=preparing", "state=ABORTED", "state=done", "limit=1", "limit=0", "limit=1001", "limit=-1", "limit=1e3",
+		"", "state=preparing", "state=unfinished", "state=ABORTED", "state=done", "limit=1", "limit=0", "limit=1001", "limit=-1", "limit=1e3",
 		"after=t1", "after=%ff", "after=t1&after=t2", "limit=2&state=preparing&after=", "stat=preparing", "%zz", "a=b;c=d", "state=%20preparing%0a",
 	} {
 		f.Add(q)

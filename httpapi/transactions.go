@@ -219,7 +219,8 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, detailOf(tx))
 }
 
-// list handles GET /v1/transactions?state=&limit=&after=.
+// list handles GET /v1/transactions?state=&limit=&after=. state may be
+// Unfinished: every state not terminal, read from the inbox keys.
 func (a *api) list(w http.ResponseWriter, r *http.Request) {
 	q, aerr := query(r, "state", "limit", "after")
 	if aerr != nil {
@@ -227,10 +228,12 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	opt := coordinator.ListOptions{Limit: DefaultPageSize, After: q.Get("after")}
-	if s := q.Get("state"); s != "" {
+	if s := q.Get("state"); s == Unfinished {
+		opt.Unfinished = true
+	} else if s != "" {
 		st, err := protocol.ParseState(s)
 		if err != nil {
-			fail(w, badRequest("state: %s is not a state (expected one of %s)", quoteCut(s), stateNames()))
+			fail(w, badRequest("state: %s is not a state (expected one of %s, or %s: every state not terminal)", quoteCut(s), stateNames(), Unfinished))
 			return
 		}
 		opt.State = st

@@ -295,6 +295,27 @@ func TestList(t *testing.T) {
 	if status != http.StatusOK || body != `{"transactions":[]}`+"\n" {
 		t.Fatalf("state=preparing: %d %s, want an empty list", status, body)
 	}
+
+	// Every state not terminal: here one transaction whose participant
+	// holds its vote.
+	f.participant(t, "holding", participant.HandlerFuncs{PrepareFunc: func(ctx context.Context, _ participant.Tx) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}})
+	if _, err := f.api.Begin(ctx, httpapi.BeginRequest{ID: "u-0", Branches: []httpapi.BranchRequest{{Participant: "holding"}}}, false); err != nil {
+		t.Fatal(err)
+	}
+	l, err := f.api.List(ctx, httpapi.ListOptions{Unfinished: true})
+	if err != nil || len(l.Transactions) != 1 || l.Transactions[0].ID != "u-0" || l.Transactions[0].State != protocol.StatePreparing || l.Next != "" {
+		t.Fatalf("unfinished: %+v %v, want u-0 preparing", l, err)
+	}
+	if _, err := f.api.List(ctx, httpapi.ListOptions{Unfinished: true, State: protocol.StateCommitted}); err == nil || !strings.Contains(err.Error(), "unfinished") {
+		t.Errorf("unfinished with a state: %v, want an error naming both", err)
+	}
+	status, body = f.do(t, "GET", "/v1/transactions?state=done", "")
+	if status != http.StatusBadRequest || !strings.Contains(body, "or unfinished: every state not terminal") {
+		t.Errorf("state=done: %d %s, want 400 naming unfinished", status, body)
+	}
 }
 
 func TestWaitEndsWithoutDecision(t *testing.T) {

@@ -14,7 +14,7 @@
 // HTTP API (states are lower case; errors are {"error": "..."}):
 //
 //	POST /v1/transactions              begin; waits for the decision (200) unless ?wait=false (202)
-//	GET  /v1/transactions?state=&limit=&after=   list, paged: "next" feeds ?after=
+//	GET  /v1/transactions?state=&limit=&after=   list, paged: "next" feeds ?after= (state=unfinished: every state not terminal)
 //	GET  /v1/transactions/{id}         one transaction with each branch's vote and ack
 //	POST /v1/transactions/{id}/abort   abort if undecided; 409 if committed
 //	GET  /healthz                      200 while etcd answers

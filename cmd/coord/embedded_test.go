@@ -250,8 +250,12 @@ func checkTxCommands(t *testing.T, coord *coordProc) {
 	if code != 0 || strings.Count(stdout, "\n") != 2 || stderr != "more: coord tx list --addr "+coord.url+" --limit 1 --after t-abort\n" {
 		t.Fatalf("tx list --limit 1: exit %d\n%s%s", code, stdout, stderr)
 	}
+	code, stdout, _ = tx("list", "--json", "--state", "unfinished")
+	if err := json.Unmarshal([]byte(stdout), &l); code != 0 || err != nil || len(l.Transactions) != 0 {
+		t.Fatalf("tx list --json --state unfinished: exit %d, %v\n%s, want none: both are terminal", code, err, stdout)
+	}
 	code, _, stderr = tx("list", "--state", "done")
-	if code != 2 || !strings.Contains(stderr, `coord tx list: --state: "done" is not a state (expected preparing, committing, aborting, committed or aborted)`) {
+	if code != 2 || !strings.Contains(stderr, `coord tx list: --state: "done" is not a state (expected preparing, committing, aborting, committed, aborted or unfinished)`) {
 		t.Fatalf("tx list --state done: exit %d, stderr %q", code, stderr)
 	}
 

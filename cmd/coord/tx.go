@@ -92,7 +92,7 @@ func (f txFlags) client() (*httpapi.Client, error) {
 
 func runTxList(ctx context.Context, c console, args []string) error {
 	f := newTxFlags("list", "coord tx list [flags]", "Lists transactions in id order, following pages until --limit are shown.")
-	state := f.String("state", "", "only transactions in this `state`: preparing, committing, aborting, committed or aborted")
+	state := f.String("state", "", "only transactions in this `state`: preparing, committing, aborting, committed or aborted; or unfinished, for the first three")
 	limit := f.Int("limit", 100, "show at most this many `transactions` (0: all)")
 	after := f.String("after", "", "start after this transaction `id` (the \"next\" of an earlier listing)")
 	if _, err := parseCommand(f.flagSet, args, c); err != nil {
@@ -102,10 +102,11 @@ func runTxList(ctx context.Context, c console, args []string) error {
 		return usagef("%s: %d is negative (expected a number of transactions, or 0 for all)", f.source("limit"), *limit)
 	}
 	var st protocol.State
-	if *state != "" {
+	unfinished := *state == httpapi.Unfinished
+	if *state != "" && !unfinished {
 		var err error
 		if st, err = protocol.ParseState(*state); err != nil {
-			return usagef("%s: %q is not a state (expected preparing, committing, aborting, committed or aborted)", f.source("state"), *state)
+			return usagef("%s: %q is not a state (expected preparing, committing, aborting, committed, aborted or unfinished)", f.source("state"), *state)
 		}
 	}
 	cl, err := f.client()
@@ -119,7 +120,7 @@ func runTxList(ctx context.Context, c console, args []string) error {
 		if *limit > 0 {
 			page = min(page, *limit-len(all.Transactions))
 		}
-		l, err := cl.List(ctx, httpapi.ListOptions{State: st, Limit: page, After: next})
+		l, err := cl.List(ctx, httpapi.ListOptions{State: st, Unfinished: unfinished, Limit: page, After: next})
 		if err != nil {
 			return err
 		}
