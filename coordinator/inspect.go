@@ -187,12 +187,12 @@ func (p *Page) add(opt ListOptions, rec protocol.Record, kv *mvccpb.KeyValue) bo
 	return false
 }
 
-// listUnfinished is List for a state that is not terminal. Such a
-// transaction always has an inbox key (see unfinishedIDs), so the
-// candidates are the ids of the inbox keys, which under a steady load are
-// a few in-flight transactions (and whatever is stuck), rather than every
-// record and vote kept for the retention window, which a scan would read
-// to find the few it wants.
+// listUnfinished is List for a state that is not terminal, or for all of
+// them (Unfinished). Such a transaction always has an inbox key (see
+// unfinishedIDs), so the candidates are the ids of the inbox keys, which
+// under a steady load are a few in-flight transactions (and whatever is
+// stuck), rather than every record and vote kept for the retention
+// window, which a scan would read to find the few it wants.
 func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, error) {
 	ids, rev, err := unfinishedIDs(ctx, c.cli, c.opts, true)
 	if err != nil {

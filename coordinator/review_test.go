@@ -109,11 +109,7 @@ func currentState(t *testing.T, cli *clientv3.Client, keys protocol.Keys, id str
 // the view's scan keeps its Finished, unless that is in the future.
 func TestRetentionOnLeaderClock(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	o, err := newReplicaOptions([]ReplicaOption{withClock(func() time.Time { return now })})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := newLeadership(&Replica{opts: o, keys: o.keys, log: o.logger}, clientv3.Cmp{})
+	l := stoppedClockLeadership(t, now)
 	finished := func(id string, at time.Time, found bool) time.Time {
 		l.record(context.Background(), protocol.Record{ID: id, State: protocol.StateCommitted, Participants: []string{"a"}, Finished: at}, 10, found)
 		return l.gcQueue[len(l.gcQueue)-1].finished
@@ -133,4 +129,15 @@ func TestRetentionOnLeaderClock(t *testing.T) {
 			t.Errorf("%s: kept from %v, want %v", tt.name, got, tt.want)
 		}
 	}
+}
+
+// stoppedClockLeadership is a leader's view with no etcd, driven by hand,
+// on a clock that stays at now. It is not ready: changes start no review.
+func stoppedClockLeadership(t *testing.T, now time.Time) *leadership {
+	t.Helper()
+	o, err := newReplicaOptions([]ReplicaOption{withClock(func() time.Time { return now })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newLeadership(&Replica{opts: o, keys: o.keys, log: o.logger}, clientv3.Cmp{})
 }

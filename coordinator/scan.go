@@ -52,7 +52,7 @@ func (l *leadership) scanUnfinished(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scan records: %w", err)
 	}
-	slices.SortFunc(l.gcQueue, func(a, b gcEntry) int { return a.finished.Compare(b.finished) })
+	slices.SortStableFunc(l.gcQueue, byFinished)
 	l.r.log.Info("view built", zap.Int("active", len(l.active)), zap.Int("participants", len(l.registered)))
 	return nil
 }
@@ -114,18 +114,11 @@ func (l *leadership) scanned(ctx context.Context, p scanPage) error {
 // scanDone ends the background scan: the terminal records it found join
 // the cleanup queue, in the order they finished.
 func (l *leadership) scanDone() {
-	found := l.backlog
-	slices.SortFunc(found, func(a, b gcEntry) int { return a.finished.Compare(b.finished) })
-	merged := make([]gcEntry, 0, len(l.gcQueue)+len(found))
-	q := l.gcQueue
-	for len(q) > 0 && len(found) > 0 {
-		if found[0].finished.Before(q[0].finished) {
-			merged, found = append(merged, found[0]), found[1:]
-		} else {
-			merged, q = append(merged, q[0]), q[1:]
-		}
-	}
-	merged = append(append(merged, q...), found...)
-	l.r.log.Info("finished transactions found", zap.Int("terminal", len(l.backlog)), zap.Int("queued", len(merged)))
-	l.gcQueue, l.backlog, l.gone, l.scanning = merged, nil, nil, false
+	l.r.log.Info("finished transactions found", zap.Int("terminal", len(l.backlog)), zap.Int("queued", len(l.gcQueue)+len(l.backlog)))
+	l.gcQueue = append(l.gcQueue, l.backlog...)
+	slices.SortStableFunc(l.gcQueue, byFinished)
+	l.backlog, l.gone = nil, nil
 }
+
+// byFinished orders the cleanup queue.
+func byFinished(a, b gcEntry) int { return a.finished.Compare(b.finished) }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // The background scan's pages may come after the watch has moved on: a
@@ -18,12 +17,9 @@ import (
 // cleanup queue in the order they finished, among those seen live.
 func TestScanFinishedMergesWithWatch(t *testing.T) {
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	o, err := newReplicaOptions([]ReplicaOption{withClock(func() time.Time { return now })})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := newLeadership(&Replica{opts: o, keys: o.keys, log: o.logger}, clientv3.Cmp{})
-	l.scanning, l.gone = true, make(map[string]int64) // not ready: no reviews, which this test does not run
+	l := stoppedClockLeadership(t, now)
+	l.gone = make(map[string]int64) // the background scan runs
+	keys := l.r.keys
 	ctx := context.Background()
 	rec := func(id string, state protocol.State, finished time.Time, rev int64) *mvccpb.KeyValue {
 		r := protocol.Record{ID: id, State: state, Participants: []string{"a"}}
@@ -34,24 +30,24 @@ func TestScanFinishedMergesWithWatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &mvccpb.KeyValue{Key: []byte(o.keys.Record(id)), Value: v, ModRevision: rev}
+		return &mvccpb.KeyValue{Key: []byte(keys.Record(id)), Value: v, ModRevision: rev}
 	}
 	kv := func(id string, finished time.Time, rev int64) *mvccpb.KeyValue {
 		return rec(id, protocol.StateCommitted, finished, rev)
 	}
 	live := func(kv *mvccpb.KeyValue) { l.apply(ctx, false, kv.Key, kv.Value, kv.ModRevision, false) }
 	live(kv("live", now, 30))
-	l.apply(ctx, true, []byte(o.keys.Record("deleted")), nil, 20, false)
+	l.apply(ctx, true, []byte(keys.Record("deleted")), nil, 20, false)
 	// Seen open, then finished and deleted, all live.
 	live(rec("was-open", protocol.StatePreparing, time.Time{}, 15))
 	live(kv("was-open", now, 18))
-	l.apply(ctx, true, []byte(o.keys.Record("was-open")), nil, 21, false)
+	l.apply(ctx, true, []byte(keys.Record("was-open")), nil, 21, false)
 	// An id taken again after its cleanup: the page has the old vote.
 	live(rec("reused", protocol.StatePreparing, time.Time{}, 40))
 	page := []*mvccpb.KeyValue{
 		kv("deleted", now.Add(-3*time.Hour), 10), kv("two-hours", now.Add(-2*time.Hour), 12), kv("four-hours", now.Add(-4*time.Hour), 13), kv("live", now, 30),
 		rec("was-open", protocol.StatePreparing, time.Time{}, 15),
-		{Key: []byte(o.keys.Vote("reused", "a")), Value: []byte("yes"), ModRevision: 5},
+		{Key: []byte(keys.Vote("reused", "a")), Value: []byte("yes"), ModRevision: 5},
 	}
 	if err := l.scanned(ctx, scanPage{kvs: page}); err != nil {
 		t.Fatal(err)
@@ -70,7 +66,7 @@ func TestScanFinishedMergesWithWatch(t *testing.T) {
 	if want := "four-hours two-hours live was-open"; strings.Join(got, " ") != want {
 		t.Errorf("cleanup queue %v, want %s", got, want)
 	}
-	if l.scanning || l.gone != nil || l.backlog != nil {
-		t.Errorf("after the scan: scanning %v, %d deletions kept, %d found not queued", l.scanning, len(l.gone), len(l.backlog))
+	if l.gone != nil || l.backlog != nil {
+		t.Errorf("after the scan: %d deletions kept, %d found not queued", len(l.gone), len(l.backlog))
 	}
 }

@@ -30,13 +30,12 @@ type leadership struct {
 	results    chan actionResult
 	actions    chan func(context.Context) actionResult
 
-	// While the background scan runs (see scanFinished): the terminal
-	// records it found, and the revision at which each record deleted
-	// meanwhile went, so that a page read before the delete does not
-	// bring it back.
-	scanning bool
-	backlog  []gcEntry
-	gone     map[string]int64
+	// While the background scan runs (see scanFinished; gone is nil
+	// otherwise): the revision at which each record deleted meanwhile
+	// went, so that a page read before the delete does not bring it
+	// back, and the terminal records the scan found.
+	gone    map[string]int64
+	backlog []gcEntry
 }
 
 type tracked struct {
@@ -88,7 +87,7 @@ func (l *leadership) run(ctx context.Context) error {
 		l.review(ctx, id)
 	}
 	pages := make(chan scanPage)
-	l.scanning, l.gone = true, make(map[string]int64)
+	l.gone = make(map[string]int64)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -188,7 +187,7 @@ func (l *leadership) apply(ctx context.Context, deleted bool, key, value []byte,
 	switch k.Kind {
 	case protocol.KindRecord:
 		if deleted {
-			if l.scanning {
+			if l.gone != nil {
 				l.gone[k.ID] = max(l.gone[k.ID], rev)
 			}
 			if t := l.active[k.ID]; t != nil && t.rev < rev {
@@ -247,7 +246,7 @@ func (l *leadership) record(ctx context.Context, rec protocol.Record, rev int64,
 			finished = rec.Finished
 		}
 		e := gcEntry{id: rec.ID, rev: rev, finished: finished, inboxesLeft: inboxesLeft(rec), trace: storedTrace(rec)}
-		if found && l.scanning {
+		if found && l.gone != nil {
 			l.backlog = append(l.backlog, e) // out of order: queued when the scan ends
 		} else {
 			l.gcQueue = append(l.gcQueue, e)
