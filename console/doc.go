@@ -8,25 +8,26 @@
 // a Content-Security-Policy it satisfies (no inline script or style,
 // script-src 'self'), and forbids framing.
 //
-// Live updates come from one etcd watch per Console, on the range of
-// records and votes, however many pages are open: a hub decodes each event
-// once and fans summaries out to the pages' server-sent-event streams
-// through bounded buffers. The watch runs only while pages are open, and a
-// minute after: a console nobody looks at costs etcd and the process
-// nothing. When it starts, it reads the transactions in flight, found from
-// the inbox keys (a read that grows with the work in flight, not with the
-// retention window), and the pages' streams open. The chart's five minutes
-// of history are rebuilt beside the watch from the records' creation and
-// decision times; that reads every record kept, so the chart fills in
-// after the page opens. The page then reads itself once more, for what
-// changed while it was loading. A page that cannot keep up is dropped (its
-// browser reconnects and reloads) rather than slowing the watch, and so is
-// every page when the watch resumes past a compaction and reads the
-// transactions in flight again. A watch
-// per page was rejected: its cost on etcd grows with the audience. Polling
-// from the pages was rejected for the same reason. The participants and
-// replicas panel is read from etcd at most once per refresh interval, only
-// while an overview page is open, and shared by every such page.
+// Live updates come from one etcd watch per Console, on the range of records
+// and votes, however many pages are open: a hub decodes each event once and
+// fans summaries out to the pages' server-sent-event streams through bounded
+// buffers. The watch runs only while pages are open, and a minute after: a
+// console nobody looks at costs etcd nothing. When it starts, it reads the
+// transactions in flight, found from the inbox keys (a read that grows with
+// the work in flight, not with the retention window), and the pages' streams
+// open. The page then reads itself once more, for what changed while it was
+// loading. The chart's numbers (begins, decisions by outcome and cause,
+// latency) are counted all along from the coordinator Client's watch, which
+// `coord serve` runs anyway: they cost etcd nothing and no read, and the
+// chart starts when the Console does. Rebuilding them when a page opened
+// meant reading every record kept for the retention window, each time. A
+// page that cannot keep up is dropped (its browser reconnects and reloads)
+// rather than slowing the watch, and so is every page when the watch resumes
+// past a compaction and reads the transactions in flight again. A watch per
+// page was rejected: its cost on etcd grows with the audience. Polling from
+// the pages was rejected for the same reason. The participants and replicas
+// panel is read from etcd at most once per refresh interval, only while an
+// overview page is open, and shared by every such page.
 //
 // The transaction list is newest first: it reads the records range sorted
 // by creation revision, one bounded batch at a time, and pages with the

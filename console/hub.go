@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"github.com/concord-tx/concord/internal/watch"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -34,9 +32,10 @@ const (
 )
 
 // hub is the Console's one watch on the records range, fanned out to the
-// pages' event streams. It keeps the view and the stats up to date from
-// the same events. The watch runs only while pages are open (and for
-// idleAfter after the last one closed).
+// pages' event streams, which keeps the view up to date. The watch runs
+// only while pages are open (and for idleAfter after the last one
+// closed). The chart's stats follow the coordinator Client's watch
+// instead, which runs anyway (see count).
 type hub struct {
 	cli        *clientv3.Client
 	client     *coordinator.Client
@@ -44,8 +43,6 @@ type hub struct {
 	log        *zap.Logger
 	now        func() time.Time
 	stuckAfter time.Duration
-	// requestTimeout bounds each read of the records for the chart.
-	requestTimeout time.Duration
 	// idleAfter is how long the watch runs on after the last page closed:
 	// a console nobody looks at costs etcd nothing.
 	idleAfter time.Duration
@@ -99,9 +96,10 @@ func summarize(r protocol.Record) TxSummary {
 
 func startHub(cli *clientv3.Client, client *coordinator.Client, o options, cluster *clusterView) *hub {
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hub{cli: cli, client: client, keys: o.keys, log: o.logger, now: o.now, stuckAfter: o.stuckAfter, requestTimeout: o.requestTimeout, idleAfter: o.idleAfter, cluster: cluster, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	h := &hub{cli: cli, client: client, keys: o.keys, log: o.logger, now: o.now, stuckAfter: o.stuckAfter, idleAfter: o.idleAfter, cluster: cluster, cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	h.mu.subs = make(map[*subscriber]struct{})
 	h.mu.view = newView()
+	h.mu.stats = stats{since: o.now().Unix()}
 	h.mu.pending = make(map[string]TxSummary)
 	go h.supervise(ctx)
 	return h
@@ -140,10 +138,17 @@ func (h *hub) demandLocked() <-chan struct{} {
 }
 
 // supervise runs a session (the watch and the ticks) each time a page
-// asks for one, until the hub is closed.
+// asks for one, and the chart's count all along, until the hub is closed.
 func (h *hub) supervise(ctx context.Context) {
 	defer close(h.done)
 	defer h.closeSubscribers()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.count(ctx)
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -154,12 +159,11 @@ func (h *hub) supervise(ctx context.Context) {
 	}
 }
 
-// session loads the unfinished transactions afresh (and the chart's
-// history beside the watch, see run), follows the records until no page
-// has been open for idleAfter, then stops the watch.
+// session loads the unfinished transactions afresh, follows the records
+// until no page has been open for idleAfter, then stops the watch.
 func (h *hub) session(ctx context.Context) {
 	h.mu.Lock()
-	h.mu.view, h.mu.stats = newView(), stats{}
+	h.mu.view = newView()
 	clear(h.mu.pending)
 	ready := h.mu.ready
 	h.mu.Unlock()
@@ -335,18 +339,15 @@ func (h *hub) summary() Summary {
 // one watch, resuming where it got to; after a compaction it loads them
 // again and drops the pages, which missed changes (their browsers
 // reconnect and reload). ready is closed after the first load (or when
-// run ends without one). The chart's history before the first load is
-// read beside the watch (see seed); overview pages get it when it is in.
+// run ends without one).
 func (h *hub) run(ctx context.Context, ready chan struct{}) {
 	start, end := h.keys.Records()
 	var rev int64
-	seed := true
-	var wg sync.WaitGroup
+	first := true
 	defer func() {
-		if seed {
+		if first {
 			close(ready) // nothing will load: let the pages waiting go
 		}
-		wg.Wait()
 	}()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
@@ -364,19 +365,14 @@ func (h *hub) run(ctx context.Context, ready chan struct{}) {
 				backoff = min(2*backoff, 5*time.Second)
 				continue
 			}
-			h.mu.Lock()
-			if seed {
+			if first {
 				close(ready)
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					h.seed(ctx, r)
-				}()
 			} else {
+				h.mu.Lock()
 				h.dropSubscribersLocked()
+				h.mu.Unlock()
 			}
-			h.mu.Unlock()
-			rev, seed, backoff = r, false, 50*time.Millisecond
+			rev, first, backoff = r, false, 50*time.Millisecond
 		}
 		h.watches.Add(1)
 		wch, stop := watch.Open(ctx, h.cli, h.log, start, clientv3.WithRange(end), clientv3.WithRev(rev+1))
@@ -429,73 +425,11 @@ func (h *hub) load(ctx context.Context) (int64, error) {
 	return page.Revision, nil
 }
 
-// seed counts the begins and decisions of the chart's window before rev
-// into the stats, so the chart has history from the start; the watch
-// counts those after rev. That needs every record kept for the retention
-// window, read at rev: at a high rate, a long read, which the pages do
-// not wait for. A failed page is read again after a pause; if history at
-// rev is compacted first, the chart starts at the session.
-func (h *hub) seed(ctx context.Context, rev int64) {
-	start, end := h.keys.Records()
-	var recent []protocol.Record
-	backoff := 50 * time.Millisecond
-	for {
-		rctx, cancel := context.WithTimeout(ctx, h.requestTimeout)
-		resp, err := h.cli.Get(rctx, start, clientv3.WithRange(end), clientv3.WithLimit(512), clientv3.WithRev(rev))
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, rpctypes.ErrCompacted):
-			h.log.Warn("console: the chart's history is compacted before it was read; the chart starts now", zap.Error(err))
-			return
-		case err != nil:
-			h.log.Debug("console: reading the chart's history", zap.Error(err))
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		backoff = 50 * time.Millisecond
-		for _, kv := range resp.Kvs {
-			if h.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
-				continue
-			}
-			rec, err := protocol.DecodeRecord(kv.Value)
-			if err != nil {
-				h.log.Warn("console: undecodable record", zap.ByteString("key", kv.Key), zap.Error(err))
-				continue
-			}
-			if h.now().Sub(rec.Created) < window*time.Second {
-				recent = append(recent, rec)
-			}
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := h.now()
-	for _, rec := range recent {
-		h.mu.stats.begun(rec.Created, now)
-		if rec.State.Decided() {
-			h.mu.stats.decided(rec, now)
-		}
-	}
-	h.broadcastLocked(frame("series", h.mu.stats.series(now, window)), true)
-}
-
-// apply folds watch events into the view and the stats, and marks the
-// transactions changed for the pages.
+// apply folds watch events into the view, and marks the transactions
+// changed for the pages.
 func (h *hub) apply(events []*clientv3.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	now := h.now()
 	listening := len(h.mu.subs) > 0
 	for _, ev := range events {
 		k := h.keys.Parse(string(ev.Kv.Key))
@@ -507,13 +441,6 @@ func (h *hub) apply(events []*clientv3.Event) {
 			if err != nil {
 				h.log.Warn("console: undecodable record", zap.ByteString("key", ev.Kv.Key), zap.Error(err))
 				continue
-			}
-			if ev.Kv.Version == 1 {
-				h.mu.stats.begun(rec.Created, now)
-			}
-			// The decision is the one write in committing or aborting.
-			if rec.State == protocol.StateCommitting || rec.State == protocol.StateAborting {
-				h.mu.stats.decided(rec, now)
 			}
 			h.mu.view.apply(rec)
 			if listening {

@@ -27,11 +27,14 @@ type Bucket struct {
 	latency   [latencyBuckets]int
 }
 
-// stats is the rolling record of the last window seconds: begins by the
-// record's creation time, decisions and their latency by the decision's.
-// Not safe for concurrent use; the hub guards it.
+// stats is the rolling record of the last window seconds: begins by when
+// they were seen, decisions and their latency by the decision's time. Not
+// safe for concurrent use; the hub guards it.
 type stats struct {
 	ring [window]Bucket
+	// since is the first second counted (Unix time): the series starts
+	// there rather than showing the seconds before it as idle.
+	since int64
 }
 
 // bucket returns the bucket of second sec, reset if it held an older one;
@@ -75,8 +78,9 @@ func (s *stats) decided(rec protocol.Record, now time.Time) {
 // seconds filled in.
 func (s *stats) series(now time.Time, n int) []Bucket {
 	end := now.Unix()
-	out := make([]Bucket, 0, n)
-	for sec := end - int64(n) + 1; sec <= end; sec++ {
+	first := max(end-int64(n)+1, min(s.since, end))
+	out := make([]Bucket, 0, end-first+1)
+	for sec := first; sec <= end; sec++ {
 		b := s.ring[sec%window]
 		if b.Second != sec {
 			b = Bucket{Second: sec}
@@ -95,13 +99,14 @@ type Rates struct {
 	P99       time.Duration          `json:"p99"`
 }
 
-// rates sums the last minute.
+// rates sums the last minute, or the seconds since counting began if
+// fewer.
 func (s *stats) rates(now time.Time) Rates {
-	const span = 60
 	r := Rates{Aborted: make(map[protocol.Cause]int)}
 	var lat [latencyBuckets]int
 	total := 0
-	for _, b := range s.series(now, span) {
+	seconds := s.series(now, 60)
+	for _, b := range seconds {
 		r.Committed += b.Committed
 		total += b.Committed
 		for c, n := range b.Aborted {
@@ -112,7 +117,7 @@ func (s *stats) rates(now time.Time) Rates {
 			lat[i] += n
 		}
 	}
-	r.PerSecond = float64(total) / span
+	r.PerSecond = float64(total) / float64(len(seconds))
 	r.P50, r.P99 = percentile(lat, total, 0.50), percentile(lat, total, 0.99)
 	return r
 }

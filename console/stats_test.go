@@ -52,6 +52,27 @@ func TestStatsRatesAndPercentiles(t *testing.T) {
 	}
 }
 
+// TestStatsStartWhenCountingDid: seconds before counting began are not
+// shown as idle, and the rate is over the seconds counted.
+func TestStatsStartWhenCountingDid(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s := stats{since: now.Unix() - 9}
+	for i := range 20 {
+		s.decided(protocol.Record{State: protocol.StateCommitting, Created: now.Add(-time.Second), Decided: now.Add(-time.Duration(i%10) * time.Second)}, now)
+	}
+	series := s.series(now, window)
+	if len(series) != 10 || series[0].Second != s.since || series[9].Second != now.Unix() {
+		t.Fatalf("series: %d buckets from %d to %d, want 10 from %d", len(series), series[0].Second, series[len(series)-1].Second, s.since)
+	}
+	if r := s.rates(now); r.Committed != 20 || r.PerSecond != 2 {
+		t.Errorf("rates: %d committed, %v a second; want 20, 2", r.Committed, r.PerSecond)
+	}
+	later := now.Add(time.Hour)
+	if n := len(s.series(later, window)); n != window {
+		t.Errorf("an hour later the series has %d buckets, want %d", n, window)
+	}
+}
+
 func TestSessionsExpireAndStayBounded(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	s := newSessions(time.Hour, 3, func() time.Time { return now })

@@ -242,17 +242,17 @@ func (h *hub) resync(ctx context.Context) (int64, error) {
 func (h *hub) wide() bool { return h.opts.storage.enabled() }
 
 // subscribe returns a subscription to every response of the hub's watch
-// from now on, or false if the hub has stopped or does not watch
-// everything (every storage limit off). Responses before the call are not
-// delivered: the subscriber reads the state they left instead, after
-// subscribing; what changes after that read comes through the
-// subscription. A response that reports a compaction is delivered too,
-// once the hub knows the revision it goes on from (the subscriber has
-// missed changes, and must read again).
+// from now on (everything under the prefix only if wide), or false if the
+// hub has stopped. Responses before the call are not delivered: the
+// subscriber reads the state they left instead, after subscribing; what
+// changes after that read comes through the subscription. A response that
+// reports a compaction is delivered too, once the hub knows the revision
+// it goes on from (the subscriber has missed changes, and must read
+// again).
 func (h *hub) subscribe() (*subscription, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.mu.closed || !h.wide() {
+	if h.mu.closed {
 		return nil, false
 	}
 	s := newSubscription(func(s *subscription) {

@@ -98,3 +98,23 @@ func (s *subscription) run() {
 		}
 	}
 }
+
+// Changes follows the Client's one watch from now on: every change under
+// the prefix with the storage limits on (the default), or, with every
+// limit off, the puts of records and votes only. It costs etcd nothing
+// more, so an observer in the same process (the console's chart) can keep
+// following while nobody looks. Responses come in the watch's order and
+// are queued rather than making the watch wait; a response whose
+// CompactRevision is set says changes were missed (the Client's watch
+// goes on after a compaction, from a later revision). The channel closes
+// when stop is called or the Client is closed; stop waits for the
+// subscription's goroutine and may be called more than once.
+func (c *Client) Changes() (changes <-chan clientv3.WatchResponse, stop func()) {
+	s, ok := c.hub.subscribe()
+	if !ok {
+		closed := make(chan clientv3.WatchResponse)
+		close(closed)
+		return closed, func() {}
+	}
+	return s.out, s.stop
+}

@@ -152,7 +152,7 @@ func (l *leadership) run(ctx context.Context) error {
 // reads what came before, and the view keeps the newest revision of each
 // key whatever the order.
 func (l *leadership) follow(ctx context.Context, rev int64) (<-chan clientv3.WatchResponse, func()) {
-	if c := l.r.opts.client; c != nil {
+	if c := l.r.opts.client; c != nil && c.hub.wide() {
 		if s, ok := c.hub.subscribe(); ok {
 			return s.out, s.stop
 		}
