@@ -59,6 +59,7 @@ type hub struct {
 		subs     map[*subscriber]struct{}
 		view     view
 		stats    stats
+		recent   recent
 		pending  map[string]TxSummary
 		overflow bool
 		// active: a session runs, or is about to. lastDemand is when a

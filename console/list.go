@@ -39,7 +39,7 @@ func (c *Console) list(w http.ResponseWriter, r *http.Request, v visitor) {
 	if f.State.Valid() && !f.State.Terminal() {
 		page, err = listUnfinished(ctx, c.client, f)
 	} else {
-		page, err = list(ctx, c.cli, c.opts.keys, f)
+		page, err = c.newest(ctx, f)
 	}
 	if err != nil {
 		c.fail(w, http.StatusServiceUnavailable, v, "etcd did not answer", err.Error())

@@ -3,6 +3,9 @@ package console_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -12,7 +15,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/concord-tx/concord/console"
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/protocol"
 )
@@ -149,5 +154,90 @@ func TestListPagesOverManyRecords(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestListNewestFromWhatTheConsoleSaw: the list's newest pages come from
+// the begins the console has seen through the coordinator client's watch,
+// read by id, with no sorted read of the records range (etcd reads and
+// sorts every record kept for that); records created before the console
+// started follow from the sorted read, in order, none twice.
+func TestListNewestFromWhatTheConsoleSaw(t *testing.T) {
+	f := newFixture(t)
+	f.participant(t, "bank-a", yes)
+	f.participant(t, "bank-b", yes)
+	transfers := func(n int) []string {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = f.transfer(t, "bank-a", "bank-b").ID
+		}
+		return ids
+	}
+	// Each returned once the client's watch had delivered its decision, so
+	// after its begin: the console below does not see these.
+	old := transfers(30)
+
+	sorted := etcdtest.NewHold()
+	sorted.Release() // not held: counted
+	keys, err := protocol.NewKeys(f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, end := keys.Records()
+	sorted.Range(end)
+	con, err := console.New(etcd.Client(t, sorted.DialOption()), f.client, console.WithPrefix(f.prefix), console.WithLogger(f.log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(con)
+	t.Cleanup(func() {
+		con.Close()
+		srv.Close()
+	})
+	recent := transfers(60)
+
+	row := regexp.MustCompile(`<tr data-id="([^"]+)">`)
+	next := regexp.MustCompile(`<a href="([^"]+)" id="next">`)
+	get := func(path string) (ids []string, nextPath string) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+		for _, m := range row.FindAllStringSubmatch(string(body), -1) {
+			ids = append(ids, m[1])
+		}
+		if m := next.FindStringSubmatch(string(body)); m != nil {
+			nextPath = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+		return ids, nextPath
+	}
+	newestFirst := func(ids []string) []string {
+		out := slices.Clone(ids)
+		slices.Reverse(out)
+		return out
+	}
+	var first []string
+	var second string
+	poll.Until(t, 10*time.Second, "the first page lists the 50 newest without a sorted read", func() (bool, string) {
+		before := sorted.Held()
+		first, second = get("/transactions")
+		return sorted.Held() == before && slices.Equal(first, newestFirst(recent)[:50]) && second != "",
+			fmt.Sprintf("%d sorted reads; rows %v; next %q", sorted.Held()-before, first, second)
+	})
+	before := sorted.Held()
+	rest, more := get(second)
+	if want := append(newestFirst(recent)[50:], newestFirst(old)...); !slices.Equal(rest, want) {
+		t.Errorf("second page: %v\nwant %v", rest, want)
+	}
+	if more != "" {
+		t.Errorf("a third page after all 90: %s", more)
+	}
+	if sorted.Held() == before {
+		t.Error("the records begun before the console started were listed without the sorted read")
 	}
 }

@@ -46,17 +46,95 @@ type ListPage struct {
 	Scanned int   // keys read to fill the page (by state not terminal: records read by id)
 }
 
-// list reads one page newest first: records sorted by creation revision,
-// descending, in batches below the cursor, filtered here. Several records
-// share a revision when their begins were committed together; a page never
-// ends inside a revision, so the next one can start below it.
-func list(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filter) (ListPage, error) {
+// newest reads one page newest first: from the begins the Console has
+// seen (see recent) as far as they reach, then from etcd's sorted read
+// (list) for the records created before them. A console that has run for
+// a while serves its first pages by reading their records by id, where
+// the sorted read has etcd read and sort every record kept for the
+// retention window, for each batch.
+func (c *Console) newest(ctx context.Context, f Filter) (ListPage, error) {
+	bs, from, ok := c.hub.newest(f.Before, maxScan)
+	if !ok {
+		return list(ctx, c.cli, c.opts.keys, f, ListPage{})
+	}
+	page, done, err := listBegins(ctx, c.cli, c.opts.keys, f, bs, len(bs) < maxScan)
+	if err != nil || done {
+		return page, err
+	}
+	f.Before = from
+	return list(ctx, c.cli, c.opts.keys, f, page)
+}
+
+// beginsPerRead is how many records one read of listBegins asks for by
+// id: under etcd's default limit of operations in one Txn (128).
+const beginsPerRead = 64
+
+// listBegins fills a page from begins, newest first, reading their records
+// by id (a record deleted since, or an id begun again, is skipped: the
+// newer one has a begin of its own). whole says bs holds every begin down
+// to the coverage's start. done is false when every begin was read, bs was
+// whole and the page has room: the records created before them come next.
+// Like list's, a page never ends inside a revision.
+func listBegins(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filter, bs []begin, whole bool) (page ListPage, done bool, err error) {
+	if f.IDPrefix != "" {
+		bs = slices.DeleteFunc(bs, func(b begin) bool { return !strings.HasPrefix(b.id, f.IDPrefix) })
+	}
+	var last int64 // the revision of the begins read so far, all of it
+	for len(bs) > 0 {
+		chunk := bs[:min(len(bs), beginsPerRead)]
+		bs = bs[len(chunk):]
+		ops := make([]clientv3.Op, 0, len(chunk))
+		for _, b := range chunk {
+			ops = append(ops, clientv3.OpGet(keys.Record(b.id)))
+		}
+		resp, err := cli.Txn(ctx).Then(ops...).Commit()
+		if err != nil {
+			return page, true, fmt.Errorf("list: %w", err)
+		}
+		for i, b := range chunk {
+			if b.rev != last {
+				switch {
+				case last != 0 && len(page.Rows) >= pageSize, last != 0 && page.Scanned >= maxScan:
+					page.Next = last
+					return page, true, nil
+				}
+				last = b.rev
+			}
+			page.Scanned++
+			kvs := resp.Responses[i].GetResponseRange().GetKvs()
+			if len(kvs) == 0 || kvs[0].CreateRevision != b.rev {
+				continue
+			}
+			rec, err := protocol.DecodeRecord(kvs[0].Value)
+			if err != nil {
+				continue
+			}
+			if !f.Since.IsZero() && rec.Created.Before(f.Since) {
+				return page, true, nil // older ones follow: no more pages
+			}
+			if f.matches(rec) {
+				page.Rows = append(page.Rows, summarize(rec))
+			}
+		}
+	}
+	if len(page.Rows) >= pageSize || page.Scanned >= maxScan || !whole && last != 0 {
+		page.Next = last
+		return page, true, nil
+	}
+	return page, false, nil
+}
+
+// list reads one page newest first, going on from page: records sorted by
+// creation revision, descending, in batches below the cursor, filtered
+// here. Several records share a revision when their begins were committed
+// together; a page never ends inside a revision, so the next one can
+// start below it.
+func list(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filter, page ListPage) (ListPage, error) {
 	start, end := keys.Records()
 	if f.IDPrefix != "" {
 		start = keys.Record(f.IDPrefix)
 		end = clientv3.GetPrefixRangeEnd(start)
 	}
-	var page ListPage
 	top := f.Before - 1 // the highest creation revision still to read; -1: any
 	var (
 		rev  int64               // the store revision every batch reads at

@@ -9,7 +9,8 @@ import (
 	"go.uber.org/zap"
 )
 
-// count keeps the chart's stats from the coordinator Client's watch (see
+// count keeps the chart's stats, and the newest begins for the list (see
+// recent), from the coordinator Client's watch (see
 // coordinator.Client.Changes), whether or not a page is open, until ctx
 // ends or the Client closes. That watch runs anyway, so the chart costs
 // etcd nothing, and a page opened after an idle hour has the last five
@@ -29,7 +30,10 @@ func (h *hub) count(ctx context.Context) {
 				return
 			}
 			if resp.CompactRevision != 0 {
-				h.log.Debug("console: the chart missed the changes before a compaction", zap.Int64("compact_revision", resp.CompactRevision))
+				h.log.Debug("console: the chart and the newest begins missed the changes before a compaction", zap.Int64("compact_revision", resp.CompactRevision))
+				h.mu.Lock()
+				h.mu.recent.gap()
+				h.mu.Unlock()
 			}
 			h.countEvents(resp.Events)
 		}
@@ -37,23 +41,28 @@ func (h *hub) count(ctx context.Context) {
 }
 
 // countEvents counts the begins and decisions among events: a record's
-// first version is its begin, counted when seen; its second is the
-// decision, the one write in committing or aborting, decoded for its
-// outcome, cause and latency. Nothing else is decoded.
+// first version is its begin, counted when seen and remembered among the
+// newest; its second is the decision, the one write in committing or
+// aborting, decoded for its outcome, cause and latency. Nothing else is
+// decoded.
 func (h *hub) countEvents(events []*clientv3.Event) {
+	if len(events) == 0 {
+		return
+	}
 	start, end := h.keys.Records()
-	begun := 0
+	var begins []begin
 	var decided []protocol.Record
 	for _, ev := range events {
 		kv := ev.Kv
 		if ev.Type != mvccpb.PUT || kv.Version > 2 || string(kv.Key) < start || string(kv.Key) >= end {
 			continue
 		}
-		if h.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
+		k := h.keys.Parse(string(kv.Key))
+		if k.Kind != protocol.KindRecord {
 			continue // a vote
 		}
 		if kv.Version == 1 {
-			begun++
+			begins = append(begins, begin{rev: kv.ModRevision, id: k.ID})
 			continue
 		}
 		rec, err := protocol.DecodeRecord(kv.Value)
@@ -65,16 +74,28 @@ func (h *hub) countEvents(events []*clientv3.Event) {
 			decided = append(decided, rec)
 		}
 	}
-	if begun == 0 && len(decided) == 0 {
-		return
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.mu.recent.seen(events[0].Kv.ModRevision, events[len(events)-1].Kv.ModRevision)
 	now := h.now()
-	for range begun {
+	for _, b := range begins {
+		h.mu.recent.add(b)
 		h.mu.stats.begun(now, now)
 	}
 	for _, rec := range decided {
 		h.mu.stats.decided(rec, now)
 	}
+}
+
+// newest returns up to n of the newest begins below revision before (0:
+// all), newest first, and the revision the Console's memory of them
+// starts at (see recent.before).
+func (h *hub) newest(before int64, n int) (bs []begin, from int64, ok bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	top := before - 1
+	if before == 0 {
+		top = h.mu.recent.upTo
+	}
+	return h.mu.recent.before(top, n)
 }
