@@ -226,10 +226,18 @@ func (h *hub) unsubscribe(s *subscriber) {
 }
 
 // broadcastLocked hands a frame to every page (or every overview page)
-// without waiting: a page whose buffer is full is dropped.
+// without waiting: a page whose buffer is full is dropped. A page whose
+// stream waits for the load gets none: it reads itself again once the
+// stream opens, so they would only fill its buffer, and a slow load would
+// have it dropped before it opened.
 func (h *hub) broadcastLocked(b []byte, overviewOnly bool) {
 	for s := range h.mu.subs {
 		if overviewOnly && !s.overview {
+			continue
+		}
+		select {
+		case <-s.ready:
+		default:
 			continue
 		}
 		select {

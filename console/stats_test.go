@@ -106,3 +106,25 @@ func TestSessionsExpireAndStayBounded(t *testing.T) {
 		t.Error("an ended session is still found")
 	}
 }
+
+// TestWaitingPageIsNotDropped: a page whose stream waits for the hub's
+// load is sent no frame meanwhile, so a load longer than its buffer's
+// worth of frames does not drop it; once ready, it gets them.
+func TestWaitingPageIsNotDropped(t *testing.T) {
+	h := &hub{}
+	h.mu.subs = make(map[*subscriber]struct{})
+	ready := make(chan struct{})
+	s := &subscriber{ch: make(chan []byte, subscriberBuffer), ready: ready, overview: true}
+	h.mu.subs[s] = struct{}{}
+	for range 4 * subscriberBuffer {
+		h.broadcastLocked([]byte("frame"), false)
+	}
+	if _, ok := h.mu.subs[s]; !ok || len(s.ch) != 0 {
+		t.Fatalf("waiting page: subscribed %v, %d frames queued; want subscribed, none", ok, len(s.ch))
+	}
+	close(ready)
+	h.broadcastLocked([]byte("frame"), true)
+	if len(s.ch) != 1 {
+		t.Errorf("ready page: %d frames queued, want 1", len(s.ch))
+	}
+}

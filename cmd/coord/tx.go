@@ -90,9 +90,18 @@ func (f txFlags) client() (*httpapi.Client, error) {
 	return cl, nil
 }
 
+// stateChoices names what --state takes: each state, then unfinished.
+func stateChoices() string {
+	names := make([]string, 0, len(protocol.States()))
+	for _, s := range protocol.States() {
+		names = append(names, s.String())
+	}
+	return strings.Join(names, ", ") + " or " + httpapi.Unfinished
+}
+
 func runTxList(ctx context.Context, c console, args []string) error {
 	f := newTxFlags("list", "coord tx list [flags]", "Lists transactions in id order, following pages until --limit are shown.")
-	state := f.String("state", "", "only transactions in this `state`: preparing, committing, aborting, committed or aborted; or unfinished, for the first three")
+	state := f.String("state", "", "only transactions in this `state`: "+stateChoices()+" (unfinished: any not yet terminal)")
 	limit := f.Int("limit", 100, "show at most this many `transactions` (0: all)")
 	after := f.String("after", "", "start after this transaction `id` (the \"next\" of an earlier listing)")
 	if _, err := parseCommand(f.flagSet, args, c); err != nil {
@@ -106,7 +115,7 @@ func runTxList(ctx context.Context, c console, args []string) error {
 	if *state != "" && !unfinished {
 		var err error
 		if st, err = protocol.ParseState(*state); err != nil {
-			return usagef("%s: %q is not a state (expected preparing, committing, aborting, committed, aborted or unfinished)", f.source("state"), *state)
+			return usagef("%s: %q is not a state (expected %s)", f.source("state"), *state, stateChoices())
 		}
 	}
 	cl, err := f.client()
