@@ -185,7 +185,8 @@ func TestOneWatchForAnyNumberOfPages(t *testing.T) {
 
 // TestWatchStopsWhenNobodyLooks: a minute (here a second) after the last
 // page closed, the console stops its watch and makes no more requests; the
-// next page starts it again, with the chart's history rebuilt.
+// next page starts it again, and the chart still has the earlier commit
+// (counted all along from the coordinator client's watch).
 func TestWatchStopsWhenNobodyLooks(t *testing.T) {
 	cli, counted := countedClient(t)
 	f := newFixture(t, consoleOn(cli), withConsoleOptions(console.WithIdleAfter(time.Second)))

@@ -115,10 +115,20 @@ type ListOptions struct {
 	After      string // continuation: the Next of the previous page
 }
 
+// listScan bounds the keys (records and votes) one List call reads: a
+// state that few records are in (aborted, among many transactions kept
+// for the retention window) is found over several calls, each answering
+// in about the same time, rather than in one call that reads every
+// record kept, longer than any request deadline.
+const listScan = 8 * 512
+
 // Page is one page of transactions, in id order, without their Branches.
 type Page struct {
 	Transactions []Transaction
-	Next         string // empty on the last page
+	// Next is where the listing goes on (ListOptions.After); empty on the
+	// last page. A page may hold fewer than Limit transactions, even none,
+	// and still have a Next: each call reads a bounded number of keys.
+	Next string
 	// Revision is the one the page was read at: a watch from the next one
 	// misses no change after the page.
 	Revision int64
@@ -152,11 +162,14 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 	}
 	var page Page
 	var err error
+	scanned, last := 0, "" // keys read, and the id of the last record among them
 	page.Revision, err = readPages(ctx, c.cli, c.opts, start, end, true, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
-			if c.keys.Parse(string(kv.Key)).Kind != protocol.KindRecord {
+			k := c.keys.Parse(string(kv.Key))
+			if k.Kind != protocol.KindRecord {
 				continue
 			}
+			last = k.ID
 			rec, err := protocol.DecodeRecord(kv.Value)
 			if err != nil {
 				return true, fmt.Errorf("%s: %w", kv.Key, err)
@@ -164,6 +177,13 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 			if page.add(opt, rec, kv) {
 				return true, nil
 			}
+		}
+		// Going on after the last record read reads its votes again, but
+		// no record twice: an id the last one is a prefix of sorts between
+		// that record and its votes.
+		if scanned += len(kvs); scanned >= listScan && last != "" {
+			page.Next = last
+			return true, nil
 		}
 		return false, nil
 	})

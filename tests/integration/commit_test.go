@@ -12,6 +12,7 @@ import (
 	"github.com/concord-tx/concord/coordinator"
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"google.golang.org/grpc"
 )
@@ -286,6 +287,67 @@ func TestListUnfinishedUnderLowerTxnLimit(t *testing.T) {
 	page, err := e.c.List(e.ctx, coordinator.ListOptions{State: protocol.StatePreparing})
 	if err != nil || len(page.Transactions) != 40 || page.Transactions[0].ID != "t00" || page.Transactions[39].ID != "t39" {
 		t.Fatalf("%d listed, %v", len(page.Transactions), err)
+	}
+}
+
+// TestListBoundsItsReads: a state few records are in is listed over
+// several calls, each reading a bounded number of keys, and following Next
+// lists each once, though every aborted id here sorts between a committed
+// record and that record's votes (done-1 < done-1-a < done-1/vote/a).
+func TestListBoundsItsReads(t *testing.T) {
+	e := newEnv(t)
+	const n = 3000
+	keys := protocol.DefaultKeys()
+	at := time.Now().UTC()
+	writeKept(t, e.cli, keys, n, at)
+	var puts []clientv3.Op
+	for i := range n {
+		id := fmt.Sprintf("done-%07d-a", i)
+		v, err := protocol.EncodeRecord(protocol.Record{ID: id, State: protocol.StateAborted, Participants: []string{"a", "b"},
+			Created: at, Deadline: at.Add(time.Minute), Decided: at, Finished: at, Cause: protocol.CauseOperator, Digest: protocol.Digest(branches("a", "b"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if puts = append(puts, clientv3.OpPut(keys.Record(id), string(v))); len(puts) == 100 || i == n-1 {
+			if _, err := e.cli.Txn(e.ctx).Then(puts...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			puts = nil
+		}
+	}
+	seen := map[string]int{}
+	var sizes []int
+	for after := ""; ; {
+		page, err := e.c.List(e.ctx, coordinator.ListOptions{State: protocol.StateAborted, Limit: 2 * n, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(page.Transactions))
+		for _, tx := range page.Transactions {
+			seen[tx.ID]++
+			if tx.State != protocol.StateAborted {
+				t.Errorf("%s is %v", tx.ID, tx.State)
+			}
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+		if len(sizes) > 10 {
+			t.Fatalf("more than 10 calls: %v", sizes)
+		}
+	}
+	// 4 keys a pair (record, aborted sibling, two votes): 1,024 pairs in
+	// the 4,096 keys a call reads.
+	if len(sizes) < 3 || sizes[0] > 1024 {
+		t.Errorf("pages of %v aborted transactions, want several of at most 1,024", sizes)
+	}
+	if len(seen) != n {
+		t.Errorf("%d aborted ids listed, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s listed %d times", id, c)
+		}
 	}
 }
 
