@@ -60,3 +60,35 @@ func TestNewLeaderWithManyKept(t *testing.T) {
 	t.Logf("%d finished transactions kept: aborted the lost transaction after %v; found the finished ones after %v",
 		n, aborted.Round(time.Millisecond), found.Time.Sub(start).Round(time.Millisecond))
 }
+
+// TestListWithManyKept measures listing a state no record kept is in
+// (aborted), with CONCORD_KEPT committed transactions kept: each call reads
+// a bounded number of keys, so the listing takes many short calls rather
+// than one that outlasts a request's deadline. Opt-in, as above.
+func TestListWithManyKept(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("CONCORD_KEPT"))
+	if n <= 0 {
+		t.Skip("opt-in: CONCORD_KEPT=200000 go test ./tests/integration -run ListWithManyKept -v -timeout 15m")
+	}
+	e := newEnv(t)
+	writeKept(t, e.cli, protocol.DefaultKeys(), n, time.Now().UTC())
+	start := time.Now()
+	var calls int
+	var longest time.Duration
+	for after := ""; ; calls++ {
+		t0 := time.Now()
+		page, err := e.c.List(e.ctx, coordinator.ListOptions{State: protocol.StateAborted, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		longest = max(longest, time.Since(t0))
+		if len(page.Transactions) != 0 {
+			t.Fatalf("%d aborted transactions listed, want none", len(page.Transactions))
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	t.Logf("%d committed transactions kept: listing the aborted ones took %d calls, the longest %v, %v in all",
+		n, calls+1, longest.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
