@@ -17,9 +17,13 @@ import (
 // minutes without reading the records kept for the retention window
 // (which is what rebuilding them took: a read that grows with
 // --retention). The chart starts when the Console does.
-func (h *hub) count(ctx context.Context) {
-	changes, stop := h.client.Changes()
+func (h *hub) count(ctx context.Context, changes <-chan clientv3.WatchResponse, stop func()) {
 	defer stop()
+	defer func() {
+		h.mu.Lock()
+		h.mu.recent.gap() // what it holds would only grow stale
+		h.mu.Unlock()
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -30,7 +34,7 @@ func (h *hub) count(ctx context.Context) {
 				return
 			}
 			if resp.CompactRevision != 0 {
-				h.log.Debug("console: the chart and the newest begins missed the changes before a compaction", zap.Int64("compact_revision", resp.CompactRevision))
+				h.log.Info("console: the chart and the newest begins missed the changes before a compaction", zap.Int64("compact_revision", resp.CompactRevision))
 				h.mu.Lock()
 				h.mu.recent.gap()
 				h.mu.Unlock()
@@ -87,15 +91,16 @@ func (h *hub) countEvents(events []*clientv3.Event) {
 	}
 }
 
-// newest returns up to n of the newest begins below revision before (0:
-// all), newest first, and the revision the Console's memory of them
-// starts at (see recent.before).
-func (h *hub) newest(before int64, n int) (bs []begin, from int64, ok bool) {
+// newest returns the newest begins below revision before (0: the newest
+// of all) with ids under prefix, looking at about n (see recent.before).
+// The newest of all is what the coordinator Client's watch has delivered,
+// a moment behind etcd.
+func (h *hub) newest(before int64, n int, prefix string) (span, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	top := before - 1
 	if before == 0 {
 		top = h.mu.recent.upTo
 	}
-	return h.mu.recent.before(top, n)
+	return h.mu.recent.before(top, n, prefix)
 }

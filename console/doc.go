@@ -30,15 +30,17 @@
 // overview page is open, and shared by every such page.
 //
 // The transaction list is newest first, and pages with the begin revision
-// of the last record shown. The Console remembers the newest 4,096 begins
-// it has seen through the coordinator Client's watch, and reads the
-// records of those a page needs by id. Below them (records created before
-// the Console started, or a long way back) it reads the records range
-// sorted by creation revision, one bounded batch at a time: etcd sorts the
-// whole range (or the id-prefix range) on its side for such a read, which
-// with many transactions kept for the retention window takes a while, so
-// only pages that far back pay it. The console never holds more than a
-// page. Filtered by a state not yet terminal, it reads those transactions
+// of the last record shown. The Console remembers at least the newest
+// 4,096 begins it has seen through the coordinator Client's watch, and
+// reads the records of those a page needs by id; the first page is
+// therefore as new as that watch, a moment behind etcd. Below them
+// (records created before the Console started, or a long way back), and
+// after a compaction cut the watch until the next begin, it reads the
+// records range sorted by creation revision, one bounded batch at a time:
+// etcd sorts the whole range (or the id-prefix range) on its side for
+// such a read, which with many transactions kept for the retention window
+// takes a while, so only pages that far back pay it. The console never
+// holds more than a page. Filtered by a state not yet terminal, it reads those transactions
 // from the inbox keys and sorts them itself.
 //
 // Access: with an Authenticator, a browser signs in once by pasting a token,

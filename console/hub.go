@@ -102,7 +102,9 @@ func startHub(cli *clientv3.Client, client *coordinator.Client, o options, clust
 	h.mu.view = newView()
 	h.mu.stats = stats{since: o.now().Unix()}
 	h.mu.pending = make(map[string]TxSummary)
-	go h.supervise(ctx)
+	// Subscribed before New returns: every begin after it is counted.
+	changes, stop := client.Changes()
+	go h.supervise(ctx, changes, stop)
 	return h
 }
 
@@ -140,7 +142,7 @@ func (h *hub) demandLocked() <-chan struct{} {
 
 // supervise runs a session (the watch and the ticks) each time a page
 // asks for one, and the chart's count all along, until the hub is closed.
-func (h *hub) supervise(ctx context.Context) {
+func (h *hub) supervise(ctx context.Context, changes <-chan clientv3.WatchResponse, stop func()) {
 	defer close(h.done)
 	defer h.closeSubscribers()
 	var wg sync.WaitGroup
@@ -148,7 +150,7 @@ func (h *hub) supervise(ctx context.Context) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		h.count(ctx)
+		h.count(ctx, changes, stop)
 	}()
 	for {
 		select {

@@ -20,6 +20,7 @@ import (
 	"github.com/concord-tx/concord/internal/testkit/etcdtest"
 	"github.com/concord-tx/concord/internal/testkit/poll"
 	"github.com/concord-tx/concord/protocol"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // rowIDs returns the transaction ids of the list's rows, top first.
@@ -239,5 +240,82 @@ func TestListNewestFromWhatTheConsoleSaw(t *testing.T) {
 	}
 	if sorted.Held() == before {
 		t.Error("the records begun before the console started were listed without the sorted read")
+	}
+}
+
+// TestListNewestBeyondOneLook: a page looks at about 5,000 of the begins
+// the console remembers, and the next pages go on from where it stopped:
+// nothing is skipped when a filter found nothing among the first 5,000,
+// or when the 5,000th begin shares its revision with the next (begins
+// committed together).
+func TestListNewestBeyondOneLook(t *testing.T) {
+	f := newFixture(t, noReplica())
+	keys, err := protocol.NewKeys(f.prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 6,000 records, oldest first, three to a Txn: one revision each three.
+	// Record 50 is the only one under the id prefix zzz; records 999 and
+	// 1,000 (the 5,001st and 5,000th newest) share a revision, and are the
+	// only ones committed.
+	const n = 6000
+	id := func(i int) string {
+		if i == 50 {
+			return "zzz-old"
+		}
+		return fmt.Sprintf("r%04d", i)
+	}
+	now := time.Now().UTC()
+	var puts []clientv3.Op
+	for i := range n {
+		rec := protocol.Record{ID: id(i), State: protocol.StatePreparing, Participants: []string{"a", "b"}, Created: now, Deadline: now.Add(time.Hour)}
+		if i == 999 || i == 1000 {
+			rec.State, rec.Decided, rec.Finished = protocol.StateCommitted, now, now
+		}
+		v, err := protocol.EncodeRecord(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if puts = append(puts, clientv3.OpPut(keys.Record(rec.ID), string(v))); len(puts) == 3 {
+			if _, err := f.cli.Txn(t.Context()).Then(puts...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			puts = nil
+		}
+	}
+	h := f.http(t)
+	row := regexp.MustCompile(`<tr data-id="([^"]+)">`)
+	next := regexp.MustCompile(`<a href="([^"]+)" id="next">`)
+	follow := func(path string) (ids []string) {
+		for pages := 0; path != ""; pages++ {
+			if pages > 10 {
+				t.Fatalf("more than 10 pages from %s", path)
+			}
+			code, body := h.do("GET", path, nil, nil)
+			if code != 200 {
+				t.Fatalf("GET %s: %d", path, code)
+			}
+			for _, m := range row.FindAllStringSubmatch(body, -1) {
+				ids = append(ids, m[1])
+			}
+			path = ""
+			if m := next.FindStringSubmatch(body); m != nil {
+				path = strings.ReplaceAll(m[1], "&amp;", "&")
+			}
+		}
+		return ids
+	}
+	poll.Until(t, 10*time.Second, "the console has seen the newest begin", func() (bool, string) {
+		_, body := h.do("GET", "/transactions", nil, nil)
+		m := row.FindStringSubmatch(body)
+		return m != nil && m[1] == id(n-1), fmt.Sprintf("first row %v", m)
+	})
+	if got := follow("/transactions?id=zzz"); !slices.Equal(got, []string{"zzz-old"}) {
+		t.Errorf("id prefix zzz: %v, want [zzz-old]", got)
+	}
+	got := follow("/transactions?state=committed")
+	slices.Sort(got)
+	if !slices.Equal(got, []string{id(999), id(1000)}) {
+		t.Errorf("committed: %v, want %s and %s", got, id(999), id(1000))
 	}
 }

@@ -53,15 +53,15 @@ type ListPage struct {
 // the sorted read has etcd read and sort every record kept for the
 // retention window, for each batch.
 func (c *Console) newest(ctx context.Context, f Filter) (ListPage, error) {
-	bs, from, ok := c.hub.newest(f.Before, maxScan)
+	s, ok := c.hub.newest(f.Before, maxScan, f.IDPrefix)
 	if !ok {
 		return list(ctx, c.cli, c.opts.keys, f, ListPage{})
 	}
-	page, done, err := listBegins(ctx, c.cli, c.opts.keys, f, bs, len(bs) < maxScan)
+	page, done, err := listBegins(ctx, c.cli, c.opts.keys, f, s)
 	if err != nil || done {
 		return page, err
 	}
-	f.Before = from
+	f.Before = s.low
 	return list(ctx, c.cli, c.opts.keys, f, page)
 }
 
@@ -69,16 +69,14 @@ func (c *Console) newest(ctx context.Context, f Filter) (ListPage, error) {
 // id: under etcd's default limit of operations in one Txn (128).
 const beginsPerRead = 64
 
-// listBegins fills a page from begins, newest first, reading their records
-// by id (a record deleted since, or an id begun again, is skipped: the
-// newer one has a begin of its own). whole says bs holds every begin down
-// to the coverage's start. done is false when every begin was read, bs was
-// whole and the page has room: the records created before them come next.
-// Like list's, a page never ends inside a revision.
-func listBegins(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filter, bs []begin, whole bool) (page ListPage, done bool, err error) {
-	if f.IDPrefix != "" {
-		bs = slices.DeleteFunc(bs, func(b begin) bool { return !strings.HasPrefix(b.id, f.IDPrefix) })
-	}
+// listBegins fills a page from the begins of s, newest first, reading
+// their records by id (a record deleted since, or an id begun again, is
+// skipped: the newer one has a begin of its own). done is false when
+// every begin was read, s is whole and the page has room: the records
+// created before them come next. Like list's, a page never ends inside a
+// revision.
+func listBegins(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filter, s span) (page ListPage, done bool, err error) {
+	bs := s.begins
 	var last int64 // the revision of the begins read so far, all of it
 	for len(bs) > 0 {
 		chunk := bs[:min(len(bs), beginsPerRead)]
@@ -117,11 +115,15 @@ func listBegins(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f
 			}
 		}
 	}
-	if len(page.Rows) >= pageSize || page.Scanned >= maxScan || !whole && last != 0 {
+	switch {
+	case len(page.Rows) >= pageSize || page.Scanned >= maxScan:
 		page.Next = last
-		return page, true, nil
+	case !s.whole:
+		page.Next = s.low // every revision from low up was looked at
+	default:
+		return page, false, nil
 	}
-	return page, false, nil
+	return page, true, nil
 }
 
 // list reads one page newest first, going on from page: records sorted by

@@ -1,7 +1,10 @@
 package console
 
-// recentCap is how many of the newest begins the Console remembers: the
-// first pages of the list, at any rate, and a few hundred bytes each.
+import "strings"
+
+// recentCap is how many of the newest begins the Console remembers at
+// least (up to twice as many): the first pages of the list, at any rate,
+// at a few dozen bytes each.
 const recentCap = 4096
 
 // begin is one record's creation: its revision (the begin revision) and id.
@@ -49,17 +52,39 @@ func (r *recent) gap() {
 	r.begins, r.from, r.upTo = r.begins[:0], 0, 0
 }
 
-// before returns up to n begins below revision top (inclusive), newest
-// first, and the coverage: every record created from `from` to top is
-// among them unless n cut them short. ok is false if top is not covered.
-func (r *recent) before(top int64, n int) (bs []begin, from int64, ok bool) {
-	if r.from == 0 || top < r.from {
-		return nil, 0, false
+// span is what before found: the begins of the ids asked for, newest
+// first, of every revision from top down to low; whole when low is where
+// the memory starts, so that older records are found only in etcd.
+type span struct {
+	begins []begin
+	low    int64
+	whole  bool
+}
+
+// before looks at the begins from revision top down, at least n of them
+// but never ending inside a revision, and returns those whose ids start
+// with prefix. ok is false when top is not covered: before from, past
+// upTo, or nothing seen yet.
+func (r *recent) before(top int64, n int, prefix string) (s span, ok bool) {
+	if r.from == 0 || top < r.from || top > r.upTo {
+		return span{}, false
 	}
-	for i := len(r.begins) - 1; i >= 0 && len(bs) < n && r.begins[i].rev >= r.from; i-- {
-		if r.begins[i].rev <= top {
-			bs = append(bs, r.begins[i])
+	s.low, s.whole = r.from, true
+	looked := 0
+	for i := len(r.begins) - 1; i >= 0 && r.begins[i].rev >= r.from; i-- {
+		b := r.begins[i]
+		if b.rev > top {
+			continue
+		}
+		// begins[i+1] is the last one looked at, when any was.
+		if looked >= n && b.rev != r.begins[i+1].rev {
+			s.low, s.whole = r.begins[i+1].rev, false
+			break
+		}
+		looked++
+		if strings.HasPrefix(b.id, prefix) {
+			s.begins = append(s.begins, b)
 		}
 	}
-	return bs, r.from, true
+	return s, true
 }

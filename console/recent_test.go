@@ -1,56 +1,67 @@
 package console
 
 import (
-	"slices"
+	"fmt"
 	"testing"
 )
 
 // TestRecentCoversWhatItHolds: past its capacity the ring forgets the
 // oldest half, and its coverage starts after the last begin forgotten, so
 // the begins it keeps of that revision are left to the sorted read rather
-// than listed twice; a gap in the watch forgets everything.
+// than listed twice. A look at n begins ends with a whole revision and
+// says where it stopped; a revision past the last one seen, or anything
+// after a gap in the watch, is not covered.
 func TestRecentCoversWhatItHolds(t *testing.T) {
 	var r recent
-	if _, _, ok := r.before(100, 10); ok {
+	if _, ok := r.before(100, 10, ""); ok {
 		t.Fatal("an empty ring covers something")
 	}
-	r.seen(10, 10)
 	rev := func(i int) int64 { return int64(10 + i/3) } // three begins a revision
+	r.seen(10, 10)
 	for i := range 2 * recentCap {
-		r.add(begin{rev: rev(i), id: "t"})
+		r.add(begin{rev: rev(i), id: fmt.Sprintf("t%d", i)})
 	}
-	r.seen(10, rev(2*recentCap))
-	r.add(begin{rev: rev(2 * recentCap), id: "last"})
+	last := rev(2 * recentCap)
+	r.add(begin{rev: last, id: "last"})
+	r.seen(last, last)
 	// Forgotten: begins 0 .. recentCap-1. The next begin shares the last
 	// one's revision, which is no longer covered.
-	want := rev(recentCap-1) + 1
-	if rev(recentCap) != want-1 {
+	from := rev(recentCap-1) + 1
+	if rev(recentCap) != from-1 {
 		t.Fatalf("the test's begins do not share a revision across the cut")
 	}
-	bs, from, ok := r.before(rev(2*recentCap), 3*recentCap)
-	if !ok || from != want {
-		t.Fatalf("covered from %d (%v), want %d", from, ok, want)
-	}
+	s, ok := r.before(last, 3*recentCap, "")
 	held := 1 // "last"
 	for i := recentCap; i < 2*recentCap; i++ {
 		if rev(i) >= from {
 			held++
 		}
 	}
-	if len(bs) != held || bs[0].id != "last" || bs[len(bs)-1].rev != from {
-		t.Fatalf("%d begins, want %d; newest %v, oldest %v", len(bs), held, bs[0], bs[len(bs)-1])
+	if !ok || !s.whole || s.low != from || len(s.begins) != held || s.begins[0].id != "last" || s.begins[held-1].rev != from {
+		t.Fatalf("whole look: ok %v, whole %v, low %d (want %d), %d begins (want %d)", ok, s.whole, s.low, from, len(s.begins), held)
 	}
-	if !slices.IsSortedFunc(bs, func(a, b begin) int { return int(b.rev - a.rev) }) {
-		t.Error("begins are not newest first")
+	for i := 1; i < len(s.begins); i++ {
+		if s.begins[i].rev > s.begins[i-1].rev {
+			t.Fatalf("begins are not newest first at %d", i)
+		}
 	}
-	if _, _, ok := r.before(from-1, 10); ok {
+	// Revision last holds three begins ("last" and two of the loop's), as
+	// every other: a look at 5 takes the whole of revision last-1 too.
+	if s, _ := r.before(last, 5, ""); s.whole || s.low != last-1 || len(s.begins) != 6 {
+		t.Errorf("a look at 5: whole %v, low %d (want %d), %d begins (want 6, no revision cut)", s.whole, s.low, last-1, len(s.begins))
+	}
+	// A prefix filters what is returned, not what is looked at.
+	if s, _ := r.before(last, 5, "last"); len(s.begins) != 1 || s.low != last-1 {
+		t.Errorf("a look at 5 for prefix last: %d begins, low %d", len(s.begins), s.low)
+	}
+	if _, ok := r.before(from-1, 10, ""); ok {
 		t.Error("a revision before the coverage is covered")
 	}
-	if bs, _, _ := r.before(from+1, 10); len(bs) != 6 || bs[0].rev != from+1 || bs[5].rev != from {
-		t.Errorf("below %d: %v", from+1, bs)
+	if _, ok := r.before(last+1, 10, ""); ok {
+		t.Error("a revision past the last one seen is covered")
 	}
 	r.gap()
-	if _, _, ok := r.before(10+recentCap, 10); ok {
+	if _, ok := r.before(last, 10, ""); ok {
 		t.Error("covered after a gap")
 	}
 }

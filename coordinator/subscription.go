@@ -108,7 +108,9 @@ func (s *subscription) run() {
 // CompactRevision is set says changes were missed (the Client's watch
 // goes on after a compaction, from a later revision). The channel closes
 // when stop is called or the Client is closed; stop waits for the
-// subscription's goroutine and may be called more than once.
+// subscription's goroutine and may be called more than once. The
+// responses are shared with every other subscriber (a Replica using this
+// Client among them): read them, never change them.
 func (c *Client) Changes() (changes <-chan clientv3.WatchResponse, stop func()) {
 	s, ok := c.hub.subscribe()
 	if !ok {
