@@ -186,7 +186,7 @@ func TestListNewestFromWhatTheConsoleSaw(t *testing.T) {
 	}
 	_, end := keys.Records()
 	sorted.Range(end)
-	con, err := console.New(etcd.Client(t, sorted.DialOption()), f.client, console.WithPrefix(f.prefix), console.WithLogger(f.log))
+	con, err := console.New(etcd.Client(t, sorted.DialOptions()...), f.client, console.WithPrefix(f.prefix), console.WithLogger(f.log))
 	if err != nil {
 		t.Fatal(err)
 	}

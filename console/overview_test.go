@@ -148,7 +148,7 @@ func load(t *testing.T, f *fixture) string {
 func TestChartNeedsNoReadOfTheRecords(t *testing.T) {
 	hold := etcdtest.NewHold()
 	defer hold.Release()
-	cli := etcd.Client(t, hold.DialOption())
+	cli := etcd.Client(t, hold.DialOptions()...)
 	f := newFixture(t, consoleOn(cli))
 	keys, err := protocol.NewKeys(f.prefix)
 	if err != nil {

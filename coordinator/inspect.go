@@ -115,12 +115,13 @@ type ListOptions struct {
 	After      string // continuation: the Next of the previous page
 }
 
-// listScan bounds the keys (records and votes) one List call reads: a
-// state that few records are in (aborted, among many transactions kept
-// for the retention window) is found over several calls, each answering
-// in about the same time, rather than in one call that reads every
-// record kept, longer than any request deadline.
-const listScan = 8 * 512
+// listScan bounds the keys (records and votes) one List call reads, give
+// or take the chunk etcd sent last: a state that few records are in
+// (aborted, among many transactions kept for the retention window) is
+// found over several calls, each answering in about the same time, rather
+// than in one call that reads every record kept, longer than any request
+// deadline.
+const listScan = 4096
 
 // Page is one page of transactions, in id order, without their Branches.
 type Page struct {
@@ -162,8 +163,11 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 	}
 	var page Page
 	var err error
+	if page.Revision, err = currentRevision(ctx, c.cli, c.opts); err != nil {
+		return Page{}, fmt.Errorf("coordinator: list: %w", err)
+	}
 	scanned, last := 0, "" // keys read, and the id of the last record among them
-	page.Revision, err = readPages(ctx, c.cli, c.opts, start, end, true, []clientv3.OpOption{clientv3.WithLimit(512)}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	err = readRange(ctx, c.cli, c.opts, start, end, page.Revision, nil, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			k := c.keys.Parse(string(kv.Key))
 			if k.Kind != protocol.KindRecord {

@@ -17,8 +17,8 @@ import (
 // and the records and votes of the transactions holding inbox keys, a few
 // reads however long the retention window. The second is every record
 // kept for that window, which at a high rate is hundreds of thousands:
-// read in the background, a page at a time, while the leader already
-// decides deadlines and lost participants.
+// read in the background, streamed a chunk at a time, while the leader
+// already decides deadlines and lost participants.
 
 // scanUnfinished reads every registration, and the record and votes of
 // every transaction holding an inbox key, each read at the latest
@@ -64,33 +64,28 @@ type scanPage struct {
 	err error
 }
 
-// scanFinished reads every record and vote, page by page, each page at
-// the latest revision, and hands the pages to the leadership's loop; it
-// closes pages when done. Reading at the latest revision, a compaction
-// during a long scan cannot invalidate it; the loop keeps the newest
-// revision of each key, and what was deleted meanwhile (see gone), so
-// pages and the watch converge whatever order they come in.
+// scanFinished reads every record and vote, a chunk at a time at recent
+// revisions (see readRange), and hands the chunks to the leadership's
+// loop; it closes pages when done. Reading at recent revisions, a
+// compaction during a long scan cannot invalidate it; the loop keeps the
+// newest revision of each key, and what was deleted meanwhile (see gone),
+// so pages and the watch converge whatever order they come in.
 func (l *leadership) scanFinished(ctx context.Context, pages chan<- scanPage) {
 	defer close(pages)
-	cli := l.r.cli
 	start, end := l.r.keys.Records()
-	for {
-		resp, err := retry(ctx, l.r.opts, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return cli.Get(ctx, start, clientv3.WithRange(end), clientv3.WithLimit(1000))
-		})
-		p := scanPage{err: err}
-		if err == nil {
-			p.kvs = resp.Kvs
-		}
+	err := readRange(ctx, l.r.cli, l.r.opts, start, end, 0, nil, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		select {
-		case pages <- p:
+		case pages <- scanPage{kvs: kvs}:
+			return false, nil
 		case <-ctx.Done():
-			return
+			return true, ctx.Err()
 		}
-		if err != nil || !resp.More || len(resp.Kvs) == 0 {
-			return
+	})
+	if err != nil && ctx.Err() == nil {
+		select {
+		case pages <- scanPage{err: err}:
+		case <-ctx.Done():
 		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -133,23 +134,16 @@ func newPending(cli *clientv3.Client, o options) *pending {
 func (p *pending) load(ctx context.Context, rev int64) error {
 	msgs := make(map[string]inboxEntry)
 	start, end := p.keys.Inboxes(), clientv3.GetPrefixRangeEnd(p.keys.Inboxes())
-	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(1000), clientv3.WithRev(rev)}
-		resp, err := retry(ctx, p.o, "get", func(ctx context.Context) (*clientv3.GetResponse, error) {
-			return p.cli.Get(ctx, start, opts...)
-		})
-		if err != nil {
-			return err
-		}
-		for _, kv := range resp.Kvs {
+	err := readRange(ctx, p.cli, p.o, start, end, rev, nil, func(kvs []*mvccpb.KeyValue) (bool, error) {
+		for _, kv := range kvs {
 			if e, ok := p.entry(kv.Key, kv.Value, kv.Version); ok {
 				msgs[string(kv.Key)] = e
 			}
 		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		start = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+		return false, nil
+	})
+	if err != nil {
+		return err
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -418,7 +418,7 @@ func TestLeaderActsBeforeReadingFinished(t *testing.T) {
 	hold := etcdtest.NewHold()
 	defer hold.Release()
 	hold.Range(recordsEnd)
-	r, err := coordinator.NewReplica(e.srv.Client(t, hold.DialOption()), coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Minute),
+	r, err := coordinator.NewReplica(e.srv.Client(t, hold.DialOptions()...), coordinator.WithLeaseTTL(ttl), coordinator.WithRetention(time.Minute),
 		coordinator.WithLogger(zaptest.NewLogger(t).Named("r")))
 	if err != nil {
 		t.Fatal(err)
