@@ -35,12 +35,12 @@
 // reads the records of those a page needs by id; the first page is
 // therefore as new as that watch, a moment behind etcd. Below them
 // (records created before the Console started, or a long way back), and
-// after a compaction cut the watch until the next begin, it reads the
+// after a compaction cut the watch until its next change, it reads the
 // records range sorted by creation revision, one bounded batch at a time:
 // etcd sorts the whole range (or the id-prefix range) on its side for
 // such a read, which with many transactions kept for the retention window
-// takes a while, so only pages that far back pay it. The console never
-// holds more than a page. Filtered by a state not yet terminal, it reads those transactions
+// takes a while, so only pages that far back pay it. Of the records, the
+// console never holds more than a page. Filtered by a state not yet terminal, it reads those transactions
 // from the inbox keys and sorts them itself.
 //
 // Access: with an Authenticator, a browser signs in once by pasting a token,

@@ -82,8 +82,9 @@ type Branch struct {
 
 // List answers GET /v1/transactions. Next, when not empty, is the value of
 // ?after= that returns the following page. A page may hold fewer
-// transactions than its limit, even none, and still have a Next: each
-// request reads a bounded number of keys (see coordinator.Page).
+// transactions than its limit, even none, and still have a Next: a
+// listing of every state, or by a terminal one, reads about 4,096 keys a
+// request (see coordinator.Page).
 type List struct {
 	Transactions []Transaction `json:"transactions"`
 	Next         string        `json:"next,omitempty"`

@@ -310,14 +310,19 @@ func TestManyConcurrent(t *testing.T) {
 			}
 		}
 	}
-	page, err := e.c.List(e.ctx, coordinator.ListOptions{Limit: 2 * total})
-	if err != nil {
-		t.Fatal(err)
-	}
 	terminal := 0
-	for _, rec := range page.Transactions {
-		if rec.State.Terminal() {
-			terminal++
+	for after := ""; ; {
+		page, err := e.c.List(e.ctx, coordinator.ListOptions{Limit: 2 * total, After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range page.Transactions {
+			if rec.State.Terminal() {
+				terminal++
+			}
+		}
+		if after = page.Next; after == "" {
+			break
 		}
 	}
 	if terminal != total || committed != 900 {
