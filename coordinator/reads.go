@@ -131,12 +131,13 @@ func pageRange(ctx context.Context, cli *clientv3.Client, o options, start, end 
 }
 
 // unfinishedIDs returns, in order, the id of every transaction holding an
-// inbox key, and, if pinned, the revision read at (see readRange). Every transaction not yet terminal holds one: the begin
-// writes one per participant, and the acknowledgement that deletes the
-// last one makes the record terminal in the same Txn (PROTOCOL.md §4.3).
-// A terminal abort whose abandoned participants' keys are left holds some
-// too. So this finds the work in flight in reads that grow with it, not
-// with the retention window.
+// inbox key, and, if pinned, the revision read at (see readRange). Every
+// transaction not yet terminal holds one: the begin writes one per
+// participant, and the acknowledgement that deletes the last one makes the
+// record terminal in the same Txn (PROTOCOL.md §4.3). A terminal abort
+// whose abandoned participants' keys are left holds some too. So this finds
+// the work in flight in reads that grow with it, not with the retention
+// window.
 func unfinishedIDs(ctx context.Context, cli *clientv3.Client, o options, pinned bool) ([]string, int64, error) {
 	prefix := o.keys.Inboxes()
 	ids := make(map[string]struct{})
