@@ -29,6 +29,42 @@ func (b *browser) rowIDs() []string {
 	return eval[[]string](b, `Array.from(document.querySelectorAll("#txs tbody tr")).map(function(r){return r.getAttribute("data-id")})`)
 }
 
+// The list page's rows and its link to the next page.
+var (
+	listRow  = regexp.MustCompile(`<tr data-id="([^"]+)">`)
+	listNext = regexp.MustCompile(`<a href="([^"]+)" id="next">`)
+)
+
+// listPages follows the list's pages from path, at most 10, and returns
+// the ids they show, top first; check, if not nil, sees each page's.
+func listPages(t *testing.T, h *browserless, path string, check func(path string, ids []string, more bool)) []string {
+	t.Helper()
+	var all []string
+	for pages := 0; path != ""; pages++ {
+		if pages > 10 {
+			t.Fatalf("more than 10 pages, at %s", path)
+		}
+		code, body := h.do("GET", path, nil, nil)
+		if code != 200 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+		var ids []string
+		for _, m := range listRow.FindAllStringSubmatch(body, -1) {
+			ids = append(ids, m[1])
+		}
+		m := listNext.FindStringSubmatch(body)
+		if check != nil {
+			check(path, ids, m != nil)
+		}
+		all = append(all, ids...)
+		path = ""
+		if m != nil {
+			path = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+	}
+	return all
+}
+
 func TestBrowserListFilters(t *testing.T) {
 	b := newBrowser(t)
 	f := newFixture(t)
@@ -103,8 +139,6 @@ func TestListPagesOverManyRecords(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	row := regexp.MustCompile(`<tr data-id="([^"]+)">`)
-	next := regexp.MustCompile(`<a href="([^"]+)" id="next">`)
 	begun := make(map[string]int64, n)
 	for _, id := range ids {
 		tx, err := f.client.Get(context.Background(), id)
@@ -119,30 +153,12 @@ func TestListPagesOverManyRecords(t *testing.T) {
 	// Every record, or those in a state not terminal (read from the inbox
 	// keys, sorted by the console): the same pages.
 	for _, first := range []string{"/transactions", "/transactions?state=preparing"} {
-		var seen []string
-		path := first
-		for pages := 0; path != ""; pages++ {
-			if pages > 10 {
-				t.Fatalf("%s: more than 10 pages for 130 records", first)
-			}
-			code, body := h.do("GET", path, nil, nil)
-			if code != 200 {
-				t.Fatalf("GET %s: %d", path, code)
-			}
-			rows := row.FindAllStringSubmatch(body, -1)
-			more := next.MatchString(body)
+		seen := listPages(t, h, first, func(path string, rows []string, more bool) {
 			// 50, or a few more: a page ends with the whole of its last revision.
 			if len(rows) >= n || more && len(rows) < 50 {
 				t.Errorf("GET %s: %d rows of %d, want 50 or a few more (fewer only on the last page)", path, len(rows), n)
 			}
-			for _, r := range rows {
-				seen = append(seen, r[1])
-			}
-			path = ""
-			if m := next.FindStringSubmatch(body); m != nil {
-				path = strings.ReplaceAll(m[1], "&amp;", "&")
-			}
-		}
+		})
 		got := slices.Clone(seen)
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
@@ -197,8 +213,6 @@ func TestListNewestFromWhatTheConsoleSaw(t *testing.T) {
 	})
 	recent := transfers(60)
 
-	row := regexp.MustCompile(`<tr data-id="([^"]+)">`)
-	next := regexp.MustCompile(`<a href="([^"]+)" id="next">`)
 	get := func(path string) (ids []string, nextPath string) {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {
@@ -209,10 +223,10 @@ func TestListNewestFromWhatTheConsoleSaw(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 		}
-		for _, m := range row.FindAllStringSubmatch(string(body), -1) {
+		for _, m := range listRow.FindAllStringSubmatch(string(body), -1) {
 			ids = append(ids, m[1])
 		}
-		if m := next.FindStringSubmatch(string(body)); m != nil {
+		if m := listNext.FindStringSubmatch(string(body)); m != nil {
 			nextPath = strings.ReplaceAll(m[1], "&amp;", "&")
 		}
 		return ids, nextPath
@@ -284,36 +298,15 @@ func TestListNewestBeyondOneLook(t *testing.T) {
 		}
 	}
 	h := f.http(t)
-	row := regexp.MustCompile(`<tr data-id="([^"]+)">`)
-	next := regexp.MustCompile(`<a href="([^"]+)" id="next">`)
-	follow := func(path string) (ids []string) {
-		for pages := 0; path != ""; pages++ {
-			if pages > 10 {
-				t.Fatalf("more than 10 pages from %s", path)
-			}
-			code, body := h.do("GET", path, nil, nil)
-			if code != 200 {
-				t.Fatalf("GET %s: %d", path, code)
-			}
-			for _, m := range row.FindAllStringSubmatch(body, -1) {
-				ids = append(ids, m[1])
-			}
-			path = ""
-			if m := next.FindStringSubmatch(body); m != nil {
-				path = strings.ReplaceAll(m[1], "&amp;", "&")
-			}
-		}
-		return ids
-	}
 	poll.Until(t, 10*time.Second, "the console has seen the newest begin", func() (bool, string) {
 		_, body := h.do("GET", "/transactions", nil, nil)
-		m := row.FindStringSubmatch(body)
+		m := listRow.FindStringSubmatch(body)
 		return m != nil && m[1] == id(n-1), fmt.Sprintf("first row %v", m)
 	})
-	if got := follow("/transactions?id=zzz"); !slices.Equal(got, []string{"zzz-old"}) {
+	if got := listPages(t, h, "/transactions?id=zzz", nil); !slices.Equal(got, []string{"zzz-old"}) {
 		t.Errorf("id prefix zzz: %v, want [zzz-old]", got)
 	}
-	got := follow("/transactions?state=committed")
+	got := listPages(t, h, "/transactions?state=committed", nil)
 	slices.Sort(got)
 	if !slices.Equal(got, []string{id(999), id(1000)}) {
 		t.Errorf("committed: %v, want %s and %s", got, id(999), id(1000))
