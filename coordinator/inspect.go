@@ -115,13 +115,12 @@ type ListOptions struct {
 	After      string // continuation: the Next of the previous page
 }
 
-// listScan bounds the keys (records and votes) one List call reads, give
-// or take the chunk etcd sent last: a state that few records are in
-// (aborted, among many transactions kept for the retention window) is
-// found over several calls, each answering in about the same time, rather
-// than in one call that reads every record kept, longer than any request
-// deadline.
-const listScan = 4096
+// listScan bounds the keys (records and votes) one List call reads: a
+// state that few records are in (aborted, among many transactions kept
+// for the retention window) is found over several calls, one read each,
+// rather than in one call that reads every record kept, longer than any
+// request deadline.
+const listScan = scanChunk
 
 // Page is one page of transactions, in id order, without their Branches.
 type Page struct {
@@ -167,7 +166,7 @@ func (c *Client) List(ctx context.Context, opt ListOptions) (Page, error) {
 		return Page{}, fmt.Errorf("coordinator: list: %w", err)
 	}
 	scanned, last := 0, "" // keys read, and the id of the last record among them
-	err = readRange(ctx, c.cli, c.opts, start, end, page.Revision, nil, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	err = pageRange(ctx, c.cli, c.opts, start, end, page.Revision, nil, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			k := c.keys.Parse(string(kv.Key))
 			if k.Kind != protocol.KindRecord {

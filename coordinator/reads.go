@@ -19,8 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// scanChunk is the page size of a range read from an etcd that cannot
-// stream one (before 3.7).
+// scanChunk is the page size of pageRange.
 const scanChunk = 4096
 
 // readRange reads the keys in [start, end) in order and hands them to use
@@ -34,7 +33,11 @@ const scanChunk = 4096
 // plain Get would each have etcd count every key left in the range, which
 // is quadratic in the range's size: 600,000 keys took 59 s in pages of
 // 512, 7.7 s in pages of 4,096 and 0.9 s streamed. Against an etcd without
-// it, it reads pages of scanChunk.
+// it, it reads pages of scanChunk. Opening a stream costs more than a
+// request, though: with etcd's authentication on, the client logs in
+// again for each one (a password hash and a raft write). So readRange is
+// for the reads of a whole range that happen once in a while (a new
+// leader's); reads made on request page (pageRange).
 func readRange(ctx context.Context, cli *clientv3.Client, o options, start, end string, rev int64, opts []clientv3.OpOption, use func([]*mvccpb.KeyValue) (done bool, err error)) error {
 	backoff := 10 * time.Millisecond
 	for {
@@ -73,7 +76,17 @@ func streamRange(ctx context.Context, cli *clientv3.Client, o options, start, en
 	if rev > 0 {
 		sopts = append(sopts, clientv3.WithRev(rev))
 	}
+	// Opening the stream (and logging in, with authentication on) is
+	// bounded as a request is.
+	opening := time.AfterFunc(o.requestTimeout, cancel)
 	ch, err := cli.GetStream(sctx, start, sopts...)
+	if !opening.Stop() {
+		if err == nil {
+			for range ch { // cancelled: its goroutine ends
+			}
+		}
+		return start, false, fmt.Errorf("range read from %q: not opened within %v: %w", start, o.requestTimeout, context.DeadlineExceeded)
+	}
 	if err != nil {
 		return start, false, err
 	}
@@ -85,15 +98,20 @@ func streamRange(ctx context.Context, cli *clientv3.Client, o options, start, en
 	// A member that stops sending is left, as a request's timeout would.
 	wait := time.NewTimer(o.requestTimeout)
 	defer wait.Stop()
+	ended := false // the last chunk came: it carries the header
 	for {
 		select {
 		case r, open := <-ch:
-			if !open {
+			switch {
+			case !open && ended:
 				return start, true, nil
+			case !open:
+				return start, false, fmt.Errorf("range read from %q: the stream closed before its last chunk", start)
 			}
 			if err := r.Err(); err != nil {
 				return start, false, err
 			}
+			ended = r.Header != nil
 			if n := len(r.Kvs); n > 0 {
 				start = string(r.Kvs[n-1].Key) + "\x00"
 			}
@@ -107,7 +125,10 @@ func streamRange(ctx context.Context, cli *clientv3.Client, o options, start, en
 	}
 }
 
-// pageRange is readRange for an etcd that cannot stream a range.
+// pageRange reads as readRange does, in pages of scanChunk keys, one
+// request each, retried as any request: for reads made on request, and
+// for an etcd that cannot stream a range. Each page has etcd count the
+// keys left in the range.
 func pageRange(ctx context.Context, cli *clientv3.Client, o options, start, end string, rev int64, opts []clientv3.OpOption, use func([]*mvccpb.KeyValue) (bool, error)) error {
 	for {
 		getOpts := append([]clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanChunk)}, opts...)
@@ -131,7 +152,7 @@ func pageRange(ctx context.Context, cli *clientv3.Client, o options, start, end 
 }
 
 // unfinishedIDs returns, in order, the id of every transaction holding an
-// inbox key, and, if pinned, the revision read at (see readRange). Every
+// inbox key, and, if pinned, the revision read at (see pageRange). Every
 // transaction not yet terminal holds one: the begin writes one per
 // participant, and the acknowledgement that deletes the last one makes the
 // record terminal in the same Txn (PROTOCOL.md §4.3). A terminal abort
@@ -148,7 +169,7 @@ func unfinishedIDs(ctx context.Context, cli *clientv3.Client, o options, pinned 
 			return nil, 0, err
 		}
 	}
-	err := readRange(ctx, cli, o, prefix, clientv3.GetPrefixRangeEnd(prefix), rev, []clientv3.OpOption{clientv3.WithKeysOnly()}, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	err := pageRange(ctx, cli, o, prefix, clientv3.GetPrefixRangeEnd(prefix), rev, []clientv3.OpOption{clientv3.WithKeysOnly()}, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			if k := o.keys.Parse(string(kv.Key)); k.Kind == protocol.KindInbox {
 				ids[k.ID] = struct{}{}

@@ -134,7 +134,7 @@ func newPending(cli *clientv3.Client, o options) *pending {
 func (p *pending) load(ctx context.Context, rev int64) error {
 	msgs := make(map[string]inboxEntry)
 	start, end := p.keys.Inboxes(), clientv3.GetPrefixRangeEnd(p.keys.Inboxes())
-	err := readRange(ctx, p.cli, p.o, start, end, rev, nil, func(kvs []*mvccpb.KeyValue) (bool, error) {
+	err := pageRange(ctx, p.cli, p.o, start, end, rev, nil, func(kvs []*mvccpb.KeyValue) (bool, error) {
 		for _, kv := range kvs {
 			if e, ok := p.entry(kv.Key, kv.Value, kv.Version); ok {
 				msgs[string(kv.Key)] = e
