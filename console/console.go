@@ -35,9 +35,10 @@ type Console struct {
 
 // New returns a Console reading etcd through cli (records, participants,
 // replicas) and client (one transaction, the transactions in flight,
-// abort), neither of which it closes. Both must reach the same etcd
-// cluster, under the same prefix. Its one watch starts when a page first opens, and stops a minute
-// after the last one closed: a console nobody looks at costs etcd nothing.
+// abort, and the changes its chart and list follow), neither of which it
+// closes. Both must reach the same etcd cluster, under the same prefix.
+// Its one watch starts when a page first opens, and stops a minute after
+// the last one closed: a console nobody looks at costs etcd nothing.
 func New(cli *clientv3.Client, client *coordinator.Client, opts ...Option) (*Console, error) {
 	if cli == nil || client == nil {
 		return nil, fmt.Errorf("%w: etcd client and coordinator client are required", ErrInvalidConfig)

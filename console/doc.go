@@ -40,8 +40,9 @@
 // etcd sorts the whole range (or the id-prefix range) on its side for
 // such a read, which with many transactions kept for the retention window
 // takes a while, so only pages that far back pay it. Of the records, the
-// console never holds more than a page. Filtered by a state not yet terminal, it reads those transactions
-// from the inbox keys and sorts them itself.
+// console never holds more than a page. Filtered by a state not yet
+// terminal, it reads those transactions from the inbox keys and sorts
+// them itself.
 //
 // Access: with an Authenticator, a browser signs in once by pasting a token,
 // which is exchanged for a random session id in an HttpOnly, SameSite=Strict

@@ -3,6 +3,7 @@ package console
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -12,7 +13,10 @@ import (
 	"time"
 
 	"github.com/concord-tx/concord/coordinator"
+	"github.com/concord-tx/concord/internal/byid"
+	"github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -57,7 +61,9 @@ func (c *Console) newest(ctx context.Context, f Filter) (ListPage, error) {
 	if !ok {
 		return list(ctx, c.cli, c.opts.keys, f, ListPage{})
 	}
-	page, done, err := listBegins(ctx, c.cli, c.opts.keys, f, s)
+	// Reads are retried within the request's time, as the client's are.
+	p := retry.Policy{Timeout: c.opts.requestTimeout, MinBackoff: 10 * time.Millisecond, MaxBackoff: time.Second}
+	page, done, err := listBegins(ctx, c.cli, p, c.opts.keys, f, s)
 	if err != nil || done {
 		return page, err
 	}
@@ -65,41 +71,36 @@ func (c *Console) newest(ctx context.Context, f Filter) (ListPage, error) {
 	return list(ctx, c.cli, c.opts.keys, f, page)
 }
 
-// beginsPerRead is how many records one read of listBegins asks for by
-// id: under etcd's default limit of operations in one Txn (128).
-const beginsPerRead = 64
-
 // listBegins fills a page from the begins of s, newest first, reading
 // their records by id (a record deleted since, or an id begun again, is
 // skipped: the newer one has a begin of its own). done is false when
 // every begin was read, s is whole and the page has room: the records
 // created before them come next. Like list's, a page never ends inside a
 // revision.
-func listBegins(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f Filter, s span) (page ListPage, done bool, err error) {
+func listBegins(ctx context.Context, cli *clientv3.Client, p retry.Policy, keys protocol.Keys, f Filter, s span) (page ListPage, done bool, err error) {
 	bs := s.begins
+	ids := make([]string, len(bs))
+	for i, b := range bs {
+		ids[i] = b.id
+	}
 	var last int64 // the revision of the begins read so far, all of it
-	for len(bs) > 0 {
-		chunk := bs[:min(len(bs), beginsPerRead)]
-		bs = bs[len(chunk):]
-		ops := make([]clientv3.Op, 0, len(chunk))
-		for _, b := range chunk {
-			ops = append(ops, clientv3.OpGet(keys.Record(b.id)))
-		}
-		resp, err := cli.Txn(ctx).Then(ops...).Commit()
-		if err != nil {
-			return page, true, fmt.Errorf("list: %w", err)
-		}
-		for i, b := range chunk {
+	next := 0      // the begin the next response is for
+	stop := errors.New("the page is done")
+	err = byid.Read(ctx, cli, p, ids, func(id string) []clientv3.Op {
+		return []clientv3.Op{clientv3.OpGet(keys.Record(id))}
+	}, func(resps []*etcdserverpb.ResponseOp) error {
+		for _, r := range resps {
+			b := bs[next]
+			next++
 			if b.rev != last {
-				switch {
-				case last != 0 && len(page.Rows) >= pageSize, last != 0 && page.Scanned >= maxScan:
+				if last != 0 && (len(page.Rows) >= pageSize || page.Scanned >= maxScan) {
 					page.Next = last
-					return page, true, nil
+					return stop
 				}
 				last = b.rev
 			}
 			page.Scanned++
-			kvs := resp.Responses[i].GetResponseRange().GetKvs()
+			kvs := r.GetResponseRange().GetKvs()
 			if len(kvs) == 0 || kvs[0].CreateRevision != b.rev {
 				continue
 			}
@@ -108,14 +109,19 @@ func listBegins(ctx context.Context, cli *clientv3.Client, keys protocol.Keys, f
 				continue
 			}
 			if !f.Since.IsZero() && rec.Created.Before(f.Since) {
-				return page, true, nil // older ones follow: no more pages
+				return stop // older ones follow: no more pages
 			}
 			if f.matches(rec) {
 				page.Rows = append(page.Rows, summarize(rec))
 			}
 		}
-	}
+		return nil
+	})
 	switch {
+	case errors.Is(err, stop):
+		return page, true, nil
+	case err != nil:
+		return page, true, fmt.Errorf("list: %w", err)
 	case len(page.Rows) >= pageSize || page.Scanned >= maxScan:
 		page.Next = last
 	case !s.whole:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/concord-tx/concord/internal/byid"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -225,7 +226,7 @@ func (c *Client) listUnfinished(ctx context.Context, opt ListOptions) (Page, err
 	// The records, in id order, at the same revision.
 	page := Page{Revision: rev}
 	full := errors.New("page full")
-	err = readEach(ctx, c.cli, c.opts, ids, func(id string) []clientv3.Op {
+	err = byid.Read(ctx, c.cli, policy(c.opts, "txn"), ids, func(id string) []clientv3.Op {
 		return []clientv3.Op{clientv3.OpGet(c.keys.Record(id), clientv3.WithRev(rev))}
 	}, func(resps []*etcdserverpb.ResponseOp) error {
 		for _, r := range resps {

@@ -10,7 +10,6 @@ import (
 
 	retrypkg "github.com/concord-tx/concord/internal/retry"
 	"github.com/concord-tx/concord/protocol"
-	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -181,37 +180,4 @@ func unfinishedIDs(ctx context.Context, cli *clientv3.Client, o options, pinned 
 		return nil, 0, err
 	}
 	return slices.Sorted(maps.Keys(ids)), rev, nil
-}
-
-// readEach sends the reads of each id, in order, in as few Txns as etcd
-// takes: 128 operations a Txn, its default limit, halved while etcd
-// refuses that many. use gets each Txn's responses, in the order of the
-// reads.
-func readEach(ctx context.Context, cli *clientv3.Client, o options, ids []string, reads func(id string) []clientv3.Op, use func(resps []*etcdserverpb.ResponseOp) error) error {
-	per := 1
-	if len(ids) > 0 {
-		per = max(len(reads(ids[0])), 1)
-	}
-	for n := max(128/per, 1); len(ids) > 0; {
-		chunk := ids[:min(n, len(ids))]
-		ops := make([]clientv3.Op, 0, len(chunk)*per)
-		for _, id := range chunk {
-			ops = append(ops, reads(id)...)
-		}
-		resp, err := retry(ctx, o, "txn", func(ctx context.Context) (*clientv3.TxnResponse, error) {
-			return cli.Txn(ctx).Then(ops...).Commit()
-		})
-		if retrypkg.TooManyOps(err) && n > 1 {
-			n /= 2
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if err := use(resp.Responses); err != nil {
-			return err
-		}
-		ids = ids[len(chunk):]
-	}
-	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/concord-tx/concord/internal/byid"
 	"github.com/concord-tx/concord/protocol"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -39,7 +40,7 @@ func (l *leadership) scanUnfinished(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("scan inboxes: %w", err)
 	}
-	err = readEach(ctx, cli, o, ids, func(id string) []clientv3.Op {
+	err = byid.Read(ctx, cli, policy(o, "txn"), ids, func(id string) []clientv3.Op {
 		return []clientv3.Op{clientv3.OpGet(keys.Record(id)), clientv3.OpGet(keys.TxPrefix(id), clientv3.WithPrefix())}
 	}, func(resps []*etcdserverpb.ResponseOp) error {
 		for _, r := range resps {

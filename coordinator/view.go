@@ -68,8 +68,8 @@ func (l *leadership) run(ctx context.Context) error {
 		wg.Wait()
 	}()
 	// The watch starts before the scans, from the revision just read, and
-	// they read every page at the latest revision: a compaction during a
-	// long scan cannot then invalidate it. The view keeps, for each key, the newest
+	// they read at recent revisions: a compaction during a long scan
+	// cannot then invalidate it. The view keeps, for each key, the newest
 	// revision it has seen, so reads and the watch's buffered events
 	// converge whatever order they come in.
 	rev, err := currentRevision(ctx, l.r.cli, l.r.opts) // the watch has passed on everything up to here
