@@ -127,19 +127,13 @@ type Result struct {
 	// at the load's concurrency, measured beside the path floor. What
 	// Concord spends above it is its own; what it spends above the path
 	// floor, the design's.
-	ProtocolFloorTxPerSec        float64 `json:"protocol_floor_tx_per_sec"`
-	ProtocolFloorP50ms           float64 `json:"protocol_floor_p50_ms"`
-	ProtocolFloorP99ms           float64 `json:"protocol_floor_p99_ms"`
-	ProtocolFloorCPUmsPerTx      float64 `json:"protocol_floor_cpu_ms_per_tx"`
-	ProtocolFloorWriteBytesPerTx float64 `json:"protocol_floor_write_bytes_per_tx"`
-	ProtocolFloorComparesPerTx   float64 `json:"protocol_floor_compares_per_tx"`
-	ProtocolFloorOpsPerTx        float64 `json:"protocol_floor_ops_per_tx"`
-	// Its p50 and CPU per transaction over the path floor's, and
-	// Concord's over it.
-	ProtocolFloorP50OverPathFloor float64 `json:"protocol_floor_p50_over_path_floor"`
-	ProtocolFloorCPUOverPathFloor float64 `json:"protocol_floor_cpu_over_path_floor"`
-	P50OverProtocolFloor          float64 `json:"p50_over_protocol_floor"`
-	CPUOverProtocolFloor          float64 `json:"cpu_over_protocol_floor"`
+	ProtocolFloor Floor `json:"protocol_floor"`
+	// The design's floor: the protocol's floor with what the design asks
+	// after the decision, acknowledgements, the terminal record and
+	// cleanup, as Concord does them (see finisher). A floor at concurrency
+	// 1 only: above it Concord batches across transactions, and it does
+	// not.
+	DesignFloor Floor `json:"design_floor"`
 	// CPU time, read and write system calls and goroutines started by
 	// this process per transaction (the embedded etcd's included when it
 	// runs here), for the load and for the path floor. System calls are -1
@@ -159,6 +153,25 @@ type Result struct {
 	Embedded       bool    `json:"embedded_etcd"`
 	PayloadBytes   int     `json:"payload_bytes"`
 	ElapsedSeconds float64 `json:"elapsed_s"`
+}
+
+// Floor is what one of the bare paths with the protocol's shape measured.
+type Floor struct {
+	TxPerSec float64 `json:"tx_per_sec"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	// CPU of this process per transaction, etcd's included when it runs
+	// here; the bytes, compares and operations of its write requests.
+	CPUmsPerTx      float64 `json:"cpu_ms_per_tx"`
+	WriteBytesPerTx float64 `json:"write_bytes_per_tx"`
+	ComparesPerTx   float64 `json:"compares_per_tx"`
+	OpsPerTx        float64 `json:"ops_per_tx"`
+	// Its p50 and CPU per transaction over the path floor's, and
+	// Concord's over it.
+	P50OverPathFloor float64 `json:"p50_over_path_floor"`
+	CPUOverPathFloor float64 `json:"cpu_over_path_floor"`
+	ConcordP50Over   float64 `json:"concord_p50_over"`
+	ConcordCPUOver   float64 `json:"concord_cpu_over"`
 }
 
 // DefaultRetention keeps finished transactions briefly, so that their
@@ -302,20 +315,26 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return res, fmt.Errorf("commit path floor: %w", err)
 	}
 	defer path.close()
-	proto, err := startProtocolPath(ctx, floorCli, voters, floors, names, payload, cfg.Concurrency > 1)
+	proto, err := startProtocolPath(ctx, floorCli, voters, floors, names, payload, cfg.Concurrency > 1, false)
 	if err != nil {
 		return res, fmt.Errorf("protocol floor: %w", err)
 	}
 	defer proto.close()
+	design, err := startProtocolPath(ctx, floorCli, voters, floors, names, payload, cfg.Concurrency > 1, true)
+	if err != nil {
+		return res, fmt.Errorf("design floor: %w", err)
+	}
+	defer design.close()
+	floorPaths := floorPaths{path: path, protocol: proto, design: design}
 
 	var m measured
 	before, bytesBefore := counter.Snapshot(), counter.Bytes()
 	cmpsBefore, opsBefore := counter.Shape()
-	path.counter, proto.counter = floorCounter, floorCounter
+	path.counter, proto.counter, design.counter = floorCounter, floorCounter, floorCounter
 	if cfg.Concurrency == 1 {
-		m, err = alternate(ctx, coord, branches, floorCli, path, proto, floors, cfg, progress)
+		m, err = alternate(ctx, coord, branches, floorCli, floorPaths, floors, cfg, progress)
 	} else {
-		m, err = inRounds(ctx, coord, branches, floorCli, path, proto, floors, keys, cfg, progress)
+		m, err = inRounds(ctx, coord, branches, floorCli, floorPaths, floors, keys, cfg, progress)
 	}
 	if err != nil {
 		return res, err
@@ -373,7 +392,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if res.PathFloorTxPerSec > 0 {
 		res.TxPerSecOverPathFloor = res.TxPerSec / res.PathFloorTxPerSec
 	}
-	res.protocolFloor(m, proto)
+	res.ProtocolFloor = res.floorFigures(m.protocol, proto)
+	res.DesignFloor = res.floorFigures(m.design, design)
 	if cfg.Concurrency == 1 {
 		res.FloorBlock = block
 	} else {
@@ -381,6 +401,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	path.close() // before their keys go
 	proto.close()
+	design.close()
 	_, _ = ccli.Delete(ctx, prefix+"/", clientv3.WithPrefix())
 	_, _ = ccli.Delete(ctx, floors+"/", clientv3.WithPrefix())
 	return res, nil
@@ -400,6 +421,27 @@ type measured struct {
 	single   []time.Duration // one compare-and-swap Txn at a time
 	path     floorRun        // the bare commit path
 	protocol floorRun        // the protocol's floor
+	design   floorRun        // the design's floor
+}
+
+// floorPaths are the bare paths a run measures beside the load.
+type floorPaths struct {
+	path, protocol, design *barePath
+}
+
+// run runs each bare path, c at a time, for n transactions or for d, and
+// adds what each measured to m.
+func (fp floorPaths) run(ctx context.Context, m *measured, c, n int, d time.Duration) error {
+	for _, f := range []struct {
+		name string
+		p    *barePath
+		into *floorRun
+	}{{"commit path floor", fp.path, &m.path}, {"protocol floor", fp.protocol, &m.protocol}, {"design floor", fp.design, &m.design}} {
+		if err := f.into.runFloor(ctx, f.p, c, n, d); err != nil {
+			return fmt.Errorf("%s: %w", f.name, err)
+		}
+	}
+	return nil
 }
 
 // floorRun is what the runs of a bare path measured: each transaction's
@@ -427,26 +469,28 @@ func (f *floorRun) runFloor(ctx context.Context, p *barePath, c, n int, d time.D
 	return nil
 }
 
-// protocolFloor fills in the protocol floor's figures.
-func (r *Result) protocolFloor(m measured, p *barePath) {
-	f := m.protocol
+// floorFigures returns the figures of bare path p, which measured f,
+// against the path floor's and Concord's in r.
+func (r *Result) floorFigures(f floorRun, p *barePath) Floor {
+	var x Floor
 	if len(f.lats) == 0 {
-		return
+		return x
 	}
 	k := float64(len(f.lats))
-	r.ProtocolFloorTxPerSec = k / f.elapsed.Seconds()
-	r.ProtocolFloorP50ms, r.ProtocolFloorP99ms = percentile(f.lats, 50), percentile(f.lats, 99)
-	r.ProtocolFloorCPUmsPerTx, _, _ = f.used.per(len(f.lats))
-	r.ProtocolFloorWriteBytesPerTx = float64(p.bytes) / k
-	r.ProtocolFloorComparesPerTx, r.ProtocolFloorOpsPerTx = float64(p.compares)/k, float64(p.ops)/k
+	x.TxPerSec = k / f.elapsed.Seconds()
+	x.P50ms, x.P99ms = percentile(f.lats, 50), percentile(f.lats, 99)
+	x.CPUmsPerTx, _, _ = f.used.per(len(f.lats))
+	x.WriteBytesPerTx = float64(p.bytes) / k
+	x.ComparesPerTx, x.OpsPerTx = float64(p.compares)/k, float64(p.ops)/k
 	if r.PathFloorP50ms > 0 && r.PathFloorCPUmsPerTx > 0 {
-		r.ProtocolFloorP50OverPathFloor = r.ProtocolFloorP50ms / r.PathFloorP50ms
-		r.ProtocolFloorCPUOverPathFloor = r.ProtocolFloorCPUmsPerTx / r.PathFloorCPUmsPerTx
+		x.P50OverPathFloor = x.P50ms / r.PathFloorP50ms
+		x.CPUOverPathFloor = x.CPUmsPerTx / r.PathFloorCPUmsPerTx
 	}
-	if r.ProtocolFloorP50ms > 0 && r.ProtocolFloorCPUmsPerTx > 0 {
-		r.P50OverProtocolFloor = r.P50ms / r.ProtocolFloorP50ms
-		r.CPUOverProtocolFloor = r.CPUmsPerTx / r.ProtocolFloorCPUmsPerTx
+	if x.P50ms > 0 && x.CPUmsPerTx > 0 {
+		x.ConcordP50Over = r.P50ms / x.P50ms
+		x.ConcordCPUOver = r.CPUmsPerTx / x.CPUmsPerTx
 	}
+	return x
 }
 
 // block is how many transactions each part of an alternating run takes
@@ -455,11 +499,11 @@ const block = 100
 
 // alternate measures at concurrency 1, in alternating blocks: block
 // transactions through Concord, then as many single compare-and-swap Txns,
-// then as many transactions along the bare commit path, and again. A
-// shared machine's speed drifts by tens of percent over seconds; measured
-// in blocks a fraction of a second long, the three see the same machine,
-// and their ratios mean what they say.
-func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path, proto *barePath, floors string, cfg Config, progress io.Writer) (measured, error) {
+// then as many transactions along each bare path, and again. A shared
+// machine's speed drifts by tens of percent over seconds; measured in
+// blocks a fraction of a second long, they all see the same machine, and
+// their ratios mean what they say.
+func alternate(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, fp floorPaths, floors string, cfg Config, progress io.Writer) (measured, error) {
 	var m measured
 	workers, err := casWorkers(ctx, cli, floors, 1)
 	if err != nil {
@@ -493,11 +537,8 @@ func alternate(ctx context.Context, coord *coordinator.Client, branches []protoc
 		}
 		singleTime += time.Since(t0)
 
-		if err := m.path.runFloor(ctx, path, 1, n, 0); err != nil {
-			return m, fmt.Errorf("commit path floor: %w", err)
-		}
-		if err := m.protocol.runFloor(ctx, proto, 1, n, 0); err != nil {
-			return m, fmt.Errorf("protocol floor: %w", err)
+		if err := fp.run(ctx, &m, 1, n, 0); err != nil {
+			return m, err
 		}
 
 		if time.Since(shown) >= time.Second {

@@ -78,10 +78,16 @@ func startPath(ctx context.Context, initiator *clientv3.Client, voters []*client
 				for _, ev := range resp.Events {
 					// With the protocol's shape the decision rewrites
 					// the inbox key: only its creation is a prepare.
-					if ev.Type != clientv3.EventTypePut || shape != nil && !ev.IsCreate() {
+					if ev.Type != clientv3.EventTypePut {
 						continue
 					}
 					id := strings.TrimPrefix(string(ev.Kv.Key), inbox)
+					if shape != nil && !ev.IsCreate() {
+						if shape.fin != nil { // the decision, to acknowledge
+							shape.fin.acks[i].add(pendingAck{id, ev.Kv.ModRevision})
+						}
+						continue
+					}
 					begun := ev.Kv.ModRevision
 					if !concurrent {
 						p.vote(ctx, cli, i, id, begun)
@@ -109,6 +115,10 @@ func startPath(ctx context.Context, initiator *clientv3.Client, voters []*client
 		for resp := range wch {
 			for _, ev := range resp.Events {
 				id, _, _ := strings.Cut(strings.TrimPrefix(string(ev.Kv.Key), watched), "/")
+				if shape != nil && shape.fin != nil && ev.Type == clientv3.EventTypePut && ev.Kv.Version == 3 {
+					shape.fin.sawTerminal(id, ev.Kv.ModRevision)
+					continue
+				}
 				p.mu.Lock()
 				if ev.Type != clientv3.EventTypePut || shape != nil && ev.IsCreate() || p.waiting[id] == nil {
 					p.mu.Unlock() // the run's keys deleted at its end, or a begin
@@ -124,6 +134,9 @@ func startPath(ctx context.Context, initiator *clientv3.Client, voters []*client
 			}
 		}
 	}()
+	if shape != nil && shape.fin != nil {
+		shape.fin.start(ctx, p)
+	}
 	return p, nil
 }
 
@@ -138,19 +151,29 @@ func (p *barePath) vote(ctx context.Context, cli *clientv3.Client, i int, id str
 		key := p.voteKey(id, i)
 		_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, "yes")).Commit()
 	}
-	if err != nil && ctx.Err() == nil {
-		select {
-		case p.voteErr <- err:
-		default:
-		}
+	if ctx.Err() == nil {
+		p.report(err)
+	}
+}
+
+// report keeps err, if not nil, as the first error of the path's
+// background work, which fails the transaction waiting.
+func (p *barePath) report(err error) {
+	if err == nil {
+		return
+	}
+	select {
+	case p.voteErr <- err:
+	default:
 	}
 }
 
 // The floors' keys, built by hand (see barePath).
 func (p *barePath) recordKey(id string) string { return p.base + "record/" + id }
 func (p *barePath) voteKey(id string, i int) string {
-	return fmt.Sprintf("%svote/%s/%d", p.base, id, i)
+	return fmt.Sprintf("%s%d", p.votePrefix(id), i)
 }
+func (p *barePath) votePrefix(id string) string { return p.base + "vote/" + id + "/" }
 func (p *barePath) inboxKey(i int, id string) string {
 	return fmt.Sprintf("%sinbox/%d/%s", p.base, i, id)
 }
@@ -219,6 +242,10 @@ func (p *barePath) run(ctx context.Context, c, n int, d time.Duration) ([]time.D
 		wg.Wait()
 	}
 	elapsed := time.Since(start)
+	if firstErr == nil && p.shape != nil && p.shape.fin != nil {
+		// Outside the elapsed time, inside the CPU and the counts.
+		firstErr = p.shape.fin.drain(ctx, p)
+	}
 	if firstErr != nil {
 		return nil, elapsed, firstErr
 	}
@@ -234,8 +261,13 @@ func (p *barePath) warm(ctx context.Context) error {
 	if p.next.Load() > 0 {
 		return nil
 	}
-	_, err := p.once(ctx)
-	return err
+	if _, err := p.once(ctx); err != nil {
+		return err
+	}
+	if p.shape != nil && p.shape.fin != nil {
+		return p.shape.fin.drain(ctx, p) // so that runs count only their own
+	}
+	return nil
 }
 
 // once runs one transaction and returns its latency.

@@ -28,20 +28,28 @@ import (
 type protocolShape struct {
 	record, prepare   string // the begin's values
 	decided, decision string // the decision's: the committing record, a commit message
+	terminal          string // the finished record, for the design floor
+	base              string // where the keys are
 	voters            []*clientv3.Client
 	leases            []clientv3.LeaseID // each voter's registration lease
+	fin               *finisher          // nil: the commit path alone
 }
 
 // startProtocolPath registers each voter under a lease of its own and
 // opens the watches of a bare path with the protocol's shape; its close
-// revokes the leases.
-func startProtocolPath(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, prefix string, names []string, payload []byte, concurrent bool) (*barePath, error) {
+// revokes the leases. whole: the design's whole transaction (the design
+// floor, see finisher), not only its commit path.
+func startProtocolPath(ctx context.Context, initiator *clientv3.Client, voters []*clientv3.Client, prefix string, names []string, payload []byte, concurrent, whole bool) (*barePath, error) {
 	shape, err := newProtocolShape(names, payload)
 	if err != nil {
 		return nil, err
 	}
 	base := prefix + "/protocol/"
-	shape.voters = voters
+	if whole {
+		base = prefix + "/design/"
+		shape.fin = newFinisher(shape.terminal, len(voters))
+	}
+	shape.base, shape.voters = base, voters
 	for i, cli := range voters {
 		// Long enough for any run, as nothing keeps it alive: a lapsed
 		// registration would fail every vote's fence. close revokes it.
@@ -77,17 +85,28 @@ func newProtocolShape(names []string, payload []byte) (*protocolShape, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, decision, err := keys.DecisionWrites(rec, 1<<30, protocol.StateCommitting, now, protocol.CauseNone, "")
+	decided, decision, err := keys.DecisionWrites(rec, 1<<30, protocol.StateCommitting, now, protocol.CauseNone, "")
 	if err != nil {
 		return nil, err
 	}
-	return &protocolShape{record: string(begin[0].Value), prepare: string(begin[1].Value), decided: string(decision[0].Value), decision: string(decision[1].Value)}, nil
+	_, fin, err := keys.FinishWrite(decided, now)
+	if err != nil {
+		return nil, err
+	}
+	return &protocolShape{record: string(begin[0].Value), prepare: string(begin[1].Value), decided: string(decision[0].Value), decision: string(decision[1].Value), terminal: string(fin.Value)}, nil
 }
 
 func registration(base string, i int) string { return fmt.Sprintf("%sregistration/%d", base, i) }
 
+// fence is voter i's fencing compare: its registration is its own.
+func (s *protocolShape) fence(i int) clientv3.Cmp {
+	return clientv3.Compare(clientv3.LeaseValue(registration(s.base, i)), "=", s.leases[i])
+}
+
 // vote is the participant's vote Txn, yes, with the decision for the last
-// voter.
+// voter. With a finisher, acknowledgements waiting go in the same Txn, as
+// a participant's batch sends them: each operation nested under the
+// fence.
 func (s *protocolShape) vote(ctx context.Context, cli *clientv3.Client, p *barePath, i int, id string, begun int64) error {
 	record, vote := p.recordKey(id), p.voteKey(id, i)
 	var allYes []clientv3.Cmp
@@ -98,13 +117,24 @@ func (s *protocolShape) vote(ctx context.Context, cli *clientv3.Client, p *bareP
 		}
 		decide = append(decide, clientv3.OpPut(p.inboxKey(v, id), s.decision))
 	}
-	_, err := cli.Txn(ctx).If(
-		clientv3.Compare(clientv3.LeaseValue(registration(p.base, i)), "=", s.leases[i]),
+	guard := []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(record), "=", begun),
 		clientv3.Compare(clientv3.CreateRevision(vote), "=", 0),
-	).Then(
-		clientv3.OpTxn(allYes, decide, []clientv3.Op{clientv3.OpPut(vote, protocol.VoteYes)}),
-	).Else(clientv3.OpGet(vote)).Commit()
+	}
+	decideOp := clientv3.OpTxn(allYes, decide, []clientv3.Op{clientv3.OpPut(vote, protocol.VoteYes)})
+	var acks []pendingAck
+	if s.fin != nil {
+		acks = s.fin.acks[i].take()
+	}
+	if len(acks) == 0 {
+		_, err := cli.Txn(ctx).If(append([]clientv3.Cmp{s.fence(i)}, guard...)...).Then(decideOp).Else(clientv3.OpGet(vote)).Commit()
+		return err
+	}
+	ops := []clientv3.Op{clientv3.OpTxn(guard, []clientv3.Op{decideOp}, []clientv3.Op{clientv3.OpGet(vote)})}
+	for _, a := range acks {
+		ops = append(ops, s.fin.ack(p, i, a))
+	}
+	_, err := cli.Txn(ctx).If(s.fence(i)).Then(ops...).Commit()
 	return err
 }
 

@@ -23,9 +23,9 @@ const rounds = 4
 // runs the load until it is steady and measures a stretch of it (see
 // steady), waits until the load's work is done, then runs each floor at
 // the same concurrency for half that stretch: the compare-and-swap Txns,
-// the bare commit path, the protocol's floor. One Txn at a time is
+// the bare commit path, the protocol's floor, the design's. One Txn at a time is
 // measured after the last round.
-func inRounds(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, path, proto *barePath, floors string, keys protocol.Keys, cfg Config, progress io.Writer) (measured, error) {
+func inRounds(ctx context.Context, coord *coordinator.Client, branches []protocol.Branch, cli *clientv3.Client, fp floorPaths, floors string, keys protocol.Keys, cfg Config, progress io.Writer) (measured, error) {
 	var (
 		m       measured
 		casLats int
@@ -75,11 +75,8 @@ func inRounds(ctx context.Context, coord *coordinator.Client, branches []protoco
 			return m, fmt.Errorf("floor: %w", err)
 		}
 		casLats, casTime = casLats+len(lats), casTime+took
-		if err := m.path.runFloor(ctx, path, cfg.Concurrency, 0, floorFor); err != nil {
-			return m, fmt.Errorf("commit path floor: %w", err)
-		}
-		if err := m.protocol.runFloor(ctx, proto, cfg.Concurrency, 0, floorFor); err != nil {
-			return m, fmt.Errorf("protocol floor: %w", err)
+		if err := fp.run(ctx, &m, cfg.Concurrency, 0, floorFor); err != nil {
+			return m, err
 		}
 	}
 	m.txnRate = float64(casLats) / casTime.Seconds()
