@@ -31,9 +31,9 @@ concurrency above 1 group commit can take Concord below it). Its ratio to
 the path floor is what the design's commit path costs; Concord's ratio to
 it, what Concord adds. And it measures the design's floor: the protocol's
 floor with what the design asks after the decision, as Concord does it
-(each voter's acknowledgement riding on its next vote or sent alone after
-10ms, the last one writing the terminal record, finished records deleted
-many to a Txn every 100ms, a run's own cleanup charged to it). At
+(each voter's acknowledgement riding on its next vote, or sent alone once
+it has waited 10ms; the last one writing the terminal record; finished records deleted
+many to a Txn every 100ms; a run's own cleanup charged to it). At
 concurrency 1 it is the least the design's whole transaction costs; above 1
 its requests are not batched across transactions, as Concord's are, and it
 is not a floor. At concurrency 1 the floors are measured between blocks of 100 of

@@ -18,8 +18,8 @@ import (
 //     guarded by its inbox key's revision deletes the key and, if every
 //     other inbox key of the transaction is gone, writes the terminal
 //     record. The acknowledgement rides with the voter's next vote, in the
-//     same Txn, or goes alone after ackDelay (a participant's lazy
-//     acknowledgement).
+//     same Txn, or goes alone once it has waited ackDelay (a participant's
+//     lazy acknowledgement).
 //   - The initiator, as the leading replica, deletes finished records and
 //     their votes, many to a fenced Txn, every gcInterval. It does not
 //     keep them for a retention first: when it deletes them costs etcd the
@@ -49,15 +49,20 @@ const (
 	// gcInterval is how often the leading replica deletes: its shortest.
 	gcInterval = 100 * time.Millisecond
 	// gcRecords is how many records one cleanup Txn deletes, with their
-	// votes: two operations each, within etcd's default 128.
+	// votes: two operations each, within etcd's default 128 operations a
+	// Txn. ackOps is what an acknowledgement counts against that limit:
+	// a deletion and a put.
 	gcRecords = 64
+	ackOps    = 2
+	maxOps    = 128
 )
 
 // A pending acknowledgement: of transaction id, whose decision was written
-// at rev.
+// at rev, queued at at.
 type pendingAck struct {
 	id  string
 	rev int64
+	at  time.Time
 }
 
 // A finished transaction: its terminal record was written at rev.
@@ -92,12 +97,26 @@ func (q *queue) add(a pendingAck) {
 	}
 }
 
-func (q *queue) take() []pendingAck {
+// take takes the first n acknowledgements waiting, or all of them if
+// fewer.
+func (q *queue) take(n int) []pendingAck {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	taken := q.pending
-	q.pending = nil
+	n = min(n, len(q.pending))
+	taken := q.pending[:n:n]
+	q.pending = q.pending[n:]
 	return taken
+}
+
+// due is when the oldest acknowledgement waiting has waited ackDelay; false:
+// none waits.
+func (q *queue) due() (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) == 0 {
+		return time.Time{}, false
+	}
+	return q.pending[0].at.Add(ackDelay), true
 }
 
 // start runs, until ctx ends, each voter's sender of acknowledgements
@@ -115,13 +134,25 @@ func (f *finisher) start(ctx context.Context, p *barePath) {
 					return
 				case <-q.wake:
 				}
-				timer.Reset(ackDelay)
-				select {
-				case <-ctx.Done():
-					return
-				case <-timer.C:
+				// As a participant's lazy acknowledgement: it goes alone
+				// once it has waited ackDelay; a vote that takes it first
+				// takes its wait along.
+				for {
+					due, ok := q.due()
+					if !ok {
+						break
+					}
+					if wait := time.Until(due); wait > 0 {
+						timer.Reset(wait)
+						select {
+						case <-ctx.Done():
+							return
+						case <-timer.C:
+						}
+						continue
+					}
+					p.report(f.ackAlone(ctx, cli, p, i, q.take(maxOps/ackOps)))
 				}
-				p.report(f.ackAlone(ctx, cli, p, i, q.take()))
 			}
 		})
 	}
@@ -133,7 +164,9 @@ func (f *finisher) start(ctx context.Context, p *barePath) {
 			case <-ctx.Done():
 				return
 			case <-ticker.C:
-				p.report(f.collect(ctx, p))
+				if err := f.collect(ctx, p); err != nil && ctx.Err() == nil {
+					p.report(fmt.Errorf("design floor: cleanup: %w", err))
+				}
 			}
 		}
 	})
@@ -164,8 +197,14 @@ func (f *finisher) ackAlone(ctx context.Context, cli *clientv3.Client, p *barePa
 	for k, a := range acks {
 		ops[k] = f.ack(p, i, a)
 	}
-	_, err := cli.Txn(ctx).If(p.shape.fence(i)).Then(ops...).Commit()
-	return err
+	resp, err := cli.Txn(ctx).If(p.shape.fence(i)).Then(ops...).Commit()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		return fmt.Errorf("design floor: voter %d's acknowledgements: %w", i, err)
+	case err == nil && !resp.Succeeded:
+		return fmt.Errorf("design floor: voter %d's acknowledgements: its registration was lost", i)
+	}
+	return nil
 }
 
 // sawTerminal records that transaction id's terminal record was written
@@ -213,8 +252,14 @@ func (f *finisher) collect(ctx context.Context, p *barePath) error {
 // record, and deletes them.
 func (f *finisher) drain(ctx context.Context, p *barePath) error {
 	for i, cli := range p.shape.voters {
-		if err := f.ackAlone(ctx, cli, p, i, f.acks[i].take()); err != nil {
-			return err
+		for {
+			acks := f.acks[i].take(maxOps / ackOps)
+			if len(acks) == 0 {
+				break
+			}
+			if err := f.ackAlone(ctx, cli, p, i, acks); err != nil {
+				return err
+			}
 		}
 	}
 	want := p.next.Load()
@@ -235,5 +280,8 @@ func (f *finisher) drain(ctx context.Context, p *barePath) error {
 			return fmt.Errorf("design floor: %d of %d transactions finished after 10s", seen, want)
 		}
 	}
-	return f.collect(ctx, p)
+	if err := f.collect(ctx, p); err != nil {
+		return fmt.Errorf("design floor: cleanup: %w", err)
+	}
+	return nil
 }

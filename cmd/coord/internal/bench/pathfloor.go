@@ -39,7 +39,7 @@ type barePath struct {
 	cancel     context.CancelFunc
 	closing    sync.Once
 	wg         sync.WaitGroup
-	voteErr    chan error // the first vote that failed
+	bgErr      chan error // the first error of the background work: votes, acknowledgements, cleanup
 
 	// counter, if set, counts the voters' and the initiator's requests;
 	// run adds the bytes they wrote, and their compares and operations.
@@ -66,7 +66,7 @@ func startPath(ctx context.Context, initiator *clientv3.Client, voters []*client
 	ctx, cancel := context.WithCancel(ctx)
 	p := &barePath{
 		initiator: initiator, voters: len(voters), base: base, value: value, shape: shape, concurrent: concurrent, cancel: cancel,
-		voteErr: make(chan error, 1), waiting: map[string]chan struct{}{}, votes: map[string]int{},
+		bgErr: make(chan error, 1), waiting: map[string]chan struct{}{}, votes: map[string]int{},
 	}
 	for i, cli := range voters {
 		inbox := p.inboxKey(i, "") // the voter's prefix
@@ -84,7 +84,7 @@ func startPath(ctx context.Context, initiator *clientv3.Client, voters []*client
 					id := strings.TrimPrefix(string(ev.Kv.Key), inbox)
 					if shape != nil && !ev.IsCreate() {
 						if shape.fin != nil { // the decision, to acknowledge
-							shape.fin.acks[i].add(pendingAck{id, ev.Kv.ModRevision})
+							shape.fin.acks[i].add(pendingAck{id, ev.Kv.ModRevision, time.Now()})
 						}
 						continue
 					}
@@ -151,19 +151,19 @@ func (p *barePath) vote(ctx context.Context, cli *clientv3.Client, i int, id str
 		key := p.voteKey(id, i)
 		_, err = cli.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).Then(clientv3.OpPut(key, "yes")).Commit()
 	}
-	if ctx.Err() == nil {
-		p.report(err)
+	if err != nil && ctx.Err() == nil {
+		p.report(fmt.Errorf("vote on %s: %w", id, err))
 	}
 }
 
 // report keeps err, if not nil, as the first error of the path's
-// background work, which fails the transaction waiting.
+// background work, which fails the transaction waiting, or the next.
 func (p *barePath) report(err error) {
 	if err == nil {
 		return
 	}
 	select {
-	case p.voteErr <- err:
+	case p.bgErr <- err:
 	default:
 	}
 }
@@ -294,8 +294,8 @@ func (p *barePath) once(ctx context.Context) (time.Duration, error) {
 	defer timeout.Stop()
 	select {
 	case <-done:
-	case err := <-p.voteErr:
-		return 0, fmt.Errorf("bare commit path: vote on %s: %w", id, err)
+	case err := <-p.bgErr:
+		return 0, fmt.Errorf("bare commit path, while %s ran: %w", id, err)
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-timeout.C:

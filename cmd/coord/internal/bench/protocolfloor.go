@@ -85,7 +85,7 @@ func newProtocolShape(names []string, payload []byte) (*protocolShape, error) {
 	if err != nil {
 		return nil, err
 	}
-	decided, decision, err := keys.DecisionWrites(rec, 1<<30, protocol.StateCommitting, now, protocol.CauseNone, "")
+	decided, decision, err := keys.DecisionWrites(rec, 1<<20, protocol.StateCommitting, now, protocol.CauseNone, "")
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func (s *protocolShape) vote(ctx context.Context, cli *clientv3.Client, p *bareP
 	decideOp := clientv3.OpTxn(allYes, decide, []clientv3.Op{clientv3.OpPut(vote, protocol.VoteYes)})
 	var acks []pendingAck
 	if s.fin != nil {
-		acks = s.fin.acks[i].take()
+		acks = s.fin.acks[i].take((maxOps - (p.voters + 4)) / ackOps) // room for the vote's own
 	}
 	if len(acks) == 0 {
 		_, err := cli.Txn(ctx).If(append([]clientv3.Cmp{s.fence(i)}, guard...)...).Then(decideOp).Else(clientv3.OpGet(vote)).Commit()
@@ -134,7 +134,10 @@ func (s *protocolShape) vote(ctx context.Context, cli *clientv3.Client, p *bareP
 	for _, a := range acks {
 		ops = append(ops, s.fin.ack(p, i, a))
 	}
-	_, err := cli.Txn(ctx).If(s.fence(i)).Then(ops...).Commit()
+	resp, err := cli.Txn(ctx).If(s.fence(i)).Then(ops...).Commit()
+	if err == nil && !resp.Succeeded {
+		err = fmt.Errorf("voter %d's registration was lost", i)
+	}
 	return err
 }
 
