@@ -23,7 +23,8 @@ import (
 // this is not the protocol.
 //
 // With a protocolShape (startProtocolPath) the same loop writes what the
-// protocol's commit path writes instead; see protocolShape.
+// protocol's commit path writes instead, see protocolShape; and with its
+// finisher, what the design's whole transaction writes, see finisher.
 type barePath struct {
 	initiator *clientv3.Client
 	voters    int
