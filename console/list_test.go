@@ -35,6 +35,18 @@ var (
 	listNext = regexp.MustCompile(`<a href="([^"]+)" id="next">`)
 )
 
+// parseList returns a list page's ids, top first, and the path of its
+// next page ("" on the last).
+func parseList(body string) (ids []string, next string) {
+	for _, m := range listRow.FindAllStringSubmatch(body, -1) {
+		ids = append(ids, m[1])
+	}
+	if m := listNext.FindStringSubmatch(body); m != nil {
+		next = strings.ReplaceAll(m[1], "&amp;", "&")
+	}
+	return ids, next
+}
+
 // listPages follows the list's pages from path, at most 10, and returns
 // the ids they show, top first; check, if not nil, sees each page's.
 func listPages(t *testing.T, h *browserless, path string, check func(path string, ids []string, more bool)) []string {
@@ -48,19 +60,12 @@ func listPages(t *testing.T, h *browserless, path string, check func(path string
 		if code != 200 {
 			t.Fatalf("GET %s: %d", path, code)
 		}
-		var ids []string
-		for _, m := range listRow.FindAllStringSubmatch(body, -1) {
-			ids = append(ids, m[1])
-		}
-		m := listNext.FindStringSubmatch(body)
+		ids, next := parseList(body)
 		if check != nil {
-			check(path, ids, m != nil)
+			check(path, ids, next != "")
 		}
 		all = append(all, ids...)
-		path = ""
-		if m != nil {
-			path = strings.ReplaceAll(m[1], "&amp;", "&")
-		}
+		path = next
 	}
 	return all
 }
@@ -223,13 +228,7 @@ func TestListNewestFromWhatTheConsoleSaw(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 		}
-		for _, m := range listRow.FindAllStringSubmatch(string(body), -1) {
-			ids = append(ids, m[1])
-		}
-		if m := listNext.FindStringSubmatch(string(body)); m != nil {
-			nextPath = strings.ReplaceAll(m[1], "&amp;", "&")
-		}
-		return ids, nextPath
+		return parseList(string(body))
 	}
 	newestFirst := func(ids []string) []string {
 		out := slices.Clone(ids)

@@ -77,7 +77,7 @@ func (r *recent) before(top int64, n int, prefix string) (s span, ok bool) {
 			continue
 		}
 		// begins[i+1] is the last one looked at, when any was.
-		if looked >= n && b.rev != r.begins[i+1].rev {
+		if looked > 0 && looked >= n && b.rev != r.begins[i+1].rev {
 			s.low, s.whole = r.begins[i+1].rev, false
 			break
 		}

@@ -261,8 +261,8 @@ func TestListUnfinishedReadsInboxes(t *testing.T) {
 		{protocol.StateInvalid, "c1 c2 p1 x1"}, // every unfinished state
 	} {
 		ids, next, n := list(coordinator.ListOptions{State: tc.state, Unfinished: tc.state == protocol.StateInvalid})
-		// The revision to read at, the inbox keys (one stream), and the
-		// records by id (one Txn).
+		// The revision to read at, the inbox keys (one page), and the
+		// records by id (one Txn). A streamed read would count too.
 		if strings.Join(ids, " ") != tc.want || next != "" || n != 3 {
 			t.Errorf("%v: %v (next %q) in %d requests, want %s in 3", tc.state, ids, next, n, tc.want)
 		}
